@@ -1,0 +1,212 @@
+"""The ``smpemu`` command line (typer).
+
+Why it exists: one place that turns user input into a validated RunConfig,
+shows progress, prints results, and maps every outcome onto the documented
+exit codes (0 ok, 3 violation, 4 aborted, 2 bad usage, 1 internal, 130/143
+interrupted).  User mistakes print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from smpemu import __version__
+from smpemu.errors import EXIT_INTERNAL, SmpemuError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Emulate SMP TLB-flush IPIs with real processes, shared memory and semaphores.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _guard(fn):
+    """Map smpemu errors onto exit codes with a one-line message."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except SmpemuError as e:
+            err.print(f"smpemu: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code)
+        except KeyboardInterrupt:
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _progress_run(cfg):
+    from smpemu.coordinator import run
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[steps]:,} steps"), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    ) as prog:
+        task = prog.add_task(f"{cfg.vcpus} vCPUs, {cfg.policy}", total=1.0, steps=0)
+        return run(cfg, progress=lambda f, steps: prog.update(task, completed=f, steps=steps))
+
+
+@app.command()
+@_guard
+def run(
+    vcpus: int = typer.Option(16, help="Number of vCPU processes."),
+    workload: str = typer.Option("malloc-touch", help="Guest workload (see `smpemu list`)."),
+    policy: str = typer.Option("deferred-v4", help="Flush policy (see `smpemu list`)."),
+    pin: str = typer.Option("compact", help="compact | spread | none | a core list such as 0,1,3."),
+    cpus: Optional[str] = typer.Option(None, help="Restrict to these host cores (e.g. 0-3)."),
+    memory_model: str = typer.Option("native", help="native | tso | relaxed."),
+    duration: Optional[float] = typer.Option(None, help="Seconds to run (default 10 unless --iterations)."),
+    iterations: Optional[int] = typer.Option(None, help="Guest steps per vCPU, instead of --duration."),
+    guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M, 1G)."),
+    seed: int = typer.Option(1, help="Seed of every random choice (replayable runs)."),
+    requests: str = typer.Option("modern", help="modern (mode-based waits) | 2009 (wait for every loaded vCPU)."),
+    ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
+    swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second."),
+    tlb_size: int = typer.Option(64, help="TLB entries per vCPU."),
+    rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
+    share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
+    delay: List[str] = typer.Option([], help="Widen a race: POINT=US or POINT=LO-HI (repeatable)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
+):
+    """Run the emulator and print per-vCPU and total counters."""
+    from smpemu.config import RunConfig
+    from smpemu.points import parse_delay
+    from smpemu.report import print_result, write_json
+
+    delays = dict(parse_delay(d) for d in delay)
+    if not 0.0 <= share <= 1.0:
+        raise UsageError(f"--share must be between 0 and 1 (got {share})")
+    cfg = RunConfig(
+        vcpus=vcpus, workload=workload, policy=policy, pin=pin, cpus=cpus,
+        memory_model=memory_model, duration=duration, iterations=iterations,
+        guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout,
+        swap_rate=swap_rate, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
+        delays=delays, json_path=json_out,
+    )
+    if workload == "script":
+        raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
+    result = _progress_run(cfg).as_dict()
+    print_result(result, out)
+    if json_out:
+        write_json(result, json_out)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command("list")
+@_guard
+def list_cmd():
+    """List flush policies, workloads, memory models and protocol points."""
+    import workloads
+    from smpemu import policies
+    from smpemu.memory_model import MODELS
+    from smpemu.points import POINT_NAMES
+
+    t = Table(title="policies", header_style="bold")
+    t.add_column("policy")
+    t.add_column("what it does")
+    for name, cls in policies.POLICIES.items():
+        t.add_row(name + (" (default)" if name == policies.DEFAULT else ""), cls.summary)
+    out.print(t)
+    t = Table(title="workloads", header_style="bold")
+    t.add_column("workload")
+    t.add_column("what it models")
+    for name, doc in workloads.describe().items():
+        t.add_row(name, doc)
+    out.print(t)
+    out.print("memory models: " + ", ".join(MODELS))
+    out.print("protocol points: " + ", ".join(POINT_NAMES))
+
+
+@app.command()
+@_guard
+def info(
+    vcpus: int = typer.Option(16, help="vCPUs to place."),
+    pin: str = typer.Option("compact", help="compact | spread | none | core list."),
+    cpus: Optional[str] = typer.Option(None, help="Restrict to these host cores."),
+):
+    """Show the host's cores and where each vCPU would run."""
+    import os
+    import platform
+
+    import psutil
+
+    from smpemu import pinning
+
+    if vcpus < 1:
+        raise UsageError(f"--vcpus must be at least 1 (got {vcpus})")
+    cores = pinning.allowed_cores(cpus)
+    out.print(f"smpemu {__version__}, Python {platform.python_version()}, {platform.machine()}")
+    out.print(f"logical cpus: {psutil.cpu_count()}, physical cores: {psutil.cpu_count(logical=False)}, "
+              f"allowed for this process: {sorted(os.sched_getaffinity(0))}")
+    topo = pinning.topology(cores)
+    out.print("topology (core: package/core id): " + ", ".join(f"{c}: {p}/{i}" for c, (p, i) in topo.items()))
+    place = pinning.placement(vcpus, pin, cores)
+    t = Table(title=f"--vcpus {vcpus} --pin {pin}: oversubscription "
+                    f"{pinning.oversubscription(vcpus, cores):.1f}x", header_style="bold")
+    t.add_column("vcpu", justify="right")
+    t.add_column("cores")
+    for i, p in enumerate(place):
+        t.add_row(str(i), ",".join(map(str, p)))
+    out.print(t)
+
+
+@app.command()
+@_guard
+def clean(dry_run: bool = typer.Option(False, help="Only list what would be removed.")):
+    """Remove shared objects left by runs whose coordinator is dead."""
+    from smpemu import resources
+
+    removed, kept = resources.clean(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for n in removed:
+        out.print(f"{verb} /dev/shm/{n}")
+    out.print(f"{verb} {len(removed)} object(s); {len(kept)} belong to live runs and were kept")
+
+
+@app.command()
+@_guard
+def litmus(
+    files: List[str] = typer.Argument(..., help="Litmus files or directories."),
+    iterations: int = typer.Option(100000, help="Test instances per file."),
+    memory_model: str = typer.Option("relaxed", help="native | tso | relaxed."),
+    seed: Optional[int] = typer.Option(None, help="Seed (default: random, printed)."),
+):
+    """Run Linux-kernel-memory-model litmus tests through the memory-model layer."""
+    try:
+        from smpemu.litmus.command import litmus_command
+    except ImportError as e:
+        raise UsageError(f"litmus runner unavailable: {e}") from None
+    raise typer.Exit(litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed))
+
+
+@app.command()
+def version():
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as e:  # an internal failure: say so, exit 1
+        err.print(f"smpemu: internal error: {type(e).__name__}: {e}", markup=False)
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Run configuration and its validation (every user mistake -> UsageError).
+
+Why it exists: the CLI, tests, stress and sweep all build runs; one dataclass
+with one ``validate()`` keeps bad input from ever reaching the processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+
+from smpemu.errors import UsageError
+from smpemu.memory_model import MODELS
+
+MAX_VCPUS = 256
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """'64M', '1G', '65536' (bytes), '512K' -> bytes."""
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise UsageError(f"bad size {text!r}: expected a number with an optional K, M or G suffix (e.g. 64M)")
+    n = float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+    return int(n)
+
+
+@dataclass
+class RunConfig:
+    vcpus: int = 16
+    workload: str = "malloc-touch"
+    policy: str = "deferred-v4"
+    pin: str = "compact"
+    cpus: str | None = None  # restrict to these host cores
+    memory_model: str = "native"
+    duration: float | None = None
+    iterations: int | None = None
+    guest_mem: str = "64M"
+    seed: int = 1
+    requests: str = "modern"
+    ack_timeout: float = 5.0
+    swap_rate: float = 1000.0  # host reclaims per second
+    tlb_size: int = 64
+    rmap_size: int = 4
+    procs: int | None = None  # guest processes
+    share: float = 0.05  # malloc-touch: odds a step reads a sibling thread's page
+    cr3_every: int = 4  # malloc-touch: cr3 switch every N mallocs
+    delays: dict = field(default_factory=dict)  # point -> (lo_us, hi_us)
+    script: dict | None = None  # scripted workload (tests)
+    json_path: str | None = None
+    start_timeout: float = 30.0
+
+    @property
+    def guest_pages(self) -> int:
+        return parse_size(self.guest_mem) // 4096
+
+    def validate(self) -> "RunConfig":
+        from smpemu import policies
+        import workloads
+
+        if not isinstance(self.vcpus, int) or self.vcpus < 1:
+            raise UsageError(f"--vcpus must be at least 1 (got {self.vcpus})")
+        if self.vcpus > MAX_VCPUS:
+            raise UsageError(f"--vcpus {self.vcpus} is too many: at most {MAX_VCPUS}")
+        policies.get(self.policy)
+        workloads.get(self.workload)
+        if self.memory_model not in MODELS:
+            raise UsageError(f"unknown memory model {self.memory_model!r}; choose one of: {', '.join(MODELS)}")
+        if self.requests not in ("modern", "2009"):
+            raise UsageError(f"unknown --requests {self.requests!r}; choose modern or 2009")
+        if self.duration is not None and not self.duration > 0:
+            raise UsageError(f"--duration must be > 0 seconds (got {self.duration})")
+        if self.iterations is not None and self.iterations < 1:
+            raise UsageError(f"--iterations must be >= 1 (got {self.iterations})")
+        if self.duration is None and self.iterations is None:
+            self.duration = 10.0
+        if not self.ack_timeout > 0:
+            raise UsageError(f"--ack-timeout must be > 0 seconds (got {self.ack_timeout})")
+        if self.swap_rate < 0:
+            raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
+        if not 4 <= self.tlb_size <= 4096:
+            raise UsageError(f"--tlb-size must be between 4 and 4096 (got {self.tlb_size})")
+        if not 1 <= self.rmap_size <= 64:
+            raise UsageError(f"--rmap-size must be between 1 and 64 (got {self.rmap_size})")
+        pages = self.guest_pages
+        if pages < 64:
+            raise UsageError(f"--guest-mem {self.guest_mem} is too small: at least 256K")
+        if pages > (1 << 22) - 1:
+            raise UsageError(f"--guest-mem {self.guest_mem} is too large: at most 16G")
+        from smpemu import pinning
+
+        pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
+        if self.json_path:
+            check_writable(self.json_path, "--json")
+        return self
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("script", None)
+        return d
+
+
+def check_writable(path: str, opt: str) -> None:
+    """Fail before the run, not after it, if an output path cannot be written."""
+    d = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{opt} {path}: is a directory")
+    if not os.path.isdir(d):
+        raise UsageError(f"{opt} {path}: directory {d} does not exist")
+    if not os.access(d, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{opt} {path}: not writable")

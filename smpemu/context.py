@@ -1,0 +1,148 @@
+"""What one emulated CPU (a vCPU process or the host process) carries around.
+
+Why it exists: the MMU, the IPI protocol, the policies and the oracle all run
+inside whichever process is acting (a vCPU in invlpg, the host in its mmu
+notifier).  ``ProcContext`` bundles that process's id, its memory model, the
+arena, the semaphores and its local counters, so those modules stay plain
+functions over a context instead of each owning a copy of the plumbing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smpemu import shared
+from smpemu.errors import AbortError, AckTimeout
+from smpemu.shared import C, CTL_STOP
+
+
+@dataclass
+class RunParams:
+    """Protocol knobs every process needs (a slice of the run config)."""
+
+    requests: str = "modern"  # or "2009"
+    ack_timeout: float = 5.0
+    spin_us: float = 30.0
+    lock_timeout: float = 5.0
+
+
+@dataclass
+class ProcContext:
+    pid_index: int  # 0..N-1 for vCPUs, N for the host
+    arena: shared.Arena
+    mm: object  # smpemu.memory_model.MemoryModel
+    sems: dict
+    params: RunParams
+    policy: object = None
+    points: object = None  # smpemu.points.Points
+    oracle: object = None  # smpemu.oracle.Oracle
+    handle_requests: object = None  # callable: vCPU's own request handler (None for host)
+    counters: np.ndarray = field(default=None)
+    my_seq: list = field(default=None)
+    lat_ns: list = field(default_factory=list)
+
+    def __post_init__(self):
+        L = self.arena.layout
+        g = L.geometry
+        self.n_vcpus = g.n_vcpus
+        self.is_host = self.pid_index == g.n_vcpus
+        self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
+        self.my_seq = [0] * g.n_vcpus
+        self.W = self.arena.words
+        self.stop_addr = self.arena.ctl_addr(CTL_STOP)
+        self.parent = os.getppid()
+        # addresses, precomputed once
+        self.a_mode = [L["mode"].addr(v, 0) for v in range(g.n_vcpus)]
+        self.a_flag = [L["req_flag"].addr(v, 0) for v in range(g.n_vcpus)]
+        self.a_halted = [L["halted"].addr(v, 0) for v in range(g.n_vcpus)]
+        self.a_req_seq = L["req_seq"].addr(0, 0)
+        self.a_ack_seq = L["ack_seq"].addr(0, 0)
+        self.n_req = g.n_req
+        self.a_ack_waiting = [L["ack_waiting"].addr(r, 0) for r in range(g.n_req)]
+        self.a_spte = L["spte"].offset
+        self.a_dirty = self.arena.ctl_addr(shared.CTL_FLUSH_DIRTY)
+        self.kick = [self.sems[f"kick{v}"] for v in range(g.n_vcpus)]
+        self.ackwake = [self.sems[f"ackwake{r}"] for r in range(g.n_req)]
+        self.mmu_lock_sem = self.sems["mmu_lock"]
+        self.pfn_lock_sem = self.sems["pfn_lock"]
+        self.a_mmu_holder = self.arena.ctl_addr(shared.CTL_MMU_HOLDER)
+        self.a_pfn_holder = self.arena.ctl_addr(shared.CTL_PFN_HOLDER)
+        self.ospid = os.getpid()
+
+    # -- shared words of the request protocol ---------------------------------
+    def req_seq_addr(self, target: int, requester: int) -> int:
+        return self.a_req_seq + target * self.n_req + requester
+
+    def ack_seq_addr(self, target: int, requester: int) -> int:
+        return self.a_ack_seq + target * self.n_req + requester
+
+    # -- liveness ----------------------------------------------------------------
+    def stopping(self) -> bool:
+        return self.W[self.stop_addr] != 0
+
+    def check_alive(self) -> None:
+        """Raise if the run is being torn down or our coordinator died."""
+        if os.getppid() != self.parent:
+            raise AbortError(f"cpu {self.pid_index}: coordinator died")
+        if self.W[self.stop_addr] < 0:  # negative stop word: abort
+            raise AbortError(f"cpu {self.pid_index}: run aborted")
+
+    def exit_poll(self) -> None:
+        """A poll point inside exit handling.
+
+        With ``--requests 2009`` a vCPU acknowledged flush IPIs from interrupt
+        context wherever it was, even holding mmu_lock inside invlpg; the
+        requester waited for it.  Modern KVM does not wait for vCPUs outside
+        guest mode, so there is nothing to do here then.
+        """
+        if self.params.requests == "2009" and self.handle_requests is not None:
+            if self.mm.load(self.a_flag[self.pid_index]):
+                self.handle_requests()
+
+    # -- locks (semaphores held by a recorded pid, acquired with a timeout) -----
+    def lock(self, sem, holder_addr: int, what: str) -> None:
+        """Acquire a lock, polling for IPIs while waiting, never unbounded."""
+        mm = self.mm
+        mm.drain()  # pairs with: a lock holder sees our earlier stores
+        try:
+            sem.acquire(0)
+        except Exception:
+            deadline = time.monotonic() + self.params.lock_timeout
+            while True:
+                self.exit_poll()
+                try:
+                    sem.acquire(0.002)
+                    break
+                except Exception:
+                    pass
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    holder = self.W[holder_addr]
+                    raise AckTimeout(
+                        f"cpu {self.pid_index} could not take {what} within "
+                        f"{self.params.lock_timeout} s (held by pid {holder})"
+                    )
+        self.W[holder_addr] = self.ospid
+
+    def unlock(self, sem, holder_addr: int) -> None:
+        self.W[holder_addr] = 0
+        self.mm.release_lock(sem)  # drains the store buffer first: a release
+
+    def mmu_lock(self) -> None:
+        self.lock(self.mmu_lock_sem, self.a_mmu_holder, "mmu_lock")
+
+    def mmu_unlock(self) -> None:
+        self.unlock(self.mmu_lock_sem, self.a_mmu_holder)
+
+    def point(self, name: str) -> None:
+        """A named protocol point: test pauses, stress delays, 2009 IPI polls."""
+        if self.points is not None and self.points.active:
+            self.points.hit(self, name)
+        self.exit_poll()
+
+    def record_latency(self, ns: int) -> None:
+        self.lat_ns.append(ns)

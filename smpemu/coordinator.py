@@ -1,0 +1,307 @@
+"""The coordinator: creates a run's shared objects, starts, pins, stops, gathers.
+
+Why it exists: only one process may own the lifetime of POSIX objects, or a
+crash leaks them.  The coordinator creates the arena and every semaphore,
+forks N vCPU processes and the host process, releases them together from a
+start barrier, watches them (a vCPU that dies or stops answering aborts the
+run with the reason), stops them after ``--duration`` or ``--iterations``,
+gathers counters, latencies and violations, and unlinks everything on every
+exit path, Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smpemu import pinning, resources, shared
+from smpemu.config import RunConfig
+from smpemu.context import RunParams
+from smpemu.errors import (
+    EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError,
+)
+from smpemu.guest import GuestLayout
+from smpemu.host import host_body
+from smpemu.oracle import gather as gather_violations
+from smpemu.shared import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
+from smpemu.vcpu import vcpu_body
+from smpemu.worker import process_main, read_error
+
+N_ATOMIC = 8
+REPORTED = (
+    "steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests",
+    "remote_flushes", "ipis_sent", "ipis_received", "ipis_avoided",
+)
+
+
+@dataclass
+class Spec:
+    """What every forked process inherits."""
+
+    cfg: RunConfig
+    layout: shared.Layout
+    buf: object
+    sems: dict
+    placement: list
+    params: RunParams
+    guest: GuestLayout
+    n_atomic: int = N_ATOMIC
+
+
+@dataclass
+class RunResult:
+    config: dict
+    vcpus: list = field(default_factory=list)
+    host: dict = field(default_factory=dict)
+    totals: dict = field(default_factory=dict)
+    violations: list = field(default_factory=list)
+    aborted: str | None = None
+    interrupted: str | None = None
+    run_id: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        if self.totals.get("violations", 0) > 0:
+            return EXIT_VIOLATION
+        if self.interrupted == "SIGINT":
+            return EXIT_SIGINT
+        if self.interrupted == "SIGTERM":
+            return EXIT_SIGTERM
+        if self.aborted:
+            return EXIT_ABORTED
+        return EXIT_OK
+
+    def as_dict(self) -> dict:
+        return {
+            "config": self.config,
+            "vcpus": self.vcpus,
+            "host": self.host,
+            "totals": self.totals,
+            "violations": self.violations,
+            "aborted": self.aborted,
+            "interrupted": self.interrupted,
+            "exit_code": self.exit_code,
+        }
+
+
+def plan(cfg: RunConfig):
+    """Validate, then size the guest and the arena (no side effects)."""
+    cfg.validate()
+    guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
+    geo = shared.Geometry(
+        n_vcpus=cfg.vcpus,
+        n_slots=guest.n_slots,
+        n_gfns=cfg.guest_pages,
+        n_pfns=cfg.guest_pages,
+        tlb_size=cfg.tlb_size,
+        rmap_size=cfg.rmap_size,
+    )
+    layout = shared.Layout(geo)
+    try:
+        free = shutil.disk_usage(resources.SHM_DIR).free
+    except OSError:
+        free = None
+    if free is not None and layout.n_bytes > free:
+        raise UsageError(
+            f"this run needs {layout.n_bytes / 2**20:.1f} MiB of shared memory but "
+            f"{resources.SHM_DIR} has {free / 2**20:.1f} MiB free: lower --guest-mem or --vcpus"
+        )
+    placement = pinning.placement(cfg.vcpus, cfg.pin, pinning.allowed_cores(cfg.cpus))
+    return guest, layout, placement
+
+
+def _init_arena(arena: shared.Arena, guest: GuestLayout) -> None:
+    g = arena.layout.geometry
+    arena.free_pfns[:] = np.arange(g.n_pfns)[::-1]
+    arena.ctl[shared.CTL_NFREE, 0] = g.n_pfns
+    gpte = arena.gpte
+    for pt in range(guest.n_pt_gfns):  # the guest kernel's direct map of its page tables
+        gpte[guest.pt_slot(pt)] = pt + 1
+
+
+def _percentiles(hist: np.ndarray) -> dict:
+    total = int(hist.sum())
+    if total == 0:
+        return {"p50": None, "p99": None}
+    cum = np.cumsum(hist)
+    out = {}
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        b = int(np.searchsorted(cum, q * total))
+        ns = 2 ** ((b + 0.5) / 8)  # geometric middle of the bucket
+        out[name] = round(ns / 1000, 2)
+    return out
+
+
+def _row(counters: np.ndarray, hist: np.ndarray, wall: float) -> dict:
+    d = {k: int(counters[C[k]]) for k in REPORTED}
+    d["ack_latency_us"] = _percentiles(hist)
+    d["violations"] = int(counters[C["violations"]])
+    d["wall_s"] = round(wall, 3)
+    d["steps_per_s"] = round(d["steps"] / wall, 1) if wall > 0 else 0.0
+    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "rmap_evictions"):
+        d[k] = int(counters[C[k]])
+    return d
+
+
+def _cpus_of(mask: int) -> list[int]:
+    return [i for i in range(63) if mask >> i & 1]
+
+
+class _Signals:
+    """Turn SIGINT/SIGTERM into a flag the monitor loop acts on."""
+
+    def __init__(self):
+        self.got: str | None = None
+        self.saved = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[s] = signal.signal(s, self._handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handler(self, signum, frame):
+        self.got = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for s, h in self.saved.items():
+            signal.signal(s, h)
+
+
+def run(cfg: RunConfig, progress=None) -> RunResult:
+    """Run one emulation.  ``progress(fraction, totals_dict)`` is called ~10x/s."""
+    guest, layout, placement = plan(cfg)
+    if cfg.script is not None:
+        from workloads.script import validate as validate_script
+
+        events = validate_script(cfg.script, cfg.vcpus)
+    else:
+        events = []
+    params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout,
+                       lock_timeout=cfg.ack_timeout)
+    res = resources.ResourceSet(resources.new_run_id())
+    result = RunResult(config=cfg.as_dict(), run_id=res.run_id)
+    procs: list = []
+    arena = None
+    N = cfg.vcpus
+    try:
+        buf = res.shm("arena", layout.n_bytes)
+        arena = shared.Arena(layout, buf)
+        _init_arena(arena, guest)
+        for v in range(N):
+            res.sem(f"kick{v}", 0)
+        for r in range(N + 1):
+            res.sem(f"ackwake{r}", 0)
+            res.sem(f"fence{r}", 1)
+        for k in range(N_ATOMIC):
+            res.sem(f"atomic{k}", 1)
+        res.sem("mmu_lock", 1)
+        res.sem("pfn_lock", 1)
+        res.sem("start", 0)
+        for e in events:
+            res.sem(f"evt-{e}", 0)
+        spec = Spec(cfg, layout, buf, res.sems, placement, params, guest)
+        ctx = mp.get_context("fork")
+        with _Signals() as sig:
+            for idx in range(N + 1):
+                body = vcpu_body if idx < N else host_body
+                p = ctx.Process(target=process_main, args=(idx, spec, body),
+                                name=f"smpemu-{'vcpu' + str(idx) if idx < N else 'host'}", daemon=True)
+                p.start()
+                procs.append(p)
+            t0 = time.monotonic()
+            arena.ctl[CTL_T0, 0] = time.monotonic_ns()
+            for _ in range(N + 1):
+                res.sems["start"].release()
+            wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
+            _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
+            if sig.got and not result.interrupted:
+                result.interrupted = sig.got
+        _gather(arena, procs, result, wall)
+        return result
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(2)
+        if arena is not None:
+            arena.release()
+        res.close()
+
+
+def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
+    N = cfg.vcpus
+    finite = cfg.iterations is not None or cfg.script is not None
+    last_progress = 0.0
+    while True:
+        sentinels = [p.sentinel for p in procs if p.exitcode is None]
+        multiprocessing.connection.wait(sentinels, timeout=0.05)
+        now = time.monotonic()
+        if sig.got:
+            result.interrupted = sig.got
+            return now - t0
+        for i, p in enumerate(procs):
+            if p.exitcode is not None and p.exitcode != 0:
+                who = f"vcpu {i}" if i < N else "host"
+                msg = read_error(arena, i)
+                if p.exitcode < 0:
+                    msg = f"{who} (pid {p.pid}) died ({signal.Signals(-p.exitcode).name})"
+                result.aborted = msg or f"{who} (pid {p.pid}) exited with code {p.exitcode}"
+                return now - t0
+        if finite:
+            if all(p.exitcode == 0 for p in procs[:N]):
+                return now - t0
+        elif now - t0 >= cfg.duration:
+            return now - t0
+        if progress is not None and now - last_progress > 0.1:
+            last_progress = now
+            if cfg.iterations:
+                steps = arena.counters[:N, C["steps"]]
+                frac = float(np.minimum(steps, cfg.iterations).sum()) / (cfg.iterations * N)
+            elif cfg.duration:
+                frac = (now - t0) / cfg.duration
+            else:
+                frac = 0.0
+            progress(min(frac, 1.0), int(arena.counters[:N, C["steps"]].sum()))
+
+
+def _stop(arena, procs, cfg, abort: bool) -> None:
+    arena.ctl[CTL_STOP, 0] = -1 if abort else 1
+    deadline = time.monotonic() + cfg.ack_timeout + 3.0
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.exitcode is None:
+            try:
+                os.kill(p.pid, signal.SIGCONT)  # a stopped process cannot die politely
+            except ProcessLookupError:
+                pass
+            p.kill()
+            p.join(2)
+
+
+def _gather(arena, procs, result: RunResult, wall: float) -> None:
+    N = len(procs) - 1
+    cnt = arena.counters.copy()
+    hist = arena.ack_hist.copy()
+    for i in range(N):
+        d = {"id": i, "pid": procs[i].pid, "cpus": _cpus_of(int(cnt[i, C["cpu"]]))}
+        d.update(_row(cnt[i], hist[i], wall))
+        result.vcpus.append(d)
+    result.host = {"pid": procs[N].pid, **_row(cnt[N], hist[N], wall)}
+    tot = cnt.sum(axis=0)
+    result.totals = _row(tot, hist.sum(axis=0), wall)
+    result.totals["steps_per_s"] = round(int(cnt[:N, C["steps"]].sum()) / wall, 1) if wall > 0 else 0.0
+    result.violations = gather_violations(arena.viol, cnt, int(arena.ctl[CTL_T0, 0]))
+
+
+__all__ = ["run", "plan", "RunResult", "COUNTER_NAMES", "N_HIST"]

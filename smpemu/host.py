@@ -1,0 +1,57 @@
+"""The host's memory management: swap pressure through the mmu notifier.
+
+Why it exists: deferred flushes are only safe if every place that frees a page
+flushes first; the host process is that place.  It reclaims guest pages at
+``--swap-rate`` per second, preferring pages the guest just freed (cold, and
+the ones whose sptes invlpg already zapped, so only the dirty flag can say a
+flush is owed), and otherwise any data page (its sptes are zapped here).
+Faults swap pages back in.  It is requester id N in the IPI protocol.
+"""
+
+from __future__ import annotations
+
+import time
+
+from smpemu.mmu import MMU
+
+
+def host_body(ctx, spec) -> None:
+    cfg = spec.cfg
+    L = spec.guest
+    mmu = MMU(ctx, L.n_pt_gfns)
+    if cfg.script is not None:
+        from workloads.script import run_host
+
+        run_host(ctx, mmu, spec)
+        return
+    rng = ctx.rng
+    a = ctx.arena
+    data = L.data_gfns()
+    n = L.n_vcpus
+    ring = a.freed_ring
+    heads = a.freed_head
+    period = 1.0 / cfg.swap_rate if cfg.swap_rate > 0 else None
+    next_t = time.monotonic()
+    ops = 0
+    while not ctx.stopping():
+        ctx.check_alive()
+        if period is None:
+            time.sleep(0.05)
+            continue
+        v = rng.randrange(n)
+        h = int(heads[v, 0])
+        if h > 0 and rng.random() < 0.75:
+            k = rng.randrange(min(h, 8))
+            gfn = int(ring[v, (h - 1 - k) % ring.shape[1]])
+        else:
+            gfn = data[rng.randrange(len(data))]
+        mmu.host_invalidate(gfn)
+        ops += 1
+        if ops % 64 == 0:
+            a.counters[ctx.pid_index, :] = ctx.counters
+        next_t += period
+        delay = next_t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -0.5:
+            next_t = time.monotonic()  # fell behind: do not burst to catch up

@@ -1,0 +1,188 @@
+"""Flush requests, kicks (IPIs) and acks between processes.
+
+Why it exists: this is KVM's ``kvm_make_all_cpus_request()`` and the vCPU's
+side of it, with POSIX semaphores for IPIs.  It follows
+Documentation/virt/kvm/vcpu-requests.rst:
+
+    requester r                          vCPU t
+    -----------                          ------
+    req_seq[t][r] = s                    mode = IN_GUEST_MODE
+    wmb()                                mb()
+    req_flag[t] = 1                      if req_flag: exit, serve
+    mb()                                 ...guest steps, polling req_flag...
+    if cmpxchg(mode[t], IN, EXITING)     req_flag = 0
+        kick t (sem_post)                mb()
+    wait ack_seq[t][r] >= s              snap = req_seq[t][*]; flush TLB
+      (spin, then block on ackwake[r])   ack_seq[t][*] = snap; mb()
+                                         wake requesters with ack_waiting set
+
+Acks are per (target, requester) sequence numbers written only by the target,
+so one TLB flush answers every requester whose request it saw, any number of
+requesters can wait at once, and an ack can never be mistaken for one that
+predates the request (a single flush counter read after the request could
+already include a flush that ran before our zap).  Modern semantics wait only
+for vCPUs read as in guest mode or exiting; a vCPU outside guest mode serves
+its requests before it next enters.  ``--requests 2009`` waits for every
+loaded (not halted) vCPU, which acks at poll points in exit handling too.
+"""
+
+from __future__ import annotations
+
+import time
+
+from smpemu.errors import AckTimeout
+from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
+
+
+def make_request(ctx, targets, wake: bool = False) -> None:
+    """Request a TLB flush of ``targets`` and wait for the ones that must ack.
+
+    ``wake``: also kick halted vCPUs (a request without KVM_REQUEST_NO_WAKEUP);
+    TLB flushes do not wake halted vCPUs, as in KVM.
+    """
+    mm = ctx.mm
+    me = ctx.pid_index
+    cnt = ctx.counters
+    cnt[C["flush_requests"]] += 1
+    t0 = time.perf_counter_ns()
+    seqs = ctx.my_seq
+    for t in targets:
+        seqs[t] += 1
+        mm.store(ctx.req_seq_addr(t, me), seqs[t])
+    mm.wmb()  # seq before flag: pairs with mb() in serve_requests() after clearing the flag
+    for t in targets:
+        mm.store(ctx.a_flag[t], 1)
+    mm.mb()  # flag before mode load: pairs with mb() in vcpu.enter_guest() after mode = IN_GUEST
+    wait = []
+    for t in targets:
+        if t == me:
+            continue  # our own request is served before we next enter guest mode
+        if ctx.params.requests == "2009":
+            if not mm.load(ctx.a_halted[t]) or wake:
+                mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
+                ctx.kick[t].release()
+                cnt[C["ipis_sent"]] += 1
+                wait.append(t)
+            else:
+                cnt[C["ipis_avoided"]] += 1
+            continue
+        m = mm.load(ctx.a_mode[t])
+        if m == IN_GUEST_MODE:
+            m = mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
+            if m == IN_GUEST_MODE:
+                ctx.kick[t].release()  # the IPI
+                cnt[C["ipis_sent"]] += 1
+                wait.append(t)
+                continue
+        if m == EXITING_GUEST_MODE:
+            cnt[C["ipis_avoided"]] += 1  # someone already kicked it
+            wait.append(t)
+        elif wake and mm.load(ctx.a_halted[t]):
+            ctx.kick[t].release()
+            cnt[C["ipis_sent"]] += 1
+            wait.append(t)
+        else:
+            cnt[C["ipis_avoided"]] += 1  # outside guest mode: serves it on entry
+    if wait:
+        wait_acks(ctx, wait)
+        cnt[C["acks_waited"]] += len(wait)
+        ctx.record_latency(time.perf_counter_ns() - t0)
+
+
+def _missing(ctx, targets):
+    mm = ctx.mm
+    me = ctx.pid_index
+    return [t for t in targets if mm.load(ctx.ack_seq_addr(t, me)) < ctx.my_seq[t]]
+
+
+def wait_acks(ctx, targets) -> None:
+    """Spin briefly, then block with a timeout, until every target acked."""
+    mm = ctx.mm
+    me = ctx.pid_index
+    missing = _missing(ctx, targets)
+    spin_end = time.perf_counter() + ctx.params.spin_us * 1e-6
+    while missing and time.perf_counter() < spin_end:
+        ctx.exit_poll()
+        missing = _missing(ctx, missing)
+    if not missing:
+        return
+    deadline = time.monotonic() + ctx.params.ack_timeout
+    waiting = ctx.a_ack_waiting[me]
+    mm.store(waiting, 1)
+    try:
+        while True:
+            mm.mb()  # waiting flag before ack loads: pairs with mb() in serve_requests() after the acks
+            missing = _missing(ctx, missing)
+            if not missing:
+                return
+            mm.drain()  # before blocking
+            try:
+                ctx.ackwake[me].acquire(0.005)
+            except Exception:
+                pass
+            ctx.exit_poll()
+            ctx.check_alive()
+            if time.monotonic() > deadline:
+                t = missing[0]
+                raise AckTimeout(
+                    f"vcpu {t} did not ack flush {ctx.my_seq[t]} from cpu {me} "
+                    f"within {ctx.params.ack_timeout} s"
+                )
+    finally:
+        mm.store(waiting, 0)
+
+
+def flush_all_cpus(ctx, include_self: bool = True) -> None:
+    """kvm_flush_remote_tlbs()' request part: every vCPU, self included."""
+    me = ctx.pid_index
+    targets = [t for t in range(ctx.n_vcpus) if include_self or t != me]
+    make_request(ctx, targets)
+    ctx.counters[C["remote_flushes"]] += 1
+
+
+def serve_requests(ctx, flush_tlb, kick) -> bool:
+    """vCPU side: if a request is pending, flush and ack.  True if it did.
+
+    ``flush_tlb``: flushes the private TLB and clears its shared mirror.
+    """
+    mm = ctx.mm
+    me = ctx.pid_index
+    flag = ctx.a_flag[me]
+    if not mm.load(flag):
+        return False
+    mm.store(flag, 0)
+    mm.mb()  # clear before reading seqs: pairs with wmb() in make_request() (seq before flag)
+    base = ctx.req_seq_addr(me, 0)
+    snap = [mm.load(base + r) for r in range(ctx.n_req)]
+    flush_tlb()  # the TLB flush itself, mirror cleared before the acks below
+    abase = ctx.ack_seq_addr(me, 0)
+    served = []
+    for r, s in enumerate(snap):
+        if mm.load(abase + r) != s:
+            mm.store(abase + r, s)
+            served.append(r)
+    mm.mb()  # acks before ack_waiting loads: pairs with mb() in wait_acks()
+    for r in served:
+        if r != me and mm.load(ctx.a_ack_waiting[r]):
+            ctx.ackwake[r].release()
+    # consume kicks: each semaphore count is one IPI delivered to us
+    n = 0
+    while kick.value > 0:
+        try:
+            kick.acquire(0)
+            n += 1
+        except Exception:
+            break
+    ctx.counters[C["ipis_received"]] += n
+    return True
+
+
+__all__ = [
+    "make_request",
+    "wait_acks",
+    "flush_all_cpus",
+    "serve_requests",
+    "OUTSIDE_GUEST_MODE",
+    "IN_GUEST_MODE",
+    "EXITING_GUEST_MODE",
+]

@@ -1,0 +1,264 @@
+"""The shadow MMU: faults, invlpg, rmap, write protection, mmu notifier.
+
+Why it exists: these are the KVM paths of the seed (arch/x86/kvm/mmu.c and
+paging_tmpl.h of 2009, virt/kvm/kvm_main.c's notifier), written over the
+shared arena.  Everything a flush policy may change is delegated to
+``ctx.policy``; everything else (locking, rmap bookkeeping, the notifier
+retry protocol) is the same for every policy, so policies cannot cheat.
+
+Encodings: rmap cells hold slot+1 and memslot cells hold pfn+1 (0 = empty),
+so a zero-filled arena is an empty MMU.
+"""
+
+from __future__ import annotations
+
+import time
+
+from smpemu import spte as S
+from smpemu.errors import AbortError
+from smpemu.shared import C, CTL_NFREE, CTL_NOTIFIER_COUNT, CTL_NOTIFIER_SEQ
+
+FAULT_OK = 0
+GUEST_PF = 1  # the guest page table has no mapping: inject #PF into the guest
+FAULT_RETRY = 2  # raced an invalidation: re-enter the guest and fault again (RET_PF_RETRY)
+
+
+class MMU:
+    """Addresses of the MMU's fields plus the paths that use them."""
+
+    def __init__(self, ctx, n_pt_gfns: int):
+        self.ctx = ctx
+        L = ctx.arena.layout
+        self.W = ctx.arena.words
+        self.a_spte = L["spte"].offset
+        self.a_gpte = L["gpte"].offset
+        self.a_rmap = L["rmap"].offset
+        self.rmap_n = L.geometry.rmap_size
+        self.a_unsync = L["unsync"].offset
+        self.a_wp_time = L["wp_time_ns"].offset
+        self.a_memslot = L["memslot"].offset
+        self.a_free = L["free_pfns"].offset
+        self.a_gen = L["pfn_gen"].offset
+        self.a_nfree = ctx.arena.ctl_addr(CTL_NFREE)
+        self.a_nseq = ctx.arena.ctl_addr(CTL_NOTIFIER_SEQ)
+        self.a_ncount = ctx.arena.ctl_addr(CTL_NOTIFIER_COUNT)
+        self.n_pt_gfns = n_pt_gfns
+
+    # -- host memory: gfn -> pfn (the host mm, under pfn_lock) ------------------
+    def _pfn_lock(self):
+        self.ctx.lock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder, "pfn_lock")
+
+    def _pfn_unlock(self):
+        self.ctx.unlock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder)
+
+    def gfn_to_pfn(self, gfn: int) -> int:
+        """Find or allocate (swap in) the host page backing ``gfn``."""
+        W = self.W
+        self._pfn_lock()
+        try:
+            cur = W[self.a_memslot + gfn]
+            if cur:
+                return cur - 1
+            n = W[self.a_nfree]
+            if n <= 0:
+                raise AbortError("host out of pfns (guest-mem larger than host frames)")
+            pfn = W[self.a_free + n - 1]
+            W[self.a_nfree] = n - 1
+            W[self.a_memslot + gfn] = pfn + 1
+            return pfn
+        finally:
+            self._pfn_unlock()
+
+    # -- rmap (under mmu_lock) ----------------------------------------------------
+    def rmap_remove(self, gfn: int, slot: int) -> None:
+        W = self.W
+        base = self.a_rmap + gfn * self.rmap_n
+        for k in range(self.rmap_n):
+            if W[base + k] == slot + 1:
+                W[base + k] = 0
+                return
+
+    def rmap_add(self, gfn: int, slot: int) -> bool:
+        """Add ``slot`` to rmap[gfn].  Returns True if an eviction needs a flush.
+
+        The rmap is bounded: when it is full, the oldest spte is zapped (through
+        the policy, as invlpg zaps), never silently forgotten.
+        """
+        W = self.W
+        base = self.a_rmap + gfn * self.rmap_n
+        free = -1
+        for k in range(self.rmap_n):
+            v = W[base + k]
+            if v == slot + 1:
+                return False
+            if v == 0 and free < 0:
+                free = k
+        need_flush = False
+        if free < 0:
+            victim = W[base] - 1
+            self.ctx.counters[C["rmap_evictions"]] += 1
+            need_flush = self.ctx.policy.zap(self.ctx, self, victim, gfn)
+            free = 0
+            for k in range(self.rmap_n):
+                if W[base + k] == 0:
+                    free = k
+                    break
+        W[base + free] = slot + 1
+        return need_flush
+
+    def rmap_slots(self, gfn: int) -> list[int]:
+        W = self.W
+        base = self.a_rmap + gfn * self.rmap_n
+        return [W[base + k] - 1 for k in range(self.rmap_n) if W[base + k]]
+
+    def zap_spte(self, slot: int, gfn: int) -> None:
+        """Make the spte non-present and drop it from the rmap (mmu_lock held)."""
+        self.rmap_remove(gfn, slot)
+        self.ctx.mm.store(self.a_spte + slot, 0)
+
+    def is_pt_gfn(self, gfn: int) -> bool:
+        return gfn < self.n_pt_gfns
+
+    # -- shadow page fault -----------------------------------------------------------
+    def shadow_fault(self, slot: int, write: bool) -> int:
+        """Install the spte for ``slot`` from the guest pte.
+
+        If an mmu-notifier invalidation raced with us (mmu_notifier_retry),
+        return FAULT_RETRY: the vCPU re-enters guest mode, which serves the
+        invalidation's flush request, and faults again.  Retrying in here
+        instead would never ack that flush while the invalidation waits for it.
+        """
+        ctx = self.ctx
+        mm = ctx.mm
+        W = self.W
+        ctx.counters[C["faults"]] += 1
+        seq = mm.load(self.a_nseq)
+        mm.rmb()  # seq before gfn_to_pfn: pairs with the seq bump in host_invalidate()
+        gfn = W[self.a_gpte + slot] - 1
+        if gfn < 0:
+            return GUEST_PF
+        pfn = self.gfn_to_pfn(gfn)
+        ctx.mmu_lock()
+        need_flush = False
+        try:
+            if mm.load(self.a_ncount) or mm.load(self.a_nseq) != seq:
+                ctx.counters[C["fault_retries"]] += 1
+                return FAULT_RETRY  # an invalidation ran since we looked the pfn up
+            if W[self.a_gpte + slot] - 1 != gfn:
+                return FAULT_RETRY  # the guest remapped meanwhile: walk again
+            old = mm.load(self.a_spte + slot)
+            writable = True
+            if self.is_pt_gfn(gfn):
+                # a shadowed guest page table: read-only unless unsync
+                if write:
+                    W[self.a_unsync + gfn] = 1
+                writable = bool(W[self.a_unsync + gfn])
+            if old & S.PRESENT:
+                if S.pfn_of(old) == pfn and S.gfn_of(old) == gfn:
+                    if writable and not (old & S.WRITABLE):
+                        # upgrade in place (unsync): no stale mapping to flush
+                        mm.store(self.a_spte + slot, old | S.WRITABLE)
+                    return FAULT_OK
+                need_flush |= ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+            need_flush |= self.rmap_add(gfn, slot)
+            gen = W[self.a_gen + pfn]
+            mm.store(self.a_spte + slot, S.encode(pfn, gfn, gen, writable))
+        finally:
+            ctx.mmu_unlock()
+        ctx.policy.after_unlock(ctx, need_flush)
+        return FAULT_OK
+
+    # -- invlpg ----------------------------------------------------------------------
+    def invlpg(self, slot: int) -> None:
+        """FNAME(invlpg): zap one spte under mmu_lock; the policy decides the
+        remote flush; the caller requests the local flush."""
+        ctx = self.ctx
+        ctx.counters[C["invlpg"]] += 1
+        need_flush = False
+        ctx.mmu_lock()
+        try:
+            old = ctx.mm.load(self.a_spte + slot)
+            if old & S.PRESENT:
+                need_flush = ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+        finally:
+            ctx.mmu_unlock()
+        ctx.policy.after_unlock(ctx, need_flush)
+
+    # -- cr3 write: mmu_sync_children ----------------------------------------------------
+    def rmap_write_protect(self, gfn: int) -> bool:
+        """Clear the writable bit of every spte mapping gfn (mmu_lock held)."""
+        mm = self.ctx.mm
+        protected = False
+        for slot in self.rmap_slots(gfn):
+            s = mm.load(self.a_spte + slot)
+            if s & S.WRITABLE:
+                mm.store(self.a_spte + slot, S.write_protect(s))
+                protected = True
+        return protected
+
+    def sync_children(self, pt_gfns) -> None:
+        """Write-protect the unsync guest page tables reachable from the new
+        cr3, flush as the policy says, then tell the oracle the sync is done."""
+        ctx = self.ctx
+        W = self.W
+        synced = []
+        protected = False
+        ctx.mmu_lock()
+        try:
+            t_wp = time.monotonic_ns()  # before any spte is write-protected
+            for gfn in pt_gfns:
+                if W[self.a_unsync + gfn]:
+                    protected |= self.rmap_write_protect(gfn)
+                    W[self.a_unsync + gfn] = 0
+                    synced.append(gfn)
+        finally:
+            ctx.mmu_unlock()
+        ctx.policy.flush_cond(ctx, protected, "sync")
+        # the sync path returned: from now on no TLB may write these gfns
+        # through an entry filled before t_wp (oracle check 3)
+        for gfn in synced:
+            W[self.a_wp_time + gfn] = t_wp
+
+    # -- host: mmu notifier invalidate + free ------------------------------------------------
+    def host_invalidate(self, gfn: int) -> bool:
+        """invalidate_range_start/end around freeing gfn's page.  True if freed."""
+        ctx = self.ctx
+        mm = ctx.mm
+        W = self.W
+        ctx.mmu_lock()
+        try:
+            mm.store(self.a_ncount, mm.load(self.a_ncount) + 1)
+            zapped = False
+            for slot in self.rmap_slots(gfn):
+                self.zap_spte(slot, gfn)
+                zapped = True
+        finally:
+            ctx.mmu_unlock()
+        ctx.point("notifier.after_unlock")
+        ctx.policy.flush_cond(ctx, zapped, "notifier")
+        freed = False
+        self._pfn_lock()
+        try:
+            cur = W[self.a_memslot + gfn]
+            if cur:
+                pfn = cur - 1
+                W[self.a_memslot + gfn] = 0
+                W[self.a_gen + pfn] += 1
+                if ctx.oracle is not None:
+                    ctx.oracle.check_free(pfn, gfn)
+                n = W[self.a_nfree]
+                W[self.a_free + n] = pfn
+                W[self.a_nfree] = n + 1
+                freed = True
+        finally:
+            self._pfn_unlock()
+        ctx.mmu_lock()
+        try:
+            mm.store(self.a_nseq, mm.load(self.a_nseq) + 1)
+            mm.wmb()  # seq before count drop: pairs with rmb() in shadow_fault()
+            mm.store(self.a_ncount, mm.load(self.a_ncount) - 1)
+        finally:
+            ctx.mmu_unlock()
+        if freed:
+            ctx.counters[C["reclaims"]] += 1
+        return freed

@@ -1,0 +1,41 @@
+"""mmu-lock: remote_tlbs_dirty protected by mmu_lock, flush under the lock.
+
+Marcelo's suggestion in the seed.  Correct by mutual exclusion (invlpg cannot
+zap between the clear and the requests), at the cost of holding mmu_lock for
+the whole IPI round trip: every fault and invlpg waits behind a flush.
+"""
+
+from smpemu import ipi
+from smpemu.policies.base import DeferredPolicy
+
+
+class MmuLockPolicy(DeferredPolicy):
+    name = "mmu-lock"
+    summary = "remote_tlbs_dirty protected by mmu_lock; the flush runs under the lock (contention)"
+
+    def zap(self, ctx, mmu, slot, gfn):
+        mmu.zap_spte(slot, gfn)
+        ctx.point("invlpg.after_zap")
+        ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock
+        ctx.point("invlpg.after_set_dirty")
+        return False
+
+    def _flush_locked(self, ctx):
+        ctx.mm.store(ctx.a_dirty, 0)
+        ctx.point("flush.after_clear_dirty")
+        ipi.flush_all_cpus(ctx)
+
+    def flush_remote(self, ctx):
+        ctx.mmu_lock()
+        try:
+            self._flush_locked(ctx)
+        finally:
+            ctx.mmu_unlock()
+
+    def flush_cond(self, ctx, cond, site):
+        ctx.mmu_lock()
+        try:
+            if cond or ctx.mm.load(ctx.a_dirty):
+                self._flush_locked(ctx)
+        finally:
+            ctx.mmu_unlock()

@@ -1,0 +1,84 @@
+"""Printing and saving results: the rich table and the JSON file.
+
+Why it exists: the table and ``--json`` must use the same counter names, so
+both are produced from the one ``RunResult.as_dict()``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = (
+    "steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests",
+    "remote_flushes", "ipis_sent", "ipis_received", "ipis_avoided",
+)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def run_table(result: dict, title: str = "") -> Table:
+    t = Table(title=title, show_footer=False, header_style="bold")
+    t.add_column("vcpu", justify="right")
+    t.add_column("pid", justify="right")
+    t.add_column("cpus")
+    for c in COLUMNS:
+        t.add_column(c, justify="right")
+    t.add_column("ack_latency_us p50/p99", justify="right")
+    t.add_column("violations", justify="right")
+    t.add_column("steps_per_s", justify="right")
+
+    def row(name, pid, cpus, d, style=None):
+        lat = d.get("ack_latency_us") or {}
+        t.add_row(
+            name, pid, cpus, *(_fmt(d.get(c)) for c in COLUMNS),
+            f"{_fmt(lat.get('p50'))}/{_fmt(lat.get('p99'))}",
+            _fmt(d.get("violations")), _fmt(d.get("steps_per_s")), style=style,
+        )
+
+    for v in result["vcpus"]:
+        row(str(v["id"]), str(v["pid"]), ",".join(map(str, v["cpus"])), v)
+    h = result.get("host") or {}
+    if h:
+        row("host", str(h.get("pid", "")), "any", h, style="dim")
+    row("total", "", "", result["totals"], style="bold")
+    return t
+
+
+def print_result(result: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    cfg = result["config"]
+    title = (f"{cfg['workload']} · {cfg['vcpus']} vCPUs · policy {cfg['policy']} · "
+             f"memory model {cfg['memory_model']} · requests {cfg['requests']} · "
+             f"{result['totals']['wall_s']} s")
+    console.print(run_table(result, title))
+    for v in result["violations"][:10]:
+        console.print(
+            f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+            f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']} at t={v['t_s']} s (seen by cpu {v['reporter']})"
+        )
+    n = result["totals"]["violations"]
+    if n > 10:
+        console.print(f"... {n - 10} more violations (see --json)")
+    if result.get("aborted"):
+        console.print(f"[red]aborted:[/red] {result['aborted']}")
+    if result.get("interrupted"):
+        console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
+    verdict = "[red]violations found[/red]" if n else "[green]no violation[/green]"
+    console.print(f"{verdict}; ipis_sent={result['totals']['ipis_sent']:,}")
+
+
+def write_json(result: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")

@@ -1,0 +1,222 @@
+"""The run's shared-memory arena: one POSIX segment of int64 words.
+
+Why it exists: all vCPUs run one guest, so shadow page tables, rmap, memslot
+and flush state are *one* copy in shared memory that every vCPU process and
+the host process map.  Every field is a slice of one int64 arena, so a
+protocol word is just an index (``Field.addr``) that the memory-model layer
+can buffer and reorder.  Hot scalar accesses go through ``Arena.words`` (a
+memoryview, ~60 ns); vector work (oracle scans, stats) uses numpy views.
+
+N = vCPUs, R = N + 1 requesters (vCPU ids 0..N-1, host = N), S = spte slots,
+G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
+"Line" fields give each id its own 64-byte cache line (8 words).
+
+| name            | shape      | writer(s)                              | readers                        |
+|-----------------|------------|----------------------------------------|--------------------------------|
+| ctl             | (16, 8)    | see CTL_* below                        | all                            |
+| mode            | (N, 8) line| vCPU v; requesters cmpxchg IN->EXITING (atomic word) | requesters         |
+| req_flag        | (N, 8) line| any requester sets 1; vCPU v clears    | vCPU v, oracle                 |
+| halted          | (N, 8) line| vCPU v                                 | requesters (2009 semantics)    |
+| req_seq         | (N, R)     | [t, r]: requester r only               | vCPU t, oracle                 |
+| ack_seq         | (N, R)     | [t, r]: vCPU t only                    | requester r, oracle            |
+| ack_waiting     | (R, 8) line| requester r                            | vCPUs (to wake r)              |
+| spte            | (S,)       | under mmu_lock                         | page walks (lock-free), all    |
+| gpte            | (S,)       | guest: the vCPU owning that range      | shadow faults                  |
+| rmap            | (G, RMAP)  | under mmu_lock                         | under mmu_lock                 |
+| unsync          | (G,)       | under mmu_lock                         | under mmu_lock                 |
+| wp_time_ns      | (G,)       | sync path after its flush (last wins)  | oracle (write check)           |
+| memslot         | (G,)       | under pfn_lock (fault, host free)      | faults, host                   |
+| free_pfns       | (H,)       | under pfn_lock                         | under pfn_lock                 |
+| pfn_gen         | (H,)       | host free, under pfn_lock              | faults, oracle                 |
+| tlb_mirror      | (N, T)     | vCPU v (pfn+1 of each TLB entry, 0=empty) | oracle at host free         |
+| tlb_mirror_slot | (N, T)     | vCPU v (spte slot of the entry)        | oracle reports                 |
+| freed_ring      | (N, FR)    | guest on vCPU v (gfns it freed)        | host reclaim                   |
+| freed_head      | (N, 8) line| guest on vCPU v                        | host reclaim                   |
+| counters        | (R, NC)    | process r (its own row)                | coordinator                    |
+| ack_hist        | (R, NB)    | process r: ack-latency histogram       | coordinator                    |
+| viol            | (R, VM, VF)| process r (its own records)            | coordinator                    |
+| errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
+
+ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
+(the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
+atomic word), CTL_NOTIFIER_SEQ and CTL_NOTIFIER_COUNT (under mmu_lock),
+CTL_MMU_HOLDER / CTL_PFN_HOLDER (pid holding the lock, 0 if free; written by
+the holder, read by the coordinator's liveness checks), CTL_NFREE (under
+pfn_lock), CTL_T0 (coordinator: start time of the run in ns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LINE = 8  # int64 words per 64-byte cache line
+
+CTL_STOP = 0
+CTL_FLUSH_DIRTY = 1
+CTL_NOTIFIER_SEQ = 2
+CTL_NOTIFIER_COUNT = 3
+CTL_MMU_HOLDER = 4
+CTL_PFN_HOLDER = 5
+CTL_NFREE = 6
+CTL_T0 = 7
+N_CTL = 16
+
+# guest modes (Documentation/virt/kvm/vcpu-requests.rst)
+OUTSIDE_GUEST_MODE = 0
+IN_GUEST_MODE = 1
+EXITING_GUEST_MODE = 2
+
+COUNTER_NAMES = (
+    "steps",
+    "invlpg",
+    "faults",
+    "tlb_hits",
+    "tlb_misses",
+    "flush_requests",
+    "remote_flushes",
+    "ipis_sent",
+    "ipis_received",
+    "ipis_avoided",
+    "local_flushes",
+    "cr3_writes",
+    "fault_retries",
+    "reclaims",
+    "rmap_evictions",
+    "violations",
+    "acks_waited",
+    "cpu",
+)
+C = {name: i for i, name in enumerate(COUNTER_NAMES)}
+N_COUNTERS = 24
+N_HIST = 256  # ack latency histogram buckets: 8 per power of two of ns
+VIOL_MAX = 16
+VIOL_FIELDS = 12
+FREED_RING = 256
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes that fix the arena layout; derived from the run config."""
+
+    n_vcpus: int
+    n_slots: int
+    n_gfns: int
+    n_pfns: int
+    tlb_size: int
+    rmap_size: int
+
+    @property
+    def n_req(self) -> int:
+        return self.n_vcpus + 1
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    offset: int  # in words
+    shape: tuple
+    atomic: bool = False
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def addr(self, *idx: int) -> int:
+        """Word index of element ``idx`` (row-major)."""
+        off = 0
+        for i, n in zip(idx, self.shape):
+            off = off * n + i
+        for n in self.shape[len(idx):]:
+            off *= n
+        return self.offset + off
+
+
+def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
+    N, R = g.n_vcpus, g.n_req
+    return [
+        ("ctl", (N_CTL, LINE), False),
+        ("mode", (N, LINE), True),
+        ("req_flag", (N, LINE), False),
+        ("halted", (N, LINE), False),
+        ("req_seq", (N, R), False),
+        ("ack_seq", (N, R), False),
+        ("ack_waiting", (R, LINE), False),
+        ("spte", (g.n_slots,), False),
+        ("gpte", (g.n_slots,), False),
+        ("rmap", (g.n_gfns, g.rmap_size), False),
+        ("unsync", (g.n_gfns,), False),
+        ("wp_time_ns", (g.n_gfns,), False),
+        ("memslot", (g.n_gfns,), False),
+        ("free_pfns", (g.n_pfns,), False),
+        ("pfn_gen", (g.n_pfns,), False),
+        ("tlb_mirror", (N, g.tlb_size), False),
+        ("tlb_mirror_slot", (N, g.tlb_size), False),
+        ("freed_ring", (N, FREED_RING), False),
+        ("freed_head", (N, LINE), False),
+        ("counters", (R, N_COUNTERS), False),
+        ("ack_hist", (R, N_HIST), False),
+        ("viol", (R, VIOL_MAX, VIOL_FIELDS), False),
+        ("errmsg", (R, 32), False),
+    ]
+
+
+class Layout:
+    """Offsets of every field for one geometry."""
+
+    def __init__(self, g: Geometry):
+        self.geometry = g
+        self.fields: dict[str, Field] = {}
+        off = 0
+        for name, shape, atomic in _fields(g):
+            off = (off + LINE - 1) // LINE * LINE  # every field starts on a line
+            self.fields[name] = Field(name, off, shape, atomic)
+            off += int(np.prod(shape))
+        self.n_words = (off + LINE - 1) // LINE * LINE
+        # atomic words: the whole mode field plus the flush-dirty word
+        self._atomic_ranges = [
+            (f.offset, f.offset + f.size) for f in self.fields.values() if f.atomic
+        ]
+        dirty = self.fields["ctl"].addr(CTL_FLUSH_DIRTY, 0)
+        self._atomic_ranges.append((dirty, dirty + 1))
+
+    @property
+    def n_bytes(self) -> int:
+        return self.n_words * 8
+
+    def is_atomic(self, addr: int) -> bool:
+        for lo, hi in self._atomic_ranges:
+            if lo <= addr < hi:
+                return True
+        return False
+
+    def __getitem__(self, name: str) -> Field:
+        return self.fields[name]
+
+
+class Arena:
+    """Views over the mapped arena: ``words`` for scalars, numpy per field."""
+
+    def __init__(self, layout: Layout, buf):
+        self.layout = layout
+        self.buf = buf
+        self.words = memoryview(buf).cast("q")
+        flat = np.frombuffer(buf, dtype=np.int64, count=layout.n_words)
+        self.np: dict[str, np.ndarray] = {}
+        for name, f in layout.fields.items():
+            self.np[name] = flat[f.offset:f.offset + f.size].reshape(f.shape)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["np"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def ctl_addr(self, which: int) -> int:
+        return self.layout["ctl"].addr(which, 0)
+
+    def release(self) -> None:
+        """Drop our views so the mapping can be closed."""
+        self.np = {}
+        self.words.release()

@@ -1,0 +1,235 @@
+"""A vCPU: one OS process alternating guest mode and exits.
+
+Why it exists: guest mode is where TLBs are used and where kicks arrive;
+exits (shadow faults, invlpg, cr3 writes) are where the MMU runs.  The step
+loop is the hot path: a guest access is a poll of the request flag (the
+"interrupt window"), a dict lookup in the private TLB, and the oracle's two
+inline checks; a miss walks the shared shadow table and may exit to the MMU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from smpemu import ipi
+from smpemu import spte as S
+from smpemu.errors import AbortError
+from smpemu.mmu import FAULT_RETRY, GUEST_PF
+from smpemu.oracle import STALE_ACCESS, STALE_WRITE
+from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
+from smpemu.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, E_WR
+
+
+class StopRun(Exception):
+    """The run is over for this vCPU (duration, iterations or stop word)."""
+
+
+class VCPU:
+    def __init__(self, ctx, mmu, tlb, max_steps: int = 0):
+        self.ctx = ctx
+        self.mmu = mmu
+        self.tlb = tlb
+        self.mm = ctx.mm
+        self.W = ctx.arena.words
+        me = ctx.pid_index
+        self.me = me
+        self.a_flag = ctx.a_flag[me]
+        self.a_mode = ctx.a_mode[me]
+        self.a_halted = ctx.a_halted[me]
+        self.a_spte = mmu.a_spte
+        self.a_gen = mmu.a_gen
+        self.a_wp = mmu.a_wp_time
+        self.kick = ctx.kick[me]
+        self.max_steps = max_steps
+        self.steps = self.hits = self.misses = 0
+        self.next_check = 256
+        self.in_guest = False
+        self.table = 0
+        ctx.handle_requests = self.serve
+        self.oracle = ctx.oracle
+        self.fill_point = False
+
+    # -- requests --------------------------------------------------------------
+    def flush_tlb(self) -> None:
+        self.tlb.flush_all()
+        self.ctx.counters[C["local_flushes"]] += 1
+
+    def serve(self) -> bool:
+        return ipi.serve_requests(self.ctx, self.flush_tlb, self.kick)
+
+    def request_local_flush(self) -> None:
+        """KVM_REQ_TLB_FLUSH on ourselves: served before we re-enter."""
+        ctx = self.ctx
+        ctx.my_seq[self.me] += 1
+        self.mm.store(ctx.req_seq_addr(self.me, self.me), ctx.my_seq[self.me])
+        self.mm.wmb()  # seq before flag: pairs with mb() in ipi.serve_requests()
+        self.mm.store(self.a_flag, 1)
+
+    # -- guest mode transitions --------------------------------------------------
+    def enter_guest(self) -> None:
+        """vcpu_enter_guest(): mode = IN_GUEST_MODE, mb(), check requests."""
+        mm = self.mm
+        while True:
+            self.serve()
+            mm.store(self.a_mode, IN_GUEST_MODE)
+            mm.mb()  # mode before requests: pairs with mb() in ipi.make_request()
+            if not mm.load(self.a_flag):
+                break
+            mm.store(self.a_mode, OUTSIDE_GUEST_MODE)  # a request raced in: serve it first
+        self.in_guest = True
+
+    def exit_guest(self) -> None:
+        self.mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
+        self.in_guest = False
+
+    def take_interrupt(self) -> None:
+        """A kick (or a request) noticed between guest steps: exit, serve, re-enter."""
+        self.exit_guest()
+        self.enter_guest()
+
+    # -- guest steps ------------------------------------------------------------------
+    def access(self, slot: int, write: bool) -> bool:
+        """One guest memory access.  False: the guest pte is absent (#PF)."""
+        self.steps += 1
+        if self.steps >= self.next_check:
+            self.periodic()
+        if self.mm.load(self.a_flag):
+            self.take_interrupt()
+        e = self.tlb.map.get(slot)
+        if e is not None and (write is False or e[E_WR]):
+            self.hits += 1
+            self._check(slot, e, write)
+            return True
+        self.misses += 1
+        return self._walk(slot, write)
+
+    def _check(self, slot, e, write) -> None:
+        W = self.W
+        cur = W[self.a_gen + e[E_PFN]] & S.GEN_MASK
+        if cur != e[E_GEN]:
+            self.oracle.record(STALE_ACCESS, self.me, slot, e[E_GFN], e[E_PFN], e[E_GEN], cur, e[E_FILL_NS])
+        if write and W[self.a_wp + e[E_GFN]] > e[E_FILL_NS]:
+            self.oracle.record(STALE_WRITE, self.me, slot, e[E_GFN], e[E_PFN], e[E_GEN], cur, e[E_FILL_NS])
+
+    def _walk(self, slot: int, write: bool) -> bool:
+        """Hardware page walk of the shadow table; exit to the MMU on a miss."""
+        mm = self.mm
+        while True:
+            fill_ns = time.monotonic_ns()  # before the spte load: see oracle check 3
+            s = mm.load(self.a_spte + slot)
+            if s & S.PRESENT and (not write or s & S.WRITABLE):
+                if self.fill_point:
+                    self.ctx.point("tlb.fill")
+                e = self.tlb.fill(slot, s, fill_ns)
+                self._check(slot, e, write)
+                return True
+            self.exit_guest()
+            r = self.mmu.shadow_fault(slot, write)
+            self.enter_guest()
+            if r == GUEST_PF:
+                return False
+            if r == FAULT_RETRY:
+                os.sched_yield()  # let the invalidation finish before faulting again
+
+    # -- exits the guest asks for ---------------------------------------------------------
+    def invlpg(self, slot: int) -> None:
+        self.steps += 1
+        self.exit_guest()
+        self.mmu.invlpg(slot)
+        self.request_local_flush()
+        self.enter_guest()
+
+    def write_cr3(self, table: int, pt_gfns) -> None:
+        self.steps += 1
+        self.exit_guest()
+        self.ctx.counters[C["cr3_writes"]] += 1
+        self.tlb.flush_non_global()
+        self.mmu.sync_children(pt_gfns)
+        self.table = table
+        self.enter_guest()
+
+    def halt(self, timeout: float, wake_sem=None) -> bool:
+        """HLT: outside guest mode, not loaded; block until kicked, woken or timeout."""
+        mm = self.mm
+        self.exit_guest()
+        mm.store(self.a_halted, 1)
+        mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
+        woke = False
+        if not mm.load(self.a_flag):
+            mm.drain()  # before blocking
+            sem = wake_sem if wake_sem is not None else self.kick
+            deadline = time.monotonic() + timeout
+            while not woke:
+                try:
+                    sem.acquire(min(0.05, max(0.0, deadline - time.monotonic())))
+                    woke = True
+                    if sem is self.kick:
+                        self.ctx.counters[C["ipis_received"]] += 1
+                except Exception:
+                    self.ctx.check_alive()
+                    if self.ctx.stopping() or time.monotonic() >= deadline:
+                        break
+        mm.store(self.a_halted, 0)
+        self.enter_guest()
+        return woke
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def publish(self) -> None:
+        c = self.ctx.counters
+        c[C["steps"]] = self.steps
+        c[C["tlb_hits"]] = self.hits
+        c[C["tlb_misses"]] = self.misses
+        self.ctx.arena.counters[self.me, :] = c
+
+    def periodic(self) -> None:
+        self.next_check = self.steps + 256
+        self.publish()
+        ctx = self.ctx
+        ctx.check_alive()
+        if ctx.stopping():
+            raise StopRun()
+        if self.max_steps and self.steps >= self.max_steps:
+            raise StopRun()
+
+    def finish(self) -> None:
+        """Leave guest mode for good: no requester may wait for us any more."""
+        mm = self.mm
+        mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
+        mm.store(self.a_halted, 1)
+        mm.mb()
+        self.serve()
+        mm.drain()
+        self.publish()
+
+
+def vcpu_body(ctx, spec) -> None:
+    """What a vCPU process runs: the workload on the shared guest."""
+    import workloads
+    from smpemu.guest import GuestKernel
+    from smpemu.mmu import MMU
+    from smpemu.tlb import TLB
+
+    cfg = spec.cfg
+    L = spec.guest
+    me = ctx.pid_index
+    mmu = MMU(ctx, L.n_pt_gfns)
+    tlb = TLB(cfg.tlb_size, ctx.arena.tlb_mirror[me], ctx.arena.tlb_mirror_slot[me], L.n_vpn)
+    cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
+    cpu.fill_point = "tlb.fill" in cfg.delays
+    guest = GuestKernel(cpu, L)
+    cpu.spec = spec
+    wl = workloads.get(cfg.workload)
+    cpu.enter_guest()
+    try:
+        wl.run(cpu, guest, ctx.rng, cfg)
+    except StopRun:
+        pass
+    finally:
+        try:
+            cpu.finish()
+        except AbortError:
+            pass
+
+
+__all__ = ["VCPU", "StopRun", "vcpu_body"]

@@ -1,0 +1,113 @@
+"""The body of every forked process: a vCPU or the host.
+
+Why it exists: both kinds of process set themselves up the same way (parent
+death signal, pinning, SIGINT ignored so the coordinator alone orchestrates a
+Ctrl-C, views over the inherited arena, a memory model, the start barrier)
+and report the same way (counters, latency histogram, error text).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import random
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+from smpemu import memory_model, policies
+from smpemu.context import ProcContext
+from smpemu.errors import AbortError, EXIT_ABORTED, EXIT_INTERNAL
+from smpemu.oracle import Oracle
+from smpemu.points import Points
+from smpemu.shared import Arena, C, N_HIST
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # we also poll getppid() in check_alive()
+
+
+def hist_bucket(ns: int) -> int:
+    return min(N_HIST - 1, int(math.log2(max(ns, 1)) * 8))
+
+
+def write_error(arena: Arena, idx: int, text: str) -> None:
+    raw = text.encode()[: arena.errmsg.shape[1] * 8 - 1]
+    buf = np.zeros(arena.errmsg.shape[1] * 8, dtype=np.uint8)
+    buf[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    arena.errmsg[idx, :] = buf.view(np.int64)
+
+
+def read_error(arena: Arena, idx: int) -> str:
+    return arena.errmsg[idx].tobytes().split(b"\0", 1)[0].decode(errors="replace")
+
+
+def make_context(idx: int, spec) -> ProcContext:
+    arena = Arena(spec.layout, spec.buf)
+    sems = spec.sems
+    mm = memory_model.make_model(
+        spec.cfg.memory_model,
+        arena.words,
+        sems[f"fence{idx}"],
+        [sems[f"atomic{k}"] for k in range(spec.n_atomic)],
+        spec.layout.is_atomic,
+        seed=spec.cfg.seed * 1009 + idx,
+        lock_timeout=spec.params.lock_timeout,
+    )
+    rng = random.Random(spec.cfg.seed * 7919 + idx)
+    ctx = ProcContext(idx, arena, mm, sems, spec.params,
+                      policy=policies.get(spec.cfg.policy),
+                      points=Points(spec.cfg.delays, rng))
+    ctx.oracle = Oracle(ctx)
+    ctx.rng = rng
+    return ctx
+
+
+def process_main(idx: int, spec, body) -> None:
+    """Entry point of a forked process; never returns."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = 0
+    ctx = None
+    try:
+        if spec.placement is not None and idx < len(spec.placement):
+            os.sched_setaffinity(0, spec.placement[idx])
+        ctx = make_context(idx, spec)
+        mask = 0
+        for c in os.sched_getaffinity(0):
+            mask |= 1 << min(c, 62)
+        ctx.counters[C["cpu"]] = mask
+        spec.sems["start"].acquire(spec.cfg.start_timeout)
+        body(ctx, spec)
+    except AbortError as e:
+        code = EXIT_ABORTED
+        if ctx is not None:
+            write_error(ctx.arena, idx, str(e))
+    except BaseException as e:  # report, never hang the run
+        code = EXIT_INTERNAL
+        if ctx is not None:
+            write_error(ctx.arena, idx, f"{type(e).__name__}: {e}")
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        if ctx is not None:
+            try:
+                ctx.mm.drain()
+                row = ctx.arena.ack_hist[idx]
+                for ns in ctx.lat_ns:
+                    row[hist_bucket(ns)] += 1
+                ctx.arena.counters[idx, :] = ctx.counters
+            except BaseException:
+                pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

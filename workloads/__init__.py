@@ -1,0 +1,27 @@
+"""Guest workloads: one module each, with ``run(cpu, guest, rng, cfg)``.
+
+``cpu`` is a ``smpemu.vcpu.VCPU``, ``guest`` a ``smpemu.guest.GuestKernel``;
+a workload loops until the vCPU raises ``StopRun``.
+"""
+
+from importlib import import_module
+
+from smpemu.errors import UsageError
+
+WORKLOADS = {
+    "malloc-touch": "workloads.malloc_touch",
+    "script": "workloads.script",
+}
+
+
+def get(name: str):
+    try:
+        return import_module(WORKLOADS[name])
+    except KeyError:
+        raise UsageError(
+            f"unknown workload {name!r}; choose one of: {', '.join(WORKLOADS)}"
+        ) from None
+
+
+def describe() -> dict[str, str]:
+    return {n: (get(n).__doc__ or "").strip().splitlines()[0] for n in WORKLOADS}

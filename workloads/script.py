@@ -1,0 +1,147 @@
+"""script: each vCPU (and the host) runs a fixed list of operations.
+
+For deterministic interleavings in tests and for users' own scenarios: the
+processes are still real and run in parallel, but they meet at named events
+(POSIX semaphores) and can pause at named protocol points.  A script is a
+dict ``{"events": [...], "cpus": {"0": [op, ...], ...}, "host": [op, ...],
+"timeout": seconds}``.  Page operands are ``["u", v, i]``: page i of vCPU v's
+malloc range.  Ops:
+
+    ["touch", PAGE, write]     guest access with demand paging
+    ["access", PAGE, write]    raw access through TLB / shadow table (no #PF handling)
+    ["unmap", PAGE]            guest munmap of one page (pte clear, invlpg, free)
+    ["invlpg", PAGE]           invlpg only
+    ["pt_write", table]        guest write to the first page-table page of a process
+    ["cr3", table]             cr3 write (mmu_sync_children of that process)
+    ["arm", POINT, paused, resume]  pause at POINT next time: post paused, wait resume
+    ["signal", EVT]            post an event
+    ["wait", EVT]              halt (outside guest mode) until the event
+    ["spin", EVT]              stay in guest mode, taking interrupts, until the event
+    ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
+    host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
+               ["reclaim", PAGE]     host frees the frame PAGE maps now
+"""
+
+from __future__ import annotations
+
+import time
+
+from smpemu.errors import AckTimeout, UsageError
+
+CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "cr3", "arm", "signal", "wait", "spin", "flush"}
+HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
+
+
+def validate(script: dict, n_vcpus: int) -> list[str]:
+    """Check a script's shape; returns its event names."""
+    if not isinstance(script, dict):
+        raise UsageError("script: expected a JSON object")
+    events = list(script.get("events", []))
+    for k, ops in list(script.get("cpus", {}).items()) + [("host", script.get("host", []))]:
+        allowed = HOST_OPS if k == "host" else CPU_OPS
+        if k != "host" and not (str(k).isdigit() and int(k) < n_vcpus):
+            raise UsageError(f"script: cpu {k!r} is not a vCPU of this run (0..{n_vcpus - 1})")
+        for n, op in enumerate(ops):
+            if not op or op[0] not in allowed:
+                raise UsageError(f"script: {k} op {n}: {op!r} is not one of {sorted(allowed)}")
+            for x in op[1:]:
+                if isinstance(x, str) and op[0] in ("signal", "wait", "spin") and x not in events:
+                    raise UsageError(f"script: {k} op {n}: unknown event {x!r}")
+    return events
+
+
+def _slot(guest_layout, page) -> int:
+    _, v, i = page
+    return guest_layout.user_range(v)[i]
+
+
+def _evt(spec, name):
+    return spec.sems[f"evt-{name}"]
+
+
+def _wait_evt(ctx, sem, timeout, name):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sem.acquire(0.005)
+            return
+        except Exception:
+            pass
+        ctx.check_alive()
+        if time.monotonic() > deadline:
+            raise AckTimeout(f"cpu {ctx.pid_index}: script event {name!r} not posted within {timeout} s")
+
+
+def run(cpu, guest, rng, cfg) -> None:
+    spec = cpu.spec
+    ctx = cpu.ctx
+    L = guest.L
+    timeout = float(cfg.script.get("timeout", 20))
+    ops = cfg.script.get("cpus", {}).get(str(cpu.me), [])
+    for op in ops:
+        kind = op[0]
+        if kind == "touch":
+            guest.touch(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
+        elif kind == "access":
+            cpu.access(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
+        elif kind == "unmap":
+            guest.unmap(_slot(L, op[1]))
+        elif kind == "invlpg":
+            cpu.invlpg(_slot(L, op[1]))
+        elif kind == "pt_write":
+            guest.touch(L.pt_slot(L.pt_gfns_of_table(op[1])[0]), True)
+        elif kind == "cr3":
+            cpu.write_cr3(op[1], L.pt_gfns_of_table(op[1]))
+        elif kind == "arm":
+            ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
+        elif kind == "signal":
+            ctx.mm.drain()  # our stores are visible before the other side runs
+            _evt(spec, op[1]).release()
+        elif kind == "wait":
+            if not cpu.halt(timeout, _evt(spec, op[1])):
+                raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
+        elif kind == "spin":
+            sem = _evt(spec, op[1])
+            deadline = time.monotonic() + timeout
+            while True:
+                if ctx.mm.load(cpu.a_flag):
+                    cpu.take_interrupt()
+                if sem.value > 0:
+                    sem.acquire(0)
+                    break
+                ctx.check_alive()
+                if time.monotonic() > deadline:
+                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
+        elif kind == "flush":
+            cpu.exit_guest()
+            ctx.policy.flush_remote(ctx)
+            cpu.enter_guest()
+
+
+def run_host(ctx, mmu, spec) -> None:
+    cfg = spec.cfg
+    L = spec.guest
+    timeout = float(cfg.script.get("timeout", 20))
+    a = ctx.arena
+    for op in cfg.script.get("host", []):
+        kind = op[0]
+        if kind == "signal":
+            ctx.mm.drain()
+            _evt(spec, op[1]).release()
+        elif kind == "wait":
+            ctx.mm.drain()
+            _wait_evt(ctx, _evt(spec, op[1]), timeout, op[1])
+        elif kind == "flush":
+            ctx.policy.flush_remote(ctx)
+        elif kind == "arm":
+            ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
+        elif kind == "reclaim_freed":
+            v = op[1]
+            h = int(a.freed_head[v, 0])
+            if h == 0:
+                raise UsageError(f"script: host reclaim_freed {v}: vCPU {v} freed nothing yet")
+            mmu.host_invalidate(int(a.freed_ring[v, (h - 1) % a.freed_ring.shape[1]]))
+        elif kind == "reclaim":
+            gfn = int(a.gpte.reshape(-1)[_slot(L, op[1])]) - 1
+            if gfn >= 0:
+                mmu.host_invalidate(gfn)
