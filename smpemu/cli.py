@@ -28,6 +28,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
+if not out.is_terminal:
+    out = Console(width=160)  # logs and pipes: wide enough for the run tables
 err = Console(stderr=True)
 
 

@@ -1,8 +1,8 @@
 """The guest: its address-space layout and the guest kernel's paths.
 
 Why it exists: the seed's invlpg flood comes from a 32-bit highmem guest:
-each first touch of a user page maps it through the CPU's kmap slot (invlpg
-of the slot), zeroes it, and writes the guest pte; a free unmaps and invlpgs
+each first touch of a user page maps it through the CPU's kmap slot, zeroes
+it, unmaps the slot (invlpg), and writes the guest pte; a free unmaps and invlpgs
 each page.  Those guest-kernel paths are the same for every workload, so they
 live here; workloads only decide which pages to touch and when.
 
@@ -152,10 +152,16 @@ class GuestKernel:
         self.set_gpte(slot, gfn)
 
     def kmap_zero(self, gfn: int) -> None:
-        """kmap_atomic(page) into this CPU's slot, invlpg it, zero the page."""
+        """kmap_atomic(page) into this CPU's slot, zero the page, kunmap_atomic.
+
+        As in 2.6.29's x86-32 highmem: kunmap_atomic() clears the slot's pte
+        and invlpgs it (kpte_clear_flush), so every first touch costs one
+        invlpg of a per-CPU slot that no other CPU ever maps.
+        """
         self.W[self.a_gpte + self.kmap] = gfn + 1
-        self.cpu.invlpg(self.kmap)
         self.touch(self.kmap, True)
+        self.W[self.a_gpte + self.kmap] = 0
+        self.cpu.invlpg(self.kmap)
 
     def set_gpte(self, slot: int, gfn: int) -> None:
         """Write the guest pte: a guest write to its page-table page."""

@@ -83,6 +83,7 @@ def make_request(ctx, targets, wake: bool = False) -> None:
             wait.append(t)
         else:
             cnt[C["ipis_avoided"]] += 1  # outside guest mode: serves it on entry
+    ctx.point("ipi.after_kick")
     if wait:
         wait_acks(ctx, wait)
         cnt[C["acks_waited"]] += len(wait)

@@ -20,6 +20,8 @@ POINT_NAMES = (
     "flush.after_clear_dirty",
     "notifier.after_unlock",
     "tlb.fill",
+    "ipi.after_kick",
+    "fault.retry",
 )
 
 

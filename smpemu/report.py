@@ -11,15 +11,17 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-COLUMNS = (
-    "steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests",
-    "remote_flushes", "ipis_sent", "ipis_received", "ipis_avoided",
+TABLES = (
+    ("steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests", "remote_flushes"),
+    ("ipis_sent", "ipis_received", "ipis_avoided", "ack_latency_us", "violations", "wall_s", "steps_per_s"),
 )
 
 
 def _fmt(v) -> str:
     if v is None:
         return "-"
+    if isinstance(v, dict):  # ack_latency_us
+        return f"{_fmt(v.get('p50'))} / {_fmt(v.get('p99'))}"
     if isinstance(v, float):
         return f"{v:,.1f}"
     if isinstance(v, int):
@@ -27,41 +29,40 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def run_table(result: dict, title: str = "") -> Table:
-    t = Table(title=title, show_footer=False, header_style="bold")
-    t.add_column("vcpu", justify="right")
-    t.add_column("pid", justify="right")
-    t.add_column("cpus")
-    for c in COLUMNS:
-        t.add_column(c, justify="right")
-    t.add_column("ack_latency_us p50/p99", justify="right")
-    t.add_column("violations", justify="right")
-    t.add_column("steps_per_s", justify="right")
+def run_tables(result: dict) -> list[Table]:
+    """Two tables (rows: each vCPU, the host, the total) with the JSON's names."""
+    tables = []
+    for cols in TABLES:
+        t = Table(header_style="bold")
+        t.add_column("vcpu", justify="right")
+        if cols is TABLES[0]:
+            t.add_column("pid", justify="right")
+            t.add_column("cpus")
+        for c in cols:
+            t.add_column(c + (" p50 / p99" if c == "ack_latency_us" else ""), justify="right")
 
-    def row(name, pid, cpus, d, style=None):
-        lat = d.get("ack_latency_us") or {}
-        t.add_row(
-            name, pid, cpus, *(_fmt(d.get(c)) for c in COLUMNS),
-            f"{_fmt(lat.get('p50'))}/{_fmt(lat.get('p99'))}",
-            _fmt(d.get("violations")), _fmt(d.get("steps_per_s")), style=style,
-        )
+        def row(name, pid, cpus, d, style=None):
+            lead = [name, pid, cpus] if cols is TABLES[0] else [name]
+            t.add_row(*lead, *(_fmt(d.get(c)) for c in cols), style=style)
 
-    for v in result["vcpus"]:
-        row(str(v["id"]), str(v["pid"]), ",".join(map(str, v["cpus"])), v)
-    h = result.get("host") or {}
-    if h:
-        row("host", str(h.get("pid", "")), "any", h, style="dim")
-    row("total", "", "", result["totals"], style="bold")
-    return t
+        for v in result["vcpus"]:
+            row(str(v["id"]), str(v["pid"]), ",".join(map(str, v["cpus"])), v)
+        h = result.get("host") or {}
+        if h:
+            row("host", str(h.get("pid", "")), "any", h, style="dim")
+        row("total", "", "", result["totals"], style="bold")
+        tables.append(t)
+    return tables
 
 
 def print_result(result: dict, console: Console | None = None) -> None:
     console = console or Console()
     cfg = result["config"]
-    title = (f"{cfg['workload']} · {cfg['vcpus']} vCPUs · policy {cfg['policy']} · "
-             f"memory model {cfg['memory_model']} · requests {cfg['requests']} · "
-             f"{result['totals']['wall_s']} s")
-    console.print(run_table(result, title))
+    console.print(f"[bold]{cfg['workload']}[/bold]: {cfg['vcpus']} vCPUs, policy {cfg['policy']}, "
+                  f"memory model {cfg['memory_model']}, requests {cfg['requests']}, "
+                  f"pin {cfg['pin']}, seed {cfg['seed']}, {result['totals']['wall_s']} s")
+    for t in run_tables(result):
+        console.print(t)
     for v in result["violations"][:10]:
         console.print(
             f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "

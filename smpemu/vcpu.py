@@ -43,7 +43,7 @@ class VCPU:
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
         self.steps = self.hits = self.misses = 0
-        self.next_check = 256
+        self.next_check = min(256, max_steps) if max_steps else 256
         self.in_guest = False
         self.table = 0
         ctx.handle_requests = self.serve
@@ -83,8 +83,17 @@ class VCPU:
         self.mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
         self.in_guest = False
 
+    def kicked(self) -> bool:
+        """The cheap poll between guest steps: did a requester kick us?
+
+        Only a kick (mode moved to EXITING by a requester's cmpxchg, then the
+        semaphore post) interrupts guest mode; a request without a kick is
+        not seen until the next entry, as on real hardware.
+        """
+        return self.mm.load(self.a_mode) == EXITING_GUEST_MODE
+
     def take_interrupt(self) -> None:
-        """A kick (or a request) noticed between guest steps: exit, serve, re-enter."""
+        """A kick noticed between guest steps: exit, serve requests, re-enter."""
         self.exit_guest()
         self.enter_guest()
 
@@ -94,8 +103,8 @@ class VCPU:
         self.steps += 1
         if self.steps >= self.next_check:
             self.periodic()
-        if self.mm.load(self.a_flag):
-            self.take_interrupt()
+        if self.mm.load(self.a_mode) == EXITING_GUEST_MODE:
+            self.take_interrupt()  # kicked: the interrupt window between two steps
         e = self.tlb.map.get(slot)
         if e is not None and (write is False or e[E_WR]):
             self.hits += 1
@@ -130,7 +139,28 @@ class VCPU:
             if r == GUEST_PF:
                 return False
             if r == FAULT_RETRY:
-                os.sched_yield()  # let the invalidation finish before faulting again
+                self.ctx.point("fault.retry")
+                self._wait_invalidation()
+
+    def _wait_invalidation(self) -> None:
+        """Re-executing the faulting access while an invalidation is running:
+        stay in guest mode taking interrupts (the invalidation's flush may be
+        waiting for *our* ack) and sleep a little instead of spinning, so that
+        oversubscribed cores go to the CPUs that must ack."""
+        mm = self.mm
+        a_ncount = self.mmu.a_ncount
+        ctx = self.ctx
+        deadline = time.monotonic() + ctx.params.ack_timeout
+        while mm.load(a_ncount):
+            if self.kicked():
+                self.take_interrupt()
+            time.sleep(50e-6)
+            if time.monotonic() > deadline:
+                ctx.check_alive()
+                raise AbortError(
+                    f"vcpu {self.me}: mmu notifier invalidation still running after "
+                    f"{ctx.params.ack_timeout} s (host pid holding mmu_lock: {self.W[ctx.a_mmu_holder]})"
+                )
 
     # -- exits the guest asks for ---------------------------------------------------------
     def invlpg(self, slot: int) -> None:
@@ -150,29 +180,34 @@ class VCPU:
         self.enter_guest()
 
     def halt(self, timeout: float, wake_sem=None) -> bool:
-        """HLT: outside guest mode, not loaded; block until kicked, woken or timeout."""
+        """HLT: outside guest mode and not loaded, blocked until kicked (or
+        ``wake_sem`` is posted) or ``timeout``.  A pending request does not
+        block (kvm_vcpu_check_block): it is served on re-entry and the vCPU
+        halts again.  True if woken, False on timeout or stop."""
         mm = self.mm
-        self.exit_guest()
-        mm.store(self.a_halted, 1)
-        mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-        woke = False
-        if not mm.load(self.a_flag):
-            mm.drain()  # before blocking
-            sem = wake_sem if wake_sem is not None else self.kick
-            deadline = time.monotonic() + timeout
-            while not woke:
+        sem = wake_sem if wake_sem is not None else self.kick
+        deadline = time.monotonic() + timeout
+        while True:
+            woke = False
+            self.exit_guest()
+            mm.store(self.a_halted, 1)
+            mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
+            if not mm.load(self.a_flag):
+                mm.drain()  # before blocking
                 try:
                     sem.acquire(min(0.05, max(0.0, deadline - time.monotonic())))
                     woke = True
                     if sem is self.kick:
                         self.ctx.counters[C["ipis_received"]] += 1
                 except Exception:
-                    self.ctx.check_alive()
-                    if self.ctx.stopping() or time.monotonic() >= deadline:
-                        break
-        mm.store(self.a_halted, 0)
-        self.enter_guest()
-        return woke
+                    pass
+            mm.store(self.a_halted, 0)
+            self.enter_guest()  # serves whatever is pending
+            if woke:
+                return True
+            self.ctx.check_alive()
+            if self.ctx.stopping() or time.monotonic() >= deadline:
+                return False
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def publish(self) -> None:
@@ -184,6 +219,8 @@ class VCPU:
 
     def periodic(self) -> None:
         self.next_check = self.steps + 256
+        if self.max_steps:
+            self.next_check = min(self.next_check, self.max_steps)
         self.publish()
         ctx = self.ctx
         ctx.check_alive()
@@ -199,6 +236,13 @@ class VCPU:
         mm.store(self.a_halted, 1)
         mm.mb()
         self.serve()
+        # a kick can land after we noticed its request by polling: count it
+        while self.kick.value > 0:
+            try:
+                self.kick.acquire(0)
+            except Exception:
+                break
+            self.ctx.counters[C["ipis_received"]] += 1
         mm.drain()
         self.publish()
 

@@ -3,8 +3,8 @@
 The seed's test (Andrea: "malloc and touch a byte for each 4096 page
 allocated by malloc. That will run a flood of invlpg").  In a 32-bit highmem
 guest every first touch faults; the guest maps the new page through its
-per-CPU kmap slot and invlpgs the slot (that, more than the unmap, is the
-flood), zeroes it, writes the guest pte; free unmaps and invlpgs every page.
+per-CPU kmap slot, zeroes it, and kunmap_atomic invlpgs the slot (that, more
+than the unmap, is the flood), then writes the guest pte; free unmaps and invlpgs every page.
 Threads of one guest process share the address space and now and then read a
 sibling's page (``--share``), so a page one vCPU frees may sit in another
 vCPU's TLB.  Every ``--cr3-every`` mallocs the vCPU context-switches to

@@ -12,11 +12,14 @@ malloc range.  Ops:
     ["unmap", PAGE]            guest munmap of one page (pte clear, invlpg, free)
     ["invlpg", PAGE]           invlpg only
     ["pt_write", table]        guest write to the first page-table page of a process
+    ["invlpg_pt", table]       invlpg of the kernel mapping of that page-table page
     ["cr3", table]             cr3 write (mmu_sync_children of that process)
     ["arm", POINT, paused, resume]  pause at POINT next time: post paused, wait resume
     ["signal", EVT]            post an event
     ["wait", EVT]              halt (outside guest mode) until the event
     ["spin", EVT]              stay in guest mode, taking interrupts, until the event
+    ["busy", EVT]              stay in guest mode *not* taking interrupts until the event
+                               (a vCPU preempted in guest mode, or with interrupts off)
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
@@ -28,7 +31,7 @@ import time
 
 from smpemu.errors import AckTimeout, UsageError
 
-CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "cr3", "arm", "signal", "wait", "spin", "flush"}
+CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 
 
@@ -45,7 +48,7 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
             if not op or op[0] not in allowed:
                 raise UsageError(f"script: {k} op {n}: {op!r} is not one of {sorted(allowed)}")
             for x in op[1:]:
-                if isinstance(x, str) and op[0] in ("signal", "wait", "spin") and x not in events:
+                if isinstance(x, str) and op[0] in ("signal", "wait", "spin", "busy") and x not in events:
                     raise UsageError(f"script: {k} op {n}: unknown event {x!r}")
     return events
 
@@ -90,6 +93,8 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.invlpg(_slot(L, op[1]))
         elif kind == "pt_write":
             guest.touch(L.pt_slot(L.pt_gfns_of_table(op[1])[0]), True)
+        elif kind == "invlpg_pt":
+            cpu.invlpg(L.pt_slot(L.pt_gfns_of_table(op[1])[0]))
         elif kind == "cr3":
             cpu.write_cr3(op[1], L.pt_gfns_of_table(op[1]))
         elif kind == "arm":
@@ -104,7 +109,7 @@ def run(cpu, guest, rng, cfg) -> None:
             sem = _evt(spec, op[1])
             deadline = time.monotonic() + timeout
             while True:
-                if ctx.mm.load(cpu.a_flag):
+                if cpu.kicked():
                     cpu.take_interrupt()
                 if sem.value > 0:
                     sem.acquire(0)
@@ -112,6 +117,15 @@ def run(cpu, guest, rng, cfg) -> None:
                 ctx.check_alive()
                 if time.monotonic() > deadline:
                     raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
+        elif kind == "busy":
+            sem = _evt(spec, op[1])
+            deadline = time.monotonic() + timeout
+            while not sem.value:
+                time.sleep(0.001)
+                ctx.check_alive()
+                if time.monotonic() > deadline:
+                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
+            sem.acquire(0)
         elif kind == "flush":
             cpu.exit_guest()
             ctx.policy.flush_remote(ctx)

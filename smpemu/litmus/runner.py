@@ -1,0 +1,408 @@
+"""Run a parsed litmus test with real processes through the memory-model layer.
+
+Why it exists: a memory model is only believable if the classic litmus tests
+come out right on it with real concurrency.  This runner does what litmus7
+does, in Python:
+
+- one process per litmus thread, forked, pinned round-robin to the allowed
+  cores, each with its own memory model (its own store buffer);
+- the shared variables live in one POSIX shared-memory segment of int64, as
+  arrays: instance ``i`` of variable ``v`` is word ``v * batch + i``, so one
+  batch runs ``batch`` independent instances with a single semaphore
+  handshake (go/done) per thread and batch;
+- inside a batch the threads meet at a cheap shared-memory spin barrier
+  before every instance, then each waits a random few loop turns, so the
+  threads' operations really overlap and every order gets its chance;
+- after its operations a thread waits another random moment (its stores sit
+  in its store buffer meanwhile), drains the buffer, and records its
+  registers (the values its loads returned) in the segment;
+- the coordinator (this process) reads registers and final shared values
+  with numpy after each batch and keeps a histogram of final states.
+
+Layout of the segment (int64 words; B = batch size, T = threads):
+
+    | name  | shape         | writer(s)                   | readers            |
+    |-------|---------------|-----------------------------|--------------------|
+    | cells | vars x B      | threads (model), coordinator| threads, coordinator|
+    |       |               | (reset, between batches)    | (after a batch)     |
+    | regs  | registers x B | the register's thread       | coordinator         |
+    | sync  | T x 8 (pad)   | thread t writes word 8t     | other threads       |
+
+Every blocking wait is bounded; every POSIX object is unlinked on every exit
+path; thread processes are killed if they outlive the run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import posix_ipc
+
+from smpemu.errors import AbortError, AckTimeout, UsageError
+from smpemu.litmus import parser as P
+from smpemu.memory_model import MODELS, make_model
+from smpemu.resources import ResourceSet, new_run_id
+
+DEFAULT_BATCH = 1000
+N_ATOMIC_LOCKS = 4
+SYNC_STRIDE = 8  # one cache line per thread's barrier word
+# Random delays, counted in idle model loads so that they scale with the cost
+# of the test's own operations (the same on a fast or a loaded machine):
+START_BITS = 6  # 0..63 idle loads before a thread's operations
+BUSY_BITS = 4  # 0..15 idle loads after them, before the final drain
+SPIN_BEFORE_YIELD = int(os.environ.get("SBY", 256))
+
+
+@dataclass
+class LitmusResult:
+    test: P.LitmusTest
+    model: str
+    iterations: int
+    columns: list[str]  # "0:r0", ..., "x", ...
+    histogram: Counter  # tuple of column values -> count
+    positive: int  # instances satisfying the condition
+    negative: int
+    elapsed: float
+    seed: int
+
+    @property
+    def observation(self) -> str:
+        if self.positive == 0:
+            return "Never"
+        if self.negative == 0:
+            return "Always"
+        return "Sometimes"
+
+    @property
+    def validated(self) -> bool:
+        q = self.test.quantifier
+        if q == "exists":
+            return self.positive > 0
+        if q == "~exists":
+            return self.positive == 0
+        return self.negative == 0  # forall
+
+    @property
+    def violation(self) -> bool:
+        """A forbidden outcome was seen (the Result line says it never happens,
+        or that the condition always holds)."""
+        exp = self.test.expected
+        return (exp == "Never" and self.positive > 0) or (exp == "Always" and self.negative > 0)
+
+    def witnesses(self) -> list[tuple]:
+        return [s for s in self.histogram if self._holds(s)]
+
+    def _holds(self, state: tuple) -> bool:
+        regs, mem = {}, {}
+        for col, v in zip(self.columns, state):
+            if ":" in col:
+                t, r = col.split(":")
+                regs[(int(t), r)] = v
+            else:
+                mem[col] = v
+        return P.evaluate(self.test.condition, regs, mem)
+
+
+def format_result(res: LitmusResult) -> str:
+    """litmus7-style report of one test."""
+    t = res.test
+    kind = {"exists": "Allowed", "~exists": "Forbidden", "forall": "Required"}[t.quantifier]
+    lines = [f"Test {t.name} {kind}", f"States {len(res.histogram)}"]
+    for state in sorted(res.histogram):
+        mark = "*>" if res._holds(state) else ":>"
+        cells = " ".join(f"{c}={v};" for c, v in zip(res.columns, state))
+        lines.append(f"{res.histogram[state]:<8} {mark}{cells}")
+    lines.append("Ok" if res.validated else "No")
+    lines.append("Witnesses")
+    lines.append(f"Positive: {res.positive} Negative: {res.negative}")
+    verdict = "is validated" if res.validated else "is NOT validated"
+    lines.append(f"Condition {t.quantifier} {t.condition_display()} {verdict}")
+    lines.append(f"Observation {t.name} {res.observation} {res.positive} {res.negative}")
+    lines.append(f"Time {t.name} {res.elapsed:.2f}")
+    lines.append(f"Model {res.model} seed {res.seed} iterations {res.iterations}")
+    return "\n".join(lines)
+
+
+# -- code generation ------------------------------------------------------------------
+
+
+def _compile_thread(th: P.Thread, var_base: dict[str, int], reg_base: dict[str, int], ns: dict):
+    """Compile a thread to ``body(i)``: instance i's operations, as Python.
+
+    As litmus7 compiles a test to C, the ops become straight-line calls on
+    the model's bound methods; registers are Python locals; the loaded
+    values are written to the regs area after the instance's final drain.
+    """
+
+    def val(v):
+        return f"r_{v}" if isinstance(v, str) else str(int(v))
+
+    src = ["def body(i):"]
+    src += [f"    r_{r} = {v}" for r, v in th.regs.items()]
+    for op in th.ops:
+        a = f"{var_base[op.var]} + i" if op.var else None
+        k = op.kind
+        if k in (P.STORE, P.STORE_RELEASE):
+            src.append(f"    {k}({a}, {val(op.args[0])})")
+        elif k in (P.LOAD, P.LOAD_ACQUIRE):
+            src.append(f"    r_{op.reg} = {k}({a})")
+        elif k in (P.WMB, P.RMB, P.MB):
+            src.append(f"    {k}()")
+        elif k == P.XCHG:
+            src.append(f"    r_{op.reg} = xchg({a}, {val(op.args[0])})")
+        elif k == P.CMPXCHG:
+            src.append(f"    r_{op.reg} = cmpxchg({a}, {val(op.args[0])}, {val(op.args[1])})")
+        elif k == P.ASSIGN:
+            src.append(f"    r_{op.reg} = {val(op.args[0])}")
+        else:  # pragma: no cover - the parser only makes the kinds above
+            raise AssertionError(k)
+    src.append(f"    keep_busy({BUSY_BITS})  # the buffer drains at random moments meanwhile")
+    src.append("    drain()")
+    src += [f"    words[{reg_base[r]} + i] = r_{r}" for r in th.regs]
+    src.append("    pass")
+    exec(compile("\n".join(src), f"<litmus P{th.index}>", "exec"), ns)
+    return ns["body"]
+
+
+# -- the thread processes ---------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Everything a thread process needs; inherited through fork."""
+
+    test: P.LitmusTest
+    model: str
+    seed: int
+    batches: list[int]
+    batch: int
+    var_base: dict[str, int]
+    reg_base: dict[tuple[int, str], int]
+    sync_base: int
+    timeout: float
+
+
+def _spin_barrier(words, mine: int, others: list[int], target: int, timeout: float, who: str) -> None:
+    """Meet the other threads before instance ``target``.
+
+    Each thread publishes the number of the instance it is about to run and
+    waits until every other thread has published it too.  Spins, yields the
+    core after a while (oversubscription), and gives up after ``timeout``.
+    The word is written directly (not through the model): it is harness
+    state, and the model's buffer has been drained before it.
+    """
+    words[mine] = target  # pairs with the loop below in the other threads
+    for addr in others:
+        if words[addr] >= target:
+            continue
+        spins = 0
+        deadline = None
+        while words[addr] < target:  # pairs with "words[mine] = target" above
+            spins += 1
+            if spins >= SPIN_BEFORE_YIELD:
+                os.sched_yield()
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                elif spins & 1023 == 0 and time.monotonic() > deadline:
+                    raise AckTimeout(f"litmus {who}: the other threads did not reach instance {target} within {timeout} s")
+
+
+def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
+    """Body of the process that runs litmus thread ``P<t>``."""
+    who = f"P{t}"
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[t % len(cpus)]})
+        words = memoryview(mm).cast("q")
+        batch = plan.batch
+        atomic_rows = {plan.var_base[v] // batch for v in plan.test.atomic_vars()}
+
+        def is_atomic(addr: int) -> bool:
+            return addr // batch in atomic_rows  # the cells of an xchg'd variable
+
+        model = make_model(
+            plan.model,
+            words,
+            sems[f"fence{t}"],
+            [sems[f"alock{k}"] for k in range(N_ATOMIC_LOCKS)],
+            is_atomic,
+            seed=plan.seed * 1009 + t,
+            lock_timeout=plan.timeout,
+        )
+        delay_bits = random.Random(plan.seed * 7919 + t + 1).getrandbits
+
+        scratch = plan.sync_base + SYNC_STRIDE * t + 1  # private word, harness only
+        load = model.load
+
+        def keep_busy(bits: int):  # the CPU runs on; its buffer may drain meanwhile
+            for _ in range(delay_bits(bits)):
+                load(scratch)
+
+        th = plan.test.threads[t]
+        ns = {
+            "store": model.store,
+            "store_release": model.store_release,
+            "load": model.load,
+            "load_acquire": model.load_acquire,
+            "wmb": model.wmb,
+            "rmb": model.rmb,
+            "mb": model.mb,
+            "xchg": model.xchg,
+            "cmpxchg": model.cmpxchg,
+            "drain": model.drain,
+            "keep_busy": keep_busy,
+            "words": words,
+        }
+        body = _compile_thread(th, plan.var_base, {r: plan.reg_base[(t, r)] for r in th.regs}, ns)
+        n_threads = len(plan.test.threads)
+        mine = plan.sync_base + SYNC_STRIDE * t
+        others = [plan.sync_base + SYNC_STRIDE * u for u in range(n_threads) if u != t]
+        go, done = sems[f"go{t}"], sems[f"done{t}"]
+        parent = os.getppid()
+        instance = 0
+        for count in plan.batches:
+            _wait_for_go(go, parent, plan.timeout, who)
+            for i in range(count):
+                instance += 1
+                _spin_barrier(words, mine, others, instance, plan.timeout, who)
+                keep_busy(START_BITS)  # shifts this thread's start against the others'
+                body(i)
+            model.drain()  # every store visible before the coordinator reads
+            done.release()  # pairs with _wait_done() in the coordinator
+    except BaseException as e:  # report, then die: the coordinator aborts the run
+        try:
+            conn.send(f"{type(e).__name__}: {e}")
+        except Exception:
+            pass
+        os._exit(1)
+
+
+def _wait_for_go(go, parent: int, timeout: float, who: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            go.acquire(0.5)  # pairs with go.release() in run_test()
+            return
+        except posix_ipc.BusyError:
+            if os.getppid() != parent:
+                raise AbortError(f"litmus {who}: the coordinator died") from None
+            if time.monotonic() > deadline:
+                raise AckTimeout(f"litmus {who}: no go from the coordinator within {timeout} s") from None
+
+
+# -- the coordinator -------------------------------------------------------------------
+
+
+def _wait_done(done, procs, t: int, conns, batch_no: int, timeout: float) -> None:
+    """Wait for thread t to finish a batch; abort if any thread died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done.acquire(0.05)  # pairs with done.release() in _thread_main()
+            return
+        except posix_ipc.BusyError:
+            pass
+        for u, p in enumerate(procs):
+            if p.exitcode is not None:
+                why = conns[u].recv() if conns[u].poll() else f"exit code {p.exitcode}"
+                raise AbortError(f"litmus thread P{u} (pid {p.pid}) died in batch {batch_no}: {why}")
+        if time.monotonic() > deadline:
+            raise AckTimeout(f"litmus thread P{t} did not finish batch {batch_no} within {timeout} s")
+
+
+def run_test(
+    test: P.LitmusTest,
+    iterations: int = 100_000,
+    model: str = "relaxed",
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    timeout: float = 10.0,
+) -> LitmusResult:
+    """Run ``iterations`` instances of ``test`` under ``model``."""
+    if model not in MODELS:
+        raise UsageError(f"unknown memory model {model!r} (choose one of {', '.join(MODELS)})")
+    if iterations <= 0:
+        raise UsageError(f"iterations must be positive, got {iterations}")
+    batch = max(1, min(batch, iterations))
+    batches = [batch] * (iterations // batch)
+    if iterations % batch:
+        batches.append(iterations % batch)
+
+    variables = list(test.init)
+    regs = test.registers()
+    var_base = {v: k * batch for k, v in enumerate(variables)}
+    reg_start = len(variables) * batch
+    reg_base = {tr: reg_start + k * batch for k, tr in enumerate(regs)}
+    sync_base = reg_start + len(regs) * batch
+    n_threads = len(test.threads)
+    n_words = sync_base + SYNC_STRIDE * n_threads
+    cond_vars = test.condition_vars()
+    columns = [f"{t}:{r}" for t, r in regs] + cond_vars
+
+    plan = _Plan(test, model, seed, batches, batch, var_base, reg_base, sync_base, timeout)
+    ctx = multiprocessing.get_context("fork")
+    rs = ResourceSet(new_run_id())
+    procs: list = []
+    conns: list = []
+    arena = None
+    try:
+        mm = rs.shm("litmus", n_words * 8)
+        sems = {}
+        for t in range(n_threads):
+            for what, initial in (("fence", 1), ("go", 0), ("done", 0)):
+                sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
+        for k in range(N_ATOMIC_LOCKS):
+            sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
+        arena = np.frombuffer(mm, dtype=np.int64)
+        for t in range(n_threads):
+            recv, send = ctx.Pipe(duplex=False)
+            conns.append(recv)
+            p = ctx.Process(target=_thread_main, args=(t, plan, mm, sems, send), name=f"smpemu-litmus-P{t}", daemon=True)
+            procs.append(p)
+            p.start()
+            send.close()
+
+        hist: Counter = Counter()
+        init_vals = [test.init[v] for v in variables]
+        start = time.perf_counter()
+        for b, count in enumerate(batches):
+            for k, v in enumerate(init_vals):  # threads are parked on go: no race
+                arena[k * batch : k * batch + count] = v
+            for t in range(n_threads):
+                sems[f"go{t}"].release()  # pairs with _wait_for_go() in the threads
+            for t in range(n_threads):
+                _wait_done(sems[f"done{t}"], procs, t, conns, b, timeout * 3)
+            cols = [arena[reg_base[tr] : reg_base[tr] + count] for tr in regs]
+            cols += [arena[var_base[v] : var_base[v] + count] for v in cond_vars]
+            if cols:
+                states, counts = np.unique(np.stack(cols, axis=1), axis=0, return_counts=True)
+                for s, c in zip(states.tolist(), counts.tolist()):
+                    hist[tuple(s)] += c
+            else:
+                hist[()] += count
+            del cols
+        elapsed = time.perf_counter() - start
+        for p in procs:
+            p.join(timeout)
+            if p.exitcode != 0:
+                raise AbortError(f"litmus process {p.name} (pid {p.pid}) ended with exit code {p.exitcode}")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join(5)
+        for c in conns:
+            c.close()
+        del arena
+        rs.close()
+
+    res = LitmusResult(test, model, iterations, columns, hist, 0, 0, elapsed, seed)
+    res.positive = sum(hist[s] for s in res.witnesses())
+    res.negative = iterations - res.positive
+    return res

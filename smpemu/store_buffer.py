@@ -1,0 +1,238 @@
+"""Store-buffer memory models: ``tso`` (x86-TSO) and ``relaxed`` (ARMv8-like).
+
+Why it exists: the host is x86, so a missing ``smp_wmb()`` never shows on it.
+These models put a software store buffer in front of the shared arena, per
+process, so a run can emulate hardware that delays and reorders stores:
+
+- ``tso``: a FIFO of (address, value).  Stores enter the buffer in program
+  order and reach memory in the same order, at random moments (each access
+  drains the oldest entry with probability ``drain_probability``; the buffer
+  never holds more than ``max_buffer`` entries).  A load sees the process's
+  own latest buffered store to that address, else memory.  Store->load
+  reordering (SB) is possible; store->store is not (MP is forbidden).
+  ``wmb``/``rmb`` are no-ops, ``mb`` drains everything.
+- ``relaxed``: the buffer drains in any order across addresses, but the
+  stores to one address leave in program order (coherence).  ``wmb`` and
+  ``store_release`` put a barrier in the buffer: nothing after it drains
+  before everything before it.  Loads are never reordered (a store buffer
+  cannot do that), so ``rmb``/``load_acquire`` need nothing, and load
+  buffering (LB) outcomes can never appear.  There is one memory, so every
+  store becomes visible to all other processes at once (multi-copy atomic):
+  POWER's non-MCA outcomes (IRIW, WRC) are out of reach too.
+
+Atomic words (``is_atomic(addr)``) are never buffered: cmpxchg/xchg drain
+the whole buffer and run under the striped lock (the base class does it), and
+a plain store to an atomic word goes through the same lock, straight to
+memory.  Under ``tso`` such a store first drains the whole buffer (FIFO: no
+earlier store may become visible after it).  Under ``relaxed`` it first
+drains everything before the last barrier (wmb/store_release), and lets the
+stores made since that barrier stay buffered: a plain store may be reordered
+with earlier plain stores on ARM, but never ahead of a barrier.
+
+``mb()`` drains the buffer and then does the native model's real fence,
+because after draining, the stores sit in the *host's* store buffer, which
+x86 may still reorder with a later load.
+
+The fast path is plain Python (a dict lookup and a deque/list append per
+access, no numpy): see docs/memory-models.md for measured costs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from smpemu.errors import UsageError
+from smpemu.memory_model import MemoryModel
+
+STORE_BUFFER_MODELS = ("tso", "relaxed")
+
+
+class _BufferedModel(MemoryModel):
+    """Forwarding table and random-drain policy shared by both models.
+
+    ``_fwd[addr] = [latest buffered value, number of buffered entries]``:
+    a load hits it before memory (store forwarding); an address leaves it
+    when its last buffered entry has drained.
+    """
+
+    drain_probability = 0.2  # chance that one access drains one entry
+    max_buffer = 8  # entries; a store that overflows it drains one at once
+
+    def __init__(
+        self,
+        words,
+        fence,
+        atomic_locks,
+        is_atomic,
+        seed: int = 0,
+        lock_timeout: float = 5.0,
+        *,
+        drain_probability: float | None = None,
+        max_buffer: int | None = None,
+    ):
+        super().__init__(words, fence, atomic_locks, is_atomic, seed, lock_timeout)
+        if drain_probability is not None:
+            self.drain_probability = drain_probability
+        if max_buffer is not None:
+            if max_buffer < 1:
+                raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+            self.max_buffer = max_buffer
+        self._fwd: dict[int, list[int]] = {}
+        self._random = self.rng.random
+        self._n = 0  # entries buffered
+
+    # -- loads -----------------------------------------------------------------
+    def load(self, addr: int) -> int:
+        if self._n and self._random() < self.drain_probability:
+            self.drain_one()
+        f = self._fwd.get(addr)
+        if f is not None:
+            return f[0]  # own latest store to addr, not yet visible to others
+        return self.words[addr]
+
+    # A load is performed when it executes, in program order: later loads and
+    # stores cannot overtake it, so acquire needs nothing more than a load.
+    load_acquire = load
+
+    # -- buffer bookkeeping ----------------------------------------------------------
+    def _write_back(self, addr: int, val: int) -> None:
+        """One buffered entry reaches memory."""
+        self.words[addr] = val
+        self._n -= 1
+        f = self._fwd[addr]
+        f[1] -= 1
+        if not f[1]:
+            del self._fwd[addr]
+
+    def drain_one(self) -> None:  # pragma: no cover - abstract
+        """Let one buffered store reach memory, as hardware does at a random
+        moment (the models call it; tests call it to step a buffer)."""
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        while self._n:
+            self.drain_one()
+
+    def buffered(self) -> int:
+        """Number of stores not yet visible to other processes (for tests)."""
+        return self._n
+
+    # -- barriers ----------------------------------------------------------------
+    def mb(self) -> None:
+        self.drain()
+        # the drained stores may still sit in the host's store buffer:
+        MemoryModel.mb(self)  # real locked op; orders them before later loads
+
+
+class TsoModel(_BufferedModel):
+    """x86-TSO: one FIFO store buffer per process."""
+
+    name = "tso"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._buf: deque[tuple[int, int]] = deque()
+
+    def store(self, addr: int, val: int) -> None:
+        if self.is_atomic(addr):
+            self.drain()  # FIFO: every earlier store is visible before this one
+            self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
+            return
+        self._buf.append((addr, val))
+        # forwarding entry and random drain; inlined, this is the hot path
+        self._n += 1
+        f = self._fwd.get(addr)
+        if f is None:
+            self._fwd[addr] = [val, 1]
+        else:
+            f[0] = val
+            f[1] += 1
+        if self._n > self.max_buffer or self._random() < self.drain_probability:
+            self.drain_one()
+
+    def drain_one(self) -> None:
+        addr, val = self._buf.popleft()  # oldest first: stores stay in order
+        self._write_back(addr, val)
+
+    # wmb()/rmb(): inherited no-ops; TSO already orders store->store, load->load.
+
+
+class RelaxedModel(_BufferedModel):
+    """Stores drain in any order, except per address and across barriers.
+
+    The buffer is a list of segments separated by barriers (wmb or
+    store_release).  Only the oldest segment may drain; within it any entry
+    may go, provided no older store to the same address is still buffered.
+    """
+
+    name = "relaxed"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Invariant: at least one segment; every segment but the last is non-empty.
+        self._segs: list[list[tuple[int, int]]] = [[]]
+
+    def store(self, addr: int, val: int) -> None:
+        if self.is_atomic(addr):
+            self._drain_before_barrier()  # a store never overtakes a barrier
+            self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
+            return
+        self._segs[-1].append((addr, val))
+        # as in TsoModel.store()
+        self._n += 1
+        f = self._fwd.get(addr)
+        if f is None:
+            self._fwd[addr] = [val, 1]
+        else:
+            f[0] = val
+            f[1] += 1
+        if self._n > self.max_buffer or self._random() < self.drain_probability:
+            self.drain_one()
+
+    def store_release(self, addr: int, val: int) -> None:
+        self.wmb()  # every earlier store is visible before this one
+        self.store(addr, val)
+
+    def wmb(self) -> None:
+        """Close the current segment: later stores drain after all earlier ones."""
+        if self._segs[-1]:
+            self._segs.append([])
+
+    def _drain_before_barrier(self) -> None:
+        while len(self._segs) > 1:
+            self.drain_one()
+
+    def drain_one(self) -> None:
+        seg = self._segs[0]
+        n = len(seg)
+        j = 0
+        if n > 1:
+            addr = seg[int(self._random() * n)][0]
+            while seg[j][0] != addr:  # coherence: oldest store to addr first
+                j += 1
+        addr, val = seg.pop(j)
+        if not seg and len(self._segs) > 1:
+            del self._segs[0]  # barrier passed: the next segment may drain
+        self._write_back(addr, val)
+
+
+def make(
+    name: str,
+    words,
+    fence,
+    atomic_locks,
+    is_atomic,
+    seed: int = 0,
+    lock_timeout: float = 5.0,
+) -> MemoryModel:
+    """Build the store-buffer model ``name`` ("tso" or "relaxed")."""
+    if name == "tso":
+        cls = TsoModel
+    elif name == "relaxed":
+        cls = RelaxedModel
+    else:
+        raise UsageError(
+            f"memory model {name!r} is not a store-buffer model "
+            f"(choose one of {', '.join(STORE_BUFFER_MODELS)})"
+        )
+    return cls(words, fence, atomic_locks, is_atomic, seed=seed, lock_timeout=lock_timeout)

@@ -1,0 +1,20 @@
+"""Helpers for tests that run real emulations."""
+
+from smpemu.config import RunConfig
+from smpemu.coordinator import run
+
+
+def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):
+    """Run a scripted scenario: real processes, real semaphores, no host reclaim."""
+    kw.setdefault("ack_timeout", 10.0)
+    cfg = RunConfig(vcpus=vcpus, workload="script", policy=policy, requests=requests,
+                    script=script, guest_mem="4M", swap_rate=0, procs=1, pin="none", **kw)
+    return run(cfg)
+
+
+def counters(result, cpu):
+    return result.vcpus[cpu]
+
+
+def kinds(result):
+    return sorted({v["kind"] for v in result.violations})
