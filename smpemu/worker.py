@@ -26,12 +26,15 @@ from smpemu.points import Points
 from smpemu.shared import Arena, C, N_HIST
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(name: str) -> None:
+    """SIGKILL us when the coordinator dies, and name us (``ps -o comm``)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]))
     except OSError:
         pass  # we also poll getppid() in check_alive()
 
@@ -74,7 +77,7 @@ def make_context(idx: int, spec) -> ProcContext:
 
 def process_main(idx: int, spec, body) -> None:
     """Entry point of a forked process; never returns."""
-    _die_with_parent()
+    _die_with_parent(f"smpemu-{'host' if idx == spec.cfg.vcpus else f'vcpu{idx}'}")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
