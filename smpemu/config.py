@@ -40,6 +40,7 @@ class RunConfig:
     seed: int = 1
     requests: str = "modern"
     ack_timeout: float = 5.0
+    spin_us: float = 50.0  # requesters spin this long on acks before blocking
     swap_rate: float = 1000.0  # host reclaims per second
     tlb_size: int = 64
     rmap_size: int = 4
@@ -77,6 +78,8 @@ class RunConfig:
             self.duration = 10.0
         if not self.ack_timeout > 0:
             raise UsageError(f"--ack-timeout must be > 0 seconds (got {self.ack_timeout})")
+        if not 0 <= self.spin_us <= 1e6:
+            raise UsageError(f"--spin-us must be between 0 and 1000000 (got {self.spin_us})")
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
         if not 4 <= self.tlb_size <= 4096:

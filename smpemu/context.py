@@ -26,7 +26,7 @@ class RunParams:
 
     requests: str = "modern"  # or "2009"
     ack_timeout: float = 5.0
-    spin_us: float = 30.0
+    spin_us: float = 50.0
     lock_timeout: float = 5.0
 
 

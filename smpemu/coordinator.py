@@ -177,6 +177,28 @@ class _Signals:
             signal.signal(s, h)
 
 
+def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
+    """Create the arena and every semaphore of a run in ``res``; return the Spec."""
+    N = cfg.vcpus
+    buf = res.shm("arena", layout.n_bytes)
+    arena = shared.Arena(layout, buf)
+    _init_arena(arena, guest)
+    arena.release()
+    for v in range(N):
+        res.sem(f"kick{v}", 0)
+    for r in range(N + 1):
+        res.sem(f"ackwake{r}", 0)
+        res.sem(f"fence{r}", 1)
+    for k in range(N_ATOMIC):
+        res.sem(f"atomic{k}", 1)
+    res.sem("mmu_lock", 1)
+    res.sem("pfn_lock", 1)
+    res.sem("start", 0)
+    for e in events:
+        res.sem(f"evt-{e}", 0)
+    return Spec(cfg, layout, buf, res.sems, placement, params, guest)
+
+
 def run(cfg: RunConfig, progress=None) -> RunResult:
     """Run one emulation.  ``progress(fraction, totals_dict)`` is called ~10x/s."""
     guest, layout, placement = plan(cfg)
@@ -187,29 +209,15 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
     else:
         events = []
     params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout,
-                       lock_timeout=cfg.ack_timeout)
+                       lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us)
     res = resources.ResourceSet(resources.new_run_id())
     result = RunResult(config=cfg.as_dict(), run_id=res.run_id)
     procs: list = []
     arena = None
     N = cfg.vcpus
     try:
-        buf = res.shm("arena", layout.n_bytes)
-        arena = shared.Arena(layout, buf)
-        _init_arena(arena, guest)
-        for v in range(N):
-            res.sem(f"kick{v}", 0)
-        for r in range(N + 1):
-            res.sem(f"ackwake{r}", 0)
-            res.sem(f"fence{r}", 1)
-        for k in range(N_ATOMIC):
-            res.sem(f"atomic{k}", 1)
-        res.sem("mmu_lock", 1)
-        res.sem("pfn_lock", 1)
-        res.sem("start", 0)
-        for e in events:
-            res.sem(f"evt-{e}", 0)
-        spec = Spec(cfg, layout, buf, res.sems, placement, params, guest)
+        spec = build_spec(res, cfg, guest, layout, placement, params, events)
+        arena = shared.Arena(layout, spec.buf)
         ctx = mp.get_context("fork")
         with _Signals() as sig:
             for idx in range(N + 1):

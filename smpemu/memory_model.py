@@ -59,6 +59,11 @@ class MemoryModel:
         self.rng = random.Random(seed)
         self.lock_timeout = lock_timeout
         self._fence_up = False
+        if type(self) is MemoryModel:
+            # native loads are plain memory reads: bind the C-level accessor
+            # (saves a Python frame on the hottest path; subclasses keep theirs)
+            self.load = words.__getitem__
+            self.load_acquire = words.__getitem__
 
     # -- plain accesses ------------------------------------------------------
     def load(self, addr: int) -> int:

@@ -174,22 +174,19 @@ class Layout:
             self.fields[name] = Field(name, off, shape, atomic)
             off += int(np.prod(shape))
         self.n_words = (off + LINE - 1) // LINE * LINE
-        # atomic words: the whole mode field plus the flush-dirty word
-        self._atomic_ranges = [
-            (f.offset, f.offset + f.size) for f in self.fields.values() if f.atomic
-        ]
-        dirty = self.fields["ctl"].addr(CTL_FLUSH_DIRTY, 0)
-        self._atomic_ranges.append((dirty, dirty + 1))
+        # atomic words: the whole mode field plus the flush-dirty word; a set,
+        # so that ``is_atomic`` (called on every protocol store) is one C call
+        atomic = set()
+        for f in self.fields.values():
+            if f.atomic:
+                atomic.update(range(f.offset, f.offset + f.size))
+        atomic.add(self.fields["ctl"].addr(CTL_FLUSH_DIRTY, 0))
+        self.atomic_words = frozenset(atomic)
+        self.is_atomic = self.atomic_words.__contains__
 
     @property
     def n_bytes(self) -> int:
         return self.n_words * 8
-
-    def is_atomic(self, addr: int) -> bool:
-        for lo, hi in self._atomic_ranges:
-            if lo <= addr < hi:
-                return True
-        return False
 
     def __getitem__(self, name: str) -> Field:
         return self.fields[name]

@@ -103,7 +103,7 @@ class VCPU:
         self.steps += 1
         if self.steps >= self.next_check:
             self.periodic()
-        if self.mm.load(self.a_mode) == EXITING_GUEST_MODE:
+        if self.mm.load(self.a_mode) == EXITING_GUEST_MODE:  # == self.kicked(), inlined
             self.take_interrupt()  # kicked: the interrupt window between two steps
         e = self.tlb.map.get(slot)
         if e is not None and (write is False or e[E_WR]):
