@@ -210,16 +210,19 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
         events = []
     params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout,
                        lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us)
-    res = resources.ResourceSet(resources.new_run_id())
-    result = RunResult(config=cfg.as_dict(), run_id=res.run_id)
+    result = RunResult(config=cfg.as_dict())
     procs: list = []
     arena = None
     N = cfg.vcpus
-    try:
-        spec = build_spec(res, cfg, guest, layout, placement, params, events)
-        arena = shared.Arena(layout, spec.buf)
-        ctx = mp.get_context("fork")
-        with _Signals() as sig:
+    # signal handlers first: a SIGTERM between creating objects and watching
+    # the processes must still end in the cleanup below
+    with _Signals() as sig:
+        res = resources.ResourceSet(resources.new_run_id())
+        result.run_id = res.run_id
+        try:
+            spec = build_spec(res, cfg, guest, layout, placement, params, events)
+            arena = shared.Arena(layout, spec.buf)
+            ctx = mp.get_context("fork")
             for idx in range(N + 1):
                 body = vcpu_body if idx < N else host_body
                 p = ctx.Process(target=process_main, args=(idx, spec, body),
@@ -234,22 +237,86 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
-        _gather(arena, procs, result, wall)
-        return result
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join(2)
-        if arena is not None:
-            arena.release()
-        res.close()
+            _gather(arena, procs, result, wall)
+            return result
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    _kill(p)
+            if arena is not None:
+                arena.release()
+            res.close()
+
+
+def _kill(p) -> None:
+    try:
+        os.kill(p.pid, signal.SIGCONT)  # a stopped process cannot die politely
+    except ProcessLookupError:
+        pass
+    p.kill()
+    p.join(2)
+
+
+class _Watchdog:
+    """Notices a vCPU that is stopped (SIGSTOP) or makes no progress.
+
+    Requesters notice a vCPU that does not ack; this catches the rest: one that
+    nobody happens to wait for.  A halted vCPU is allowed to make no progress.
+    """
+
+    def __init__(self, cfg, arena, procs):
+        import psutil
+
+        self.cfg = cfg
+        self.arena = arena
+        self.ps = {}
+        for i, p in enumerate(procs):
+            try:
+                self.ps[i] = psutil.Process(p.pid)
+            except psutil.Error:
+                pass
+        self.last_steps = {}
+        self.since = {}
+        self.next_check = 0.0
+
+    def check(self, now: float, procs) -> str | None:
+        import psutil
+
+        if now < self.next_check:
+            return None
+        self.next_check = now + 0.25
+        limit = self.cfg.ack_timeout
+        N = self.cfg.vcpus
+        for i, ps in self.ps.items():
+            if procs[i].exitcode is not None:
+                continue
+            who = f"vcpu {i}" if i < N else "host"
+            try:
+                stopped = ps.status() == psutil.STATUS_STOPPED
+            except psutil.Error:
+                continue
+            key = ("stop", i)
+            if stopped:
+                t = self.since.setdefault(key, now)
+                if now - t > limit:
+                    return f"{who} (pid {ps.pid}) is stopped and did not answer for {limit} s"
+                continue
+            self.since.pop(key, None)
+            if i < N and not self.arena.halted[i, 0]:
+                steps = int(self.arena.counters[i, C["steps"]])
+                if steps != self.last_steps.get(i):
+                    self.last_steps[i] = steps
+                    self.since[("prog", i)] = now
+                elif now - self.since.get(("prog", i), now) > 3 * limit:
+                    return f"{who} (pid {ps.pid}) made no progress for {3 * limit} s"
+        return None
 
 
 def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
     N = cfg.vcpus
     finite = cfg.iterations is not None or cfg.script is not None
     last_progress = 0.0
+    dog = _Watchdog(cfg, arena, procs)
     while True:
         sentinels = [p.sentinel for p in procs if p.exitcode is None]
         multiprocessing.connection.wait(sentinels, timeout=0.05)
@@ -265,6 +332,10 @@ def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
                     msg = f"{who} (pid {p.pid}) died ({signal.Signals(-p.exitcode).name})"
                 result.aborted = msg or f"{who} (pid {p.pid}) exited with code {p.exitcode}"
                 return now - t0
+        stuck = dog.check(now, procs)
+        if stuck:
+            result.aborted = stuck
+            return now - t0
         if finite:
             if all(p.exitcode == 0 for p in procs[:N]):
                 return now - t0
@@ -289,12 +360,7 @@ def _stop(arena, procs, cfg, abort: bool) -> None:
         p.join(max(0.0, deadline - time.monotonic()))
     for p in procs:
         if p.exitcode is None:
-            try:
-                os.kill(p.pid, signal.SIGCONT)  # a stopped process cannot die politely
-            except ProcessLookupError:
-                pass
-            p.kill()
-            p.join(2)
+            _kill(p)
 
 
 def _gather(arena, procs, result: RunResult, wall: float) -> None:
