@@ -195,6 +195,18 @@ def litmus(
     raise typer.Exit(litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed))
 
 
+def _register_extensions() -> None:
+    """Commands that live in their own modules register themselves here."""
+    try:
+        from smpemu.sweep import register
+    except ImportError:
+        return
+    register(app, out=out, err=err, guard=_guard)
+
+
+_register_extensions()
+
+
 @app.command()
 def version():
     """Print the version."""
