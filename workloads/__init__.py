@@ -11,6 +11,10 @@ from smpemu.errors import UsageError
 WORKLOADS = {
     "malloc-touch": "workloads.malloc_touch",
     "script": "workloads.script",
+    "swap-pressure": "workloads.swap_pressure",
+    "cr3-switch": "workloads.cr3_switch",
+    "invlpg-storm": "workloads.invlpg_storm",
+    "trace": "workloads.trace",
 }
 
 
