@@ -179,6 +179,7 @@ def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
     row.update(flatten(t))
     row["ipis_per_s"] = round(t["ipis_sent"] / wall, 1) if wall else 0.0
     row["remote_flushes_per_s"] = round(t["remote_flushes"] / wall, 1) if wall else 0.0
+    row["steps_per_vcpu_s"] = round(t["steps"] / wall / pt.vcpus, 1) if wall else 0.0
     row["host_reclaims"] = (result.get("host") or {}).get("reclaims")
     row["aborted"] = result.get("aborted") or ""
     row["exit_code"] = result.get("exit_code", EXIT_OK)
@@ -373,12 +374,24 @@ def connect(address: str):
         raise UsageError(f"--scheduler {address}: cannot connect: {e}") from None
 
 
+def collect(o: SweepOptions) -> list[dict]:
+    """Run a grid in this process, quietly, and return its rows (for bench/)."""
+    pts = validate(o)
+    log = RowLog(None, False)
+    for pt in pts:
+        log.add(run_row(o, pt, run_local(config_of(o, pt))))
+    log.add_medians(o.repeat)
+    return log.rows
+
+
 # -- the figure -------------------------------------------------------------------------------
-PANELS = (
+PANELS = (  # column, title, log y
     ("ipis_per_s", "IPIs sent per second", True),
+    ("remote_flushes_per_s", "remote flushes per second", True),
     ("steps_per_s", "guest steps per second (all vCPUs)", False),
     ("ack_latency_p50_us", "flush ack latency p50 (us)", True),
     ("ack_latency_p99_us", "flush ack latency p99 (us)", True),
+    ("steps_per_vcpu_s", "guest steps per second per vCPU", False),
 )
 
 
@@ -407,7 +420,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     pins = {r["pin"] for r in rows if r.get("kind") == "run"}
     xs = sorted({int(r["vcpus"]) for r in rows if r.get("kind") == "run"})
     cores = len(os.sched_getaffinity(0))
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
     for ax, (metric, label, logy) in zip(axes.flat, PANELS):
         for (policy, pin), pts in sorted(series(rows, metric, logy).items()):
             n, med, lo, hi = zip(*pts)
@@ -428,8 +441,9 @@ def plot(rows: list[dict], path: str, title: str) -> None:
         ax.set_xlabel("vCPUs")
         ax.set_title(label)
         ax.grid(True, which="both", alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=9)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=10)
     fig.suptitle(title + "\nline: median of repeats; band: min..max", fontsize=11)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -564,4 +578,4 @@ def register(app, out, err, guard) -> None:
         raise typer.Exit(execute(o, err=err, out=out))
 
 
-__all__ = ["register", "execute", "SweepOptions", "parse_list", "flatten", "plot"]
+__all__ = ["register", "execute", "collect", "SweepOptions", "parse_list", "flatten", "plot"]

@@ -1,0 +1,92 @@
+"""Guest steps per second of one vCPU on a dedicated core, against a bare loop.
+
+Why it exists: every emulated instruction goes through ``VCPU.access`` (kick
+poll, private-TLB dict lookup, the oracle's generation check); the design's
+target is at least half of a bare Python loop doing the same lookups.  Both
+loops run in this process, pinned to one core, over the same shared arena,
+alternated, medians taken.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from bench.ipi_latency import _cores, _unpin
+from smpemu import resources
+from smpemu.config import RunConfig
+from smpemu.context import RunParams
+from smpemu.coordinator import build_spec, plan
+from smpemu.guest import GuestKernel
+from smpemu.mmu import MMU
+from smpemu.shared import EXITING_GUEST_MODE
+from smpemu.spte import GEN_MASK
+from smpemu.tlb import E_GEN, E_PFN, TLB
+from smpemu.vcpu import VCPU
+from smpemu.worker import make_context
+
+PAGES = 4  # "a few already-mapped pages"
+
+
+def _vcpu(ctx, spec) -> tuple:
+    """vCPU 0 of a 1-vCPU guest, built in this process, in guest mode."""
+    L = spec.guest
+    mmu = MMU(ctx, L.n_pt_gfns)
+    tlb = TLB(64, ctx.arena.tlb_mirror[0], ctx.arena.tlb_mirror_slot[0], L.n_vpn)
+    cpu = VCPU(ctx, mmu, tlb)
+    guest = GuestKernel(cpu, L)
+    cpu.enter_guest()
+    pages = list(L.user_range(0))[:PAGES]
+    for s in pages:
+        guest.touch(s, True)
+    return cpu, pages
+
+
+def vcpu_loop(cpu, pages, n: int) -> float:
+    """Steps/s of ``cpu.access`` over already-mapped pages (TLB hits, kick polls)."""
+    access = cpu.access
+    t0 = time.perf_counter()
+    for i in range(n):
+        access(pages[i & 3], False)
+    return n / (time.perf_counter() - t0)
+
+
+def bare_loop(cpu, pages, n: int) -> float:
+    """The same lookups with no emulator around them: the mode-word poll, the
+    dict lookup and the generation read, inline."""
+    W = cpu.W
+    a_mode, a_gen = cpu.a_mode, cpu.a_gen
+    tlb = cpu.tlb.map
+    steps = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        steps += 1
+        if W[a_mode] == EXITING_GUEST_MODE:
+            pass
+        e = tlb.get(pages[i & 3])
+        if e is not None and W[a_gen + e[E_PFN]] & GEN_MASK != e[E_GEN]:
+            pass
+    return n / (time.perf_counter() - t0)
+
+
+def measure(n: int, reps: int = 3) -> dict:
+    """Median steps/s of the vCPU and of the bare loop, alternated on one core."""
+    cfg = RunConfig(vcpus=1, workload="script", script={}, swap_rate=0, guest_mem="4M", pin="none").validate()
+    guest, layout, placement = plan(cfg)
+    rs = resources.ResourceSet(resources.new_run_id())
+    try:
+        spec = build_spec(rs, cfg, guest, layout, placement, RunParams())
+        ctx = make_context(0, spec)
+        os.sched_setaffinity(0, [_cores()[1]])
+        cpu, pages = _vcpu(ctx, spec)
+        vals = {"vcpu": [], "bare": []}
+        for _ in range(reps):
+            vals["bare"].append(bare_loop(cpu, pages, n))
+            vals["vcpu"].append(vcpu_loop(cpu, pages, n))
+        cpu.finish()
+        ctx.arena.release()
+        return {k: statistics.median(v) for k, v in vals.items()}
+    finally:
+        _unpin()
+        rs.close()
