@@ -8,6 +8,7 @@ interrupted).  User mistakes print one line, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -106,6 +107,95 @@ def run(
     if json_out:
         write_json(result, json_out)
     raise typer.Exit(result["exit_code"])
+
+
+def _csv_list(text: str, what: str, conv=str) -> list:
+    try:
+        items = [conv(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: expected a comma-separated list") from None
+    if not items:
+        raise UsageError(f"{what}: empty list")
+    return items
+
+
+@app.command()
+@_guard
+def stress(
+    policy: str = typer.Option("deferred-v4", help="Flush policy to attack."),
+    workload: str = typer.Option("share-unmap", help="Guest workload (share-unmap is built for races)."),
+    vcpus: str = typer.Option("4", help="vCPU count, or a list to cycle across rounds (e.g. 2,4,8)."),
+    pin: str = typer.Option("compact", help="Pinning, or a ;-separated list to cycle (e.g. compact;spread)."),
+    memory_model: str = typer.Option("native", help="native | tso | relaxed."),
+    requests: str = typer.Option("modern", help="modern | 2009."),
+    timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
+    until_violation: bool = typer.Option(True, "--until-violation/--no-until-violation",
+                                         help="Stop at the first violation (default) or run the whole timeout."),
+    round_s: float = typer.Option(3.0, "--round", help="Seconds per round (fresh processes each round)."),
+    seed: int = typer.Option(1, help="Seed of round 0 (round k uses seed + k)."),
+    delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI; default: random delays per round."),
+    reclaim: str = typer.Option("freed", help="Host reclaim: freed (just-freed pages at once) | mixed."),
+    guest_mem: str = typer.Option("64M", help="Guest memory."),
+    ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
+    trace_out: Optional[str] = typer.Option(None, "--trace", help="Write the violation's event window here (JSON)."),
+):
+    """Run a policy until the lost-flush oracle fires or the timeout passes."""
+    from smpemu.config import RunConfig, check_writable
+    from smpemu.points import parse_delay
+    from smpemu.report import write_json
+    from smpemu.stress import stress as run_stress
+
+    if not timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
+    if not round_s > 0:
+        raise UsageError(f"--round must be > 0 seconds (got {round_s})")
+    vlist = _csv_list(vcpus, "--vcpus", int)
+    plist = [p.strip() for p in pin.split(";") if p.strip()]
+    delays = dict(parse_delay(d) for d in delay)
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace")):
+        if path:
+            check_writable(path, opt)
+    base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
+                     memory_model=memory_model, requests=requests, seed=seed,
+                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, duration=1.0)
+    for v in vlist:
+        for p in plist:
+            dataclasses.replace(base, vcpus=v, pin=p).validate()
+    out.print(f"stress: policy {policy}, workload {workload}, vcpus {vlist}, pin {plist}, "
+              f"memory model {memory_model}, requests {requests}, timeout {timeout} s, seed {seed}")
+
+    def on_round(info):
+        verdict = f"[red]{info['violations']} violation(s)[/red]" if info["violations"] else "clean"
+        out.print(f"  round {info['round']}: seed {info['seed']}, {info['vcpus']} vCPUs, pin {info['pin']}, "
+                  f"delays {info['delays']}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
+
+    res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round)
+    d = res.as_dict()
+    if res.found:
+        v = res.first["violations"][0]
+        out.print(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} still maps pfn {v['pfn']} "
+                  f"(gfn {v['gfn']}, slot {v['slot']}) after it was freed")
+        out.print(f"time to first violation: {res.time_to_violation_s} s, "
+                  f"guest steps to it: ~{res.steps_to_violation:,}")
+        tr = res.first.get("trace")
+        if tr:
+            out.print("the interleaving that led to it (focused trace, one column per CPU):")
+            out.print(tr["rendered"], markup=False, highlight=False, soft_wrap=True)
+        if trace_out and tr:
+            write_json({"config": res.first["config"], **tr}, trace_out)
+    else:
+        total = sum(r["steps"] for r in res.rounds)
+        out.print(f"[green]no violation[/green] in {res.elapsed_s} s, {len(res.rounds)} round(s), {total:,} guest steps")
+    if res.aborted:
+        out.print(f"[red]aborted:[/red] {res.aborted}")
+    if json_out:
+        write_json(d, json_out)
+    if res.found:
+        raise typer.Exit(3)
+    if res.interrupted:
+        raise typer.Exit(130 if res.interrupted == "SIGINT" else 143)
+    raise typer.Exit(4 if res.aborted else 0)
 
 
 @app.command("list")

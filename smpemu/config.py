@@ -50,6 +50,9 @@ class RunConfig:
     delays: dict = field(default_factory=dict)  # point -> (lo_us, hi_us)
     script: dict | None = None  # scripted workload (tests)
     json_path: str | None = None
+    trace: bool = False  # record protocol events (per-process rings)
+    stop_on_violation: bool = False  # end the run at the first violation (stress)
+    reclaim: str = "mixed"  # host: "mixed" (freed + any page) or "freed" (just-freed pages, at once)
     start_timeout: float = 30.0
 
     @property
@@ -80,6 +83,8 @@ class RunConfig:
             raise UsageError(f"--ack-timeout must be > 0 seconds (got {self.ack_timeout})")
         if not 0 <= self.spin_us <= 1e6:
             raise UsageError(f"--spin-us must be between 0 and 1000000 (got {self.spin_us})")
+        if self.reclaim not in ("mixed", "freed"):
+            raise UsageError(f"unknown --reclaim {self.reclaim!r}; choose mixed or freed")
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
         if not 4 <= self.tlb_size <= 4096:

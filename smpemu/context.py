@@ -41,6 +41,7 @@ class ProcContext:
     points: object = None  # smpemu.points.Points
     oracle: object = None  # smpemu.oracle.Oracle
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
+    trace: object = None  # smpemu.trace.Tracer when tracing, else None
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)
@@ -71,6 +72,8 @@ class ProcContext:
         self.pfn_lock_sem = self.sems["pfn_lock"]
         self.a_mmu_holder = self.arena.ctl_addr(shared.CTL_MMU_HOLDER)
         self.a_pfn_holder = self.arena.ctl_addr(shared.CTL_PFN_HOLDER)
+        self.acq_of = {self.a_mmu_holder: self.arena.ctl_addr(shared.CTL_MMU_ACQ),
+                       self.a_pfn_holder: self.arena.ctl_addr(shared.CTL_PFN_ACQ)}
         self.ospid = os.getpid()
 
     # -- shared words of the request protocol ---------------------------------
@@ -105,28 +108,42 @@ class ProcContext:
 
     # -- locks (semaphores held by a recorded pid, acquired with a timeout) -----
     def lock(self, sem, holder_addr: int, what: str) -> None:
-        """Acquire a lock, polling for IPIs while waiting, never unbounded."""
+        """Acquire a lock, polling for IPIs while waiting, never unbounded.
+
+        The timeout is per holder: while the lock keeps changing hands (its
+        acquisition count moves) we are merely slow; one holder keeping it
+        past the timeout (dead, stopped, or deadlocked) aborts the run.
+        """
         mm = self.mm
         mm.drain()  # pairs with: a lock holder sees our earlier stores
         try:
             sem.acquire(0)
         except Exception:
+            W = self.W
+            acq_addr = self.acq_of[holder_addr]
+            # 2009: IPIs must be acked while we spin on the lock, so wake often
+            slice_s = 0.002 if self.params.requests == "2009" else 0.02
+            seen = W[acq_addr]
             deadline = time.monotonic() + self.params.lock_timeout
             while True:
                 self.exit_poll()
                 try:
-                    sem.acquire(0.002)
+                    sem.acquire(slice_s)
                     break
                 except Exception:
                     pass
                 self.check_alive()
-                if time.monotonic() > deadline:
-                    holder = self.W[holder_addr]
+                now = time.monotonic()
+                if W[acq_addr] != seen:
+                    seen = W[acq_addr]
+                    deadline = now + self.params.lock_timeout
+                elif now > deadline:
                     raise AckTimeout(
-                        f"cpu {self.pid_index} could not take {what} within "
-                        f"{self.params.lock_timeout} s (held by pid {holder})"
+                        f"cpu {self.pid_index} could not take {what}: held by pid "
+                        f"{W[holder_addr]} for more than {self.params.lock_timeout} s"
                     )
         self.W[holder_addr] = self.ospid
+        self.W[self.acq_of[holder_addr]] += 1  # under the lock: one writer at a time
 
     def unlock(self, sem, holder_addr: int) -> None:
         self.W[holder_addr] = 0
@@ -143,6 +160,11 @@ class ProcContext:
         if self.points is not None and self.points.active:
             self.points.hit(self, name)
         self.exit_poll()
+
+    def ev(self, code: int, a: int = 0, b: int = 0) -> None:
+        """Record a protocol event if tracing is on."""
+        if self.trace is not None:
+            self.trace(code, a, b)
 
     def record_latency(self, ns: int) -> None:
         self.lat_ns.append(ns)

@@ -65,6 +65,7 @@ class RunResult:
     aborted: str | None = None
     interrupted: str | None = None
     run_id: str = ""
+    trace: dict | None = None  # with cfg.trace: the events around the first violation
 
     @property
     def exit_code(self) -> int:
@@ -88,6 +89,7 @@ class RunResult:
             "aborted": self.aborted,
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
+            **({"trace": self.trace} if self.trace is not None else {}),
         }
 
 
@@ -238,6 +240,8 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
             _gather(arena, procs, result, wall)
+            if cfg.trace:
+                result.trace = _trace_window(arena, cfg, result)
             return result
         finally:
             for p in procs:
@@ -341,6 +345,8 @@ def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
                 return now - t0
         elif now - t0 >= cfg.duration:
             return now - t0
+        if arena.ctl[CTL_STOP, 0]:  # a vCPU stopped the run (stop_on_violation)
+            return now - t0
         if progress is not None and now - last_progress > 0.1:
             last_progress = now
             if cfg.iterations:
@@ -361,6 +367,23 @@ def _stop(arena, procs, cfg, abort: bool) -> None:
     for p in procs:
         if p.exitcode is None:
             _kill(p)
+
+
+def _trace_window(arena, cfg, result: RunResult) -> dict:
+    """The merged event rings around the first violation (or the last events)."""
+    from smpemu import trace
+
+    events = trace.collect(arena)
+    t0 = int(arena.ctl[CTL_T0, 0])
+    mark = result.violations[0]["time_ns"] if result.violations else None
+    v = result.violations[0] if result.violations else None
+    win = trace.window(events, mark, before=200) if mark is not None else events[-200:]
+    return {
+        "violation": v,
+        "events": trace.as_json(win, cfg.vcpus, t0),
+        "rendered": trace.render(trace.focus(win, v), cfg.vcpus, t0, mark),
+        "events_recorded": len(events),
+    }
 
 
 def _gather(arena, procs, result: RunResult, wall: float) -> None:

@@ -141,14 +141,24 @@ class GuestKernel:
             self.page_fault(slot)
 
     def try_read(self, slot: int) -> bool:
-        """Read a page some other thread owns; skipped if it is not mapped."""
-        if self.W[self.a_gpte + slot] == 0:
-            return False
+        """Read a page some other thread owns, without demand paging.
+
+        A racy guest read, or the hardware's speculative TLB fill: it walks
+        the *shadow* table as the MMU does (never the guest pte first), so it
+        can re-fill a TLB from an spte the guest already unmapped but KVM has
+        not zapped yet: the window the v3 race needs.  Nothing happens if the
+        page is not mapped (no #PF handling).
+        """
         return self.cpu.access(slot, False)
 
     def page_fault(self, slot: int) -> None:
+        self.map_page(slot, zero=True)
+
+    def map_page(self, slot: int, zero: bool = True) -> None:
+        """Give ``slot`` a fresh frame (zeroed through kmap for anonymous memory)."""
         gfn = self.free_gfns.pop()
-        self.kmap_zero(gfn)
+        if zero:
+            self.kmap_zero(gfn)
         self.set_gpte(slot, gfn)
 
     def kmap_zero(self, gfn: int) -> None:

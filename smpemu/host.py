@@ -30,6 +30,9 @@ def host_body(ctx, spec) -> None:
     n = L.n_vcpus
     ring = a.freed_ring
     heads = a.freed_head
+    if cfg.reclaim == "freed":
+        _reclaim_just_freed(ctx, mmu, a, n)
+        return
     period = 1.0 / cfg.swap_rate if cfg.swap_rate > 0 else None
     next_t = time.monotonic()
     ops = 0
@@ -55,3 +58,34 @@ def host_body(ctx, spec) -> None:
             time.sleep(delay)
         elif delay < -0.5:
             next_t = time.monotonic()  # fell behind: do not burst to catch up
+
+
+def _reclaim_just_freed(ctx, mmu, a, n) -> None:
+    """Stress mode: take every page back the moment the guest frees it.
+
+    The host polls the guests' freed rings and invalidates each new gfn at
+    once, so a flush that a racy policy lost is not hidden by the next
+    invlpg's dirty flag before the page is freed.
+    """
+    ring = a.freed_ring
+    heads = a.freed_head
+    seen = [0] * n
+    ops = 0
+    while not ctx.stopping():
+        ctx.check_alive()
+        busy = False
+        for v in range(n):
+            h = int(heads[v, 0])
+            if h == seen[v]:
+                continue
+            busy = True
+            if h - seen[v] > ring.shape[1]:
+                seen[v] = h - ring.shape[1]  # fell behind: skip the overwritten part
+            for k in range(seen[v], h):
+                mmu.host_invalidate(int(ring[v, k % ring.shape[1]]))
+                ops += 1
+            seen[v] = h
+        if ops % 64 == 0:
+            a.counters[ctx.pid_index, :] = ctx.counters
+        if not busy:
+            time.sleep(50e-6)

@@ -83,9 +83,11 @@ def make_request(ctx, targets, wake: bool = False) -> None:
             wait.append(t)
         else:
             cnt[C["ipis_avoided"]] += 1  # outside guest mode: serves it on entry
+    ctx.ev(4, len(targets), cnt[C["ipis_sent"]])
     ctx.point("ipi.after_kick")
     if wait:
         wait_acks(ctx, wait)
+        ctx.ev(5)
         cnt[C["acks_waited"]] += len(wait)
         ctx.record_latency(time.perf_counter_ns() - t0)
 
@@ -156,6 +158,7 @@ def serve_requests(ctx, flush_tlb, kick) -> bool:
     base = ctx.req_seq_addr(me, 0)
     snap = [mm.load(base + r) for r in range(ctx.n_req)]
     flush_tlb()  # the TLB flush itself, mirror cleared before the acks below
+    ctx.ev(6)
     abase = ctx.ack_seq_addr(me, 0)
     served = []
     for r, s in enumerate(snap):

@@ -115,6 +115,7 @@ class MMU:
         """Make the spte non-present and drop it from the rmap (mmu_lock held)."""
         self.rmap_remove(gfn, slot)
         self.ctx.mm.store(self.a_spte + slot, 0)
+        self.ctx.ev(2, slot, gfn)
 
     def is_pt_gfn(self, gfn: int) -> bool:
         return gfn < self.n_pt_gfns
@@ -174,6 +175,7 @@ class MMU:
         remote flush; the caller requests the local flush."""
         ctx = self.ctx
         ctx.counters[C["invlpg"]] += 1
+        ctx.ev(8, slot)
         need_flush = False
         ctx.mmu_lock()
         try:
@@ -213,6 +215,8 @@ class MMU:
                     synced.append(gfn)
         finally:
             ctx.mmu_unlock()
+        for gfn in synced:
+            ctx.ev(13, gfn, int(protected))
         ctx.policy.flush_cond(ctx, protected, "sync")
         # the sync path returned: from now on no TLB may write these gfns
         # through an entry filled before t_wp (oracle check 3)
@@ -232,6 +236,7 @@ class MMU:
             for slot in self.rmap_slots(gfn):
                 self.zap_spte(slot, gfn)
                 zapped = True
+            ctx.ev(9, gfn, int(zapped))
         finally:
             ctx.mmu_unlock()
         ctx.point("notifier.after_unlock")
@@ -244,6 +249,7 @@ class MMU:
                 pfn = cur - 1
                 W[self.a_memslot + gfn] = 0
                 W[self.a_gen + pfn] += 1
+                ctx.ev(11, gfn, pfn)
                 if ctx.oracle is not None:
                     ctx.oracle.check_free(pfn, gfn)
                 n = W[self.a_nfree]

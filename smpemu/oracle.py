@@ -41,7 +41,7 @@ class Oracle:
         self.ack_seq = a.ack_seq
         self.req_flag = a.req_flag
         self.viol = a.viol[ctx.pid_index]
-        self.t0 = 0
+        self.stop_on_violation = False
 
     def record(self, kind, vcpu, slot, gfn, pfn, entry_gen, cur_gen, fill_ns=0) -> None:
         ctx = self.ctx
@@ -52,6 +52,10 @@ class Oracle:
                 time.monotonic_ns(), fill_ns, ctx.pid_index,
             )
         ctx.counters[C["violations"]] = n + 1
+        ctx.ev(12, kind, pfn)
+        if self.stop_on_violation:
+            # stop everyone now, while the trace rings still hold the race
+            ctx.W[ctx.stop_addr] = 1
 
     def _pending(self, v: int) -> bool:
         return bool(self.req_flag[v, 0]) or bool((self.req_seq[v] > self.ack_seq[v]).any())
@@ -78,7 +82,7 @@ def gather(viol_rows, counters, t0_ns: int) -> list[dict]:
         for k in range(n):
             rec = dict(zip(FIELDS, (int(x) for x in viol_rows[r, k, : len(FIELDS)])))
             rec["kind"] = KIND_NAMES.get(rec["kind"], str(rec["kind"]))
-            rec["t_s"] = round((rec.pop("time_ns") - t0_ns) / 1e9, 6)
+            rec["t_s"] = round((rec["time_ns"] - t0_ns) / 1e9, 6)
             out.append(rec)
     out.sort(key=lambda d: d["t_s"])
     return out

@@ -25,6 +25,9 @@ POINT_NAMES = (
 )
 
 
+SLEEP_ABOVE_US = 50.0
+
+
 class Points:
     def __init__(self, delays: dict | None = None, rng=None):
         self.delays = dict(delays or {})  # name -> (lo_us, hi_us)
@@ -62,6 +65,11 @@ class Points:
             us = lo if hi <= lo else self.rng.uniform(lo, hi)
             if us <= 0:
                 os.sched_yield()
+            elif us >= SLEEP_ABOVE_US:
+                # sleep, do not spin: on an oversubscribed host the CPUs that
+                # must act inside the widened window need this core
+                ctx.mm.drain()
+                time.sleep(us * 1e-6)
             else:
                 end = time.perf_counter() + us * 1e-6
                 while time.perf_counter() < end:

@@ -36,13 +36,17 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | ack_hist        | (R, NB)    | process r: ack-latency histogram       | coordinator                    |
 | viol            | (R, VM, VF)| process r (its own records)            | coordinator                    |
 | errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
+| trace           | (R, TR, 4) | process r: event ring (ts, code, a, b) | coordinator after the run      |
+| trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
 
 ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
 (the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
 atomic word), CTL_NOTIFIER_SEQ and CTL_NOTIFIER_COUNT (under mmu_lock),
 CTL_MMU_HOLDER / CTL_PFN_HOLDER (pid holding the lock, 0 if free; written by
 the holder, read by the coordinator's liveness checks), CTL_NFREE (under
-pfn_lock), CTL_T0 (coordinator: start time of the run in ns).
+pfn_lock), CTL_T0 (coordinator: start time of the run in ns), CTL_MMU_ACQ /
+CTL_PFN_ACQ (acquisition counts, bumped by each holder: a waiter that sees
+them move knows the lock changes hands, so it is slow, not deadlocked).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ CTL_MMU_HOLDER = 4
 CTL_PFN_HOLDER = 5
 CTL_NFREE = 6
 CTL_T0 = 7
+CTL_MMU_ACQ = 8  # acquisitions of mmu_lock so far (written by each holder)
+CTL_PFN_ACQ = 9
 N_CTL = 16
 
 # guest modes (Documentation/virt/kvm/vcpu-requests.rst)
@@ -94,6 +100,7 @@ N_HIST = 256  # ack latency histogram buckets: 8 per power of two of ns
 VIOL_MAX = 16
 VIOL_FIELDS = 12
 FREED_RING = 256
+TRACE_RING = 4096
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,8 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("ack_hist", (R, N_HIST), False),
         ("viol", (R, VIOL_MAX, VIOL_FIELDS), False),
         ("errmsg", (R, 32), False),
+        ("trace", (R, TRACE_RING, 4), False),
+        ("trace_head", (R, LINE), False),
     ]
 
 

@@ -80,8 +80,20 @@ class VCPU:
         self.in_guest = True
 
     def exit_guest(self) -> None:
-        self.mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
+        """Leave guest mode; a kick that raced with the exit is taken now.
+
+        A requester that read us in guest mode waits for our ack.  In KVM the
+        IPI is acknowledged as soon as the CPU leaves guest mode (the
+        interrupt is taken on the way out), even if the vCPU then spins on
+        mmu_lock; here the pending request is served at the exit, or a
+        requester holding mmu_lock and a vCPU waiting for it would deadlock.
+        """
+        mm = self.mm
+        mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
+        mm.mb()  # mode before the request load: pairs with mb() in ipi.make_request() before its mode loads
         self.in_guest = False
+        if mm.load(self.a_flag):
+            self.serve()
 
     def kicked(self) -> bool:
         """The cheap poll between guest steps: did a requester kick us?
@@ -131,6 +143,8 @@ class VCPU:
                 if self.fill_point:
                     self.ctx.point("tlb.fill")
                 e = self.tlb.fill(slot, s, fill_ns)
+                if self.ctx.trace is not None:
+                    self.ctx.trace(7, slot, e[E_PFN])
                 self._check(slot, e, write)
                 return True
             self.exit_guest()

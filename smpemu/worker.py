@@ -71,7 +71,12 @@ def make_context(idx: int, spec) -> ProcContext:
                       policy=policies.get(spec.cfg.policy),
                       points=Points(spec.cfg.delays, rng))
     ctx.oracle = Oracle(ctx)
+    ctx.oracle.stop_on_violation = spec.cfg.stop_on_violation
     ctx.rng = rng
+    if spec.cfg.trace:
+        from smpemu.trace import Tracer
+
+        ctx.trace = Tracer(arena, idx)
     return ctx
 
 

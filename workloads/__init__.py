@@ -15,6 +15,7 @@ WORKLOADS = {
     "cr3-switch": "workloads.cr3_switch",
     "invlpg-storm": "workloads.invlpg_storm",
     "trace": "workloads.trace",
+    "share-unmap": "workloads.share_unmap",
 }
 
 

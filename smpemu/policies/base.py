@@ -52,16 +52,20 @@ class DeferredPolicy(Policy):
         ctx.point("invlpg.after_zap")
         mm.wmb()  # zap before dirty: pairs with wmb() in flush_remote() (dirty = 0 before the requests)
         mm.store(ctx.a_dirty, 1)
+        ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
         return False
 
     def flush_remote(self, ctx):
         mm = ctx.mm
         mm.store(ctx.a_dirty, 0)
+        ctx.ev(3)
         mm.wmb()  # dirty cleared before the requests: pairs with wmb() in zap()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
 
     def flush_cond(self, ctx, cond, site):
-        if cond or ctx.mm.load(ctx.a_dirty):
+        dirty = ctx.mm.load(ctx.a_dirty)
+        ctx.ev(10, dirty)
+        if cond or dirty:
             self.flush_remote(ctx)

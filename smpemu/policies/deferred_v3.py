@@ -14,6 +14,7 @@ class DeferredV3Policy(DeferredPolicy):
 
     def zap(self, ctx, mmu, slot, gfn):
         ctx.mm.store(ctx.a_dirty, 1)
+        ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")

@@ -15,5 +15,6 @@ class DeferredV4NoWmbPolicy(DeferredPolicy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # no wmb(): may pass the zap on weak hardware
+        ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
         return False

@@ -1,13 +1,22 @@
-"""eager: the pre-patch kernel.  Every invlpg flushes every remote TLB."""
+"""eager: the pre-patch kernel.  Every invlpg flushes every remote TLB.
+
+As in FNAME(invlpg) before the patch, the flush runs *before* mmu_lock is
+released (the seed's diff removes ``kvm_flush_remote_tlbs()`` just above
+``spin_unlock(&vcpu->kvm->mmu_lock)``).  Flushing after the unlock is racy:
+the host's notifier can take the lock in between, find the spte already
+zapped, skip its own flush and free the page while a remote TLB still maps
+it.  smpemu's oracle finds that variant under ``stress`` within seconds.
+"""
 
 from smpemu.policies.base import Policy
 
 
 class EagerPolicy(Policy):
     name = "eager"
-    summary = "invlpg flushes all remote TLBs every time (pre-patch KVM): correct, IPI-heavy"
+    summary = "invlpg flushes all remote TLBs every time, under mmu_lock (pre-patch KVM): correct, IPI-heavy"
 
     def zap(self, ctx, mmu, slot, gfn):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
-        return True  # kvm_flush_remote_tlbs() after mmu_lock is dropped
+        self.flush_remote(ctx)  # still under mmu_lock, as the pre-patch code
+        return False

@@ -17,11 +17,13 @@ class MmuLockPolicy(DeferredPolicy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock
+        ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
         return False
 
     def _flush_locked(self, ctx):
         ctx.mm.store(ctx.a_dirty, 0)
+        ctx.ev(3)
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
 

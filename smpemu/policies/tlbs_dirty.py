@@ -22,12 +22,14 @@ class TlbsDirtyPolicy(DeferredPolicy):
             cur = mm.load(ctx.a_dirty)
             if mm.cmpxchg(ctx.a_dirty, cur, cur + 1) == cur:
                 break
+        ctx.ev(1, cur + 1)
         ctx.point("invlpg.after_set_dirty")
         return False
 
     def flush_remote(self, ctx):
         mm = ctx.mm
         seen = mm.load_acquire(ctx.a_dirty)
+        ctx.ev(3, seen)
         mm.mb()  # read the count before the requests: pairs with wmb() in zap()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)

@@ -1,0 +1,137 @@
+"""Protocol event traces: bounded per-process rings, merged on a violation.
+
+Why it exists: a lost flush is an interleaving, and a count of violations
+does not explain one.  When tracing is on (``--trace FILE`` or ``stress``),
+each process appends protocol events (dirty stores, zaps, flush start and
+end, kicks, acks, TLB fills, frees) with a CLOCK_MONOTONIC timestamp to its
+own ring in shared memory (single writer, no lock).  The coordinator merges
+the rings and renders the window that led to a violation as one column per
+CPU, like the seed's CPU0/CPU1 diagram.
+"""
+
+from __future__ import annotations
+
+import time
+
+# event codes -> (name, meaning of a, meaning of b)
+EVENTS = {
+    1: ("set dirty", "value", ""),
+    2: ("zap spte", "slot", "gfn"),
+    3: ("flush: dirty = 0", "", ""),
+    4: ("flush: requests sent", "targets", "kicked"),
+    5: ("flush: all acked", "", ""),
+    6: ("serve: TLB flushed, ack", "", ""),
+    7: ("TLB fill", "slot", "pfn"),
+    8: ("invlpg", "slot", ""),
+    9: ("notifier: zapped", "gfn", "n"),
+    10: ("notifier: dirty?", "value", ""),
+    11: ("free", "gfn", "pfn"),
+    12: ("VIOLATION", "kind", "pfn"),
+    13: ("write-protect", "gfn", "protected"),
+    14: ("fault", "slot", "gfn"),
+}
+CODE = {v[0]: k for k, v in EVENTS.items()}
+RING = 2048
+FIELDS = 4  # ts_ns, code, a, b
+
+
+class Tracer:
+    """Appends to one process's ring (row ``idx`` of the shared ``trace`` field)."""
+
+    def __init__(self, arena, idx: int):
+        f = arena.layout["trace"]
+        self.W = arena.words
+        self.base = f.addr(idx, 0, 0)
+        self.head_addr = arena.layout["trace_head"].addr(idx, 0)
+        self.n = f.shape[1]
+        self.head = 0
+
+    def __call__(self, code: int, a: int = 0, b: int = 0) -> None:
+        W = self.W
+        h = self.head
+        off = self.base + (h % self.n) * FIELDS
+        W[off] = time.monotonic_ns()
+        W[off + 1] = code
+        W[off + 2] = a
+        W[off + 3] = b
+        self.head = h + 1
+        W[self.head_addr] = h + 1  # publish after the record: read by the coordinator after exit
+
+
+def collect(arena) -> list[tuple]:
+    """Every recorded event as (ts_ns, cpu, code, a, b), oldest first."""
+    tr = arena.trace
+    heads = arena.trace_head[:, 0]
+    out = []
+    for cpu in range(tr.shape[0]):
+        h = int(heads[cpu])
+        n = min(h, tr.shape[1])
+        for k in range(h - n, h):
+            ts, code, a, b = (int(x) for x in tr[cpu, k % tr.shape[1]])
+            if code:
+                out.append((ts, cpu, code, a, b))
+    out.sort()
+    return out
+
+
+def window(events, t_ns: int, before: int = 40, after: int = 3) -> list[tuple]:
+    """The events leading to time ``t_ns`` (a violation), and a few after."""
+    i = 0
+    while i < len(events) and events[i][0] <= t_ns:
+        i += 1
+    return events[max(0, i - before): i + after]
+
+
+FLUSH_CODES = {1, 3, 4, 5, 10}
+
+
+def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
+    """The events that explain a violation: the dirty flag and flushes, the
+    violating slot's fills and zaps, the victim's acks, the page's free."""
+    if violation is None:
+        return events[-keep:]
+    slot, pfn, victim = violation["slot"], violation["pfn"], violation["vcpu"]
+    out = []
+    for e in events:
+        ts, cpu, code, a, b = e
+        if (code in FLUSH_CODES or code == 12
+                or (code in (2, 8) and a == slot)
+                or (code == 7 and (a == slot or b == pfn))
+                or (code == 11 and b == pfn)
+                or (code == 6 and cpu == victim)):
+            out.append(e)
+    return out[-keep:]
+
+
+def describe(code: int, a: int, b: int) -> str:
+    name, an, bn = EVENTS.get(code, (f"event {code}", "a", "b"))
+    parts = [name]
+    if an:
+        parts.append(f"{an}={a}")
+    if bn:
+        parts.append(f"{bn}={b}")
+    return " ".join(parts)
+
+
+def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30) -> str:
+    """Columns, one per CPU (vCPUs then the host), time flowing down."""
+    cpus = sorted({e[1] for e in events})
+    names = {c: (f"vCPU{c}" if c < n_vcpus else "host") for c in cpus}
+    head = f"{'t (us)':>10}  " + "".join(f"{names[c]:<{width}}" for c in cpus)
+    lines = [head, f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)]
+    for ts, cpu, code, a, b in events:
+        cells = ["" for _ in cpus]
+        text = describe(code, a, b)
+        if mark_ns is not None and ts == mark_ns and code == CODE["VIOLATION"]:
+            text = ">> " + text
+        cells[cpus.index(cpu)] = text[: width - 1]
+        lines.append(f"{(ts - t0_ns) / 1000:>10.1f}  " + "".join(f"{c:<{width}}" for c in cells))
+    return "\n".join(lines)
+
+
+def as_json(events, n_vcpus: int, t0_ns: int) -> list[dict]:
+    return [
+        {"t_us": round((ts - t0_ns) / 1000, 3), "cpu": cpu if cpu < n_vcpus else "host",
+         "event": EVENTS.get(code, (str(code),))[0], "a": a, "b": b}
+        for ts, cpu, code, a, b in events
+    ]
