@@ -95,18 +95,10 @@ class _BufferedModel(MemoryModel):
     load_acquire = load
 
     # -- buffer bookkeeping ----------------------------------------------------------
-    def _write_back(self, addr: int, val: int) -> None:
-        """One buffered entry reaches memory."""
-        self.words[addr] = val
-        self._n -= 1
-        f = self._fwd[addr]
-        f[1] -= 1
-        if not f[1]:
-            del self._fwd[addr]
-
     def drain_one(self) -> None:  # pragma: no cover - abstract
         """Let one buffered store reach memory, as hardware does at a random
-        moment (the models call it; tests call it to step a buffer)."""
+        moment.  The buffer must not be empty.  (The models call it; tests
+        call it to step a buffer.)"""
         raise NotImplementedError
 
     def drain(self) -> None:
@@ -152,7 +144,13 @@ class TsoModel(_BufferedModel):
 
     def drain_one(self) -> None:
         addr, val = self._buf.popleft()  # oldest first: stores stay in order
-        self._write_back(addr, val)
+        self.words[addr] = val
+        self._n -= 1
+        f = self._fwd[addr]
+        if f[1] == 1:
+            del self._fwd[addr]  # nothing left to forward for addr
+        else:
+            f[1] -= 1
 
     # wmb()/rmb(): inherited no-ops; TSO already orders store->store, load->load.
 
@@ -203,17 +201,29 @@ class RelaxedModel(_BufferedModel):
             self.drain_one()
 
     def drain_one(self) -> None:
-        seg = self._segs[0]
+        segs = self._segs
+        seg = segs[0]
+        fwd = self._fwd
         n = len(seg)
-        j = 0
-        if n > 1:
-            addr = seg[int(self._random() * n)][0]
-            while seg[j][0] != addr:  # coherence: oldest store to addr first
-                j += 1
-        addr, val = seg.pop(j)
-        if not seg and len(self._segs) > 1:
-            del self._segs[0]  # barrier passed: the next segment may drain
-        self._write_back(addr, val)
+        if n == 1:
+            addr, val = seg.pop()
+            if len(segs) > 1:
+                del segs[0]  # barrier passed: the next segment may drain
+        else:
+            j = int(self._random() * n)
+            addr = seg[j][0]
+            if fwd[addr][1] > 1:  # coherence: the oldest store to addr goes first
+                j = 0
+                while seg[j][0] != addr:
+                    j += 1
+            addr, val = seg.pop(j)
+        self.words[addr] = val
+        self._n -= 1
+        f = fwd[addr]
+        if f[1] == 1:
+            del fwd[addr]  # nothing left to forward for addr
+        else:
+            f[1] -= 1
 
 
 def make(

@@ -1,4 +1,4 @@
-"""Parser for C litmus tests in the Linux-kernel memory model's format.
+r"""Parser for C litmus tests in the Linux-kernel memory model's format.
 
 Why it exists: the runner needs a small, checked description of a test (its
 shared variables and initial values, each thread's operations, the
@@ -22,7 +22,11 @@ Accepted::
     exists (0:r0=0 /\ ~(1:r0=1 \/ x=2))                (also ~exists, forall)
 
 A location is written ``x``, ``*x`` or ``&x``; a stored value is an integer
-or a register of the thread.
+or a register of the thread.  A doc string ``"..."`` may follow the name;
+``//`` and ``/* */`` comments may appear anywhere after the header (``(*``
+is a comment only before the initial state: in a body it is code, as in
+``WRITE_ONCE(*x, 1)``).  ``locations``, ``filter``, ``if``, locks, atomic_t
+and pointers to pointers are not supported.
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ def _tokenize(path: str, text: str, first_line: int) -> list[_Tok]:
             toks.append(_Tok(kind, tok, line))
         line += tok.count("\n")
         pos = m.end()
-    toks.append(_Tok("eof", "", line))
+    toks.append(_Tok("eof", "", toks[-1].line if toks else line))  # report where the text ends
     return toks
 
 
@@ -529,6 +533,8 @@ def parse_file(path) -> LitmusTest:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise UsageError(f"cannot read litmus file {str(path)!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"cannot read litmus file {str(path)!r}: not UTF-8 text ({e.reason})") from None
     return parse_text(text, str(path))

@@ -10,14 +10,22 @@ does, in Python:
   arrays: instance ``i`` of variable ``v`` is word ``v * batch + i``, so one
   batch runs ``batch`` independent instances with a single semaphore
   handshake (go/done) per thread and batch;
-- inside a batch the threads meet at a cheap shared-memory spin barrier
-  before every instance, then each waits a random few loop turns, so the
-  threads' operations really overlap and every order gets its chance;
-- after its operations a thread waits another random moment (its stores sit
-  in its store buffer meanwhile), drains the buffer, and records its
-  registers (the values its loads returned) in the segment;
+- inside a batch the threads meet at a shared-memory barrier before every
+  instance (litmus7's "user" barrier; spin, then sleep on a semaphore if
+  the partner was preempted), then each waits a random number of idle
+  model loads (0..63), so the threads' operations really overlap and every
+  order gets its chance;
+- after its operations a thread runs on for another 0..15 idle loads, during
+  which its store buffer drains at the model's random moments, then drains
+  it and records its registers (the values its loads returned, kept in
+  Python locals) in the segment;
 - the coordinator (this process) reads registers and final shared values
   with numpy after each batch and keeps a histogram of final states.
+
+The delays are counted in model loads, not in time, so they scale with the
+cost of the test's own operations on a fast, slow or loaded machine.  Each
+thread's code is compiled to a small Python function, as litmus7 compiles a
+test to C.
 
 Layout of the segment (int64 words; B = batch size, T = threads):
 
@@ -26,7 +34,8 @@ Layout of the segment (int64 words; B = batch size, T = threads):
     | cells | vars x B      | threads (model), coordinator| threads, coordinator|
     |       |               | (reset, between batches)    | (after a batch)     |
     | regs  | registers x B | the register's thread       | coordinator         |
-    | sync  | T x 8 (pad)   | thread t writes word 8t     | other threads       |
+    | sync  | T x 8 (pad)   | thread t: words 8t (arrive),| other threads       |
+    |       |               | 8t+1 (scratch), 8t+2 (sleep)| (not the scratch)   |
 
 Every blocking wait is bounded; every POSIX object is unlinked on every exit
 path; thread processes are killed if they outlive the run.
@@ -52,11 +61,12 @@ from smpemu.resources import ResourceSet, new_run_id
 DEFAULT_BATCH = 1000
 N_ATOMIC_LOCKS = 4
 SYNC_STRIDE = 8  # one cache line per thread's barrier word
-# Random delays, counted in idle model loads so that they scale with the cost
-# of the test's own operations (the same on a fast or a loaded machine):
+# Random delays, counted in idle model loads (see the module docstring):
 START_BITS = 6  # 0..63 idle loads before a thread's operations
 BUSY_BITS = 4  # 0..15 idle loads after them, before the final drain
-SPIN_BEFORE_YIELD = int(os.environ.get("SBY", 256))
+SPINS = 2048  # barrier spins (~0.1 ms) before sleeping
+YIELDS = 16  # yields to a partner pinned to our own core before sleeping
+SLEEP_SLICE = 0.002  # s; bounds the cost of a missed wake-up
 
 
 @dataclass
@@ -165,7 +175,6 @@ def _compile_thread(th: P.Thread, var_base: dict[str, int], reg_base: dict[str, 
     src.append(f"    keep_busy({BUSY_BITS})  # the buffer drains at random moments meanwhile")
     src.append("    drain()")
     src += [f"    words[{reg_base[r]} + i] = r_{r}" for r in th.regs]
-    src.append("    pass")
     exec(compile("\n".join(src), f"<litmus P{th.index}>", "exec"), ns)
     return ns["body"]
 
@@ -188,29 +197,72 @@ class _Plan:
     timeout: float
 
 
-def _spin_barrier(words, mine: int, others: list[int], target: int, timeout: float, who: str) -> None:
-    """Meet the other threads before instance ``target``.
+class _Barrier:
+    """Meet the other threads before every instance: spin, then sleep.
 
-    Each thread publishes the number of the instance it is about to run and
-    waits until every other thread has published it too.  Spins, yields the
-    core after a while (oversubscription), and gives up after ``timeout``.
-    The word is written directly (not through the model): it is harness
-    state, and the model's buffer has been drained before it.
+    Each thread publishes the number of the instance it is about to run
+    (its *arrive* word) and waits until every other thread has published it
+    too, so every instance runs with all its threads on a CPU at once.
+
+    A thread waits for a partner on another core by spinning for up to
+    ``SPINS`` turns (~0.1 ms), for one pinned to its own core by yielding
+    (that one cannot arrive until we do).  Past that, the partner has been
+    preempted (a loaded machine): we publish "wake me when you reach N" in
+    our *sleep* word and block on our wake semaphore, which the partner
+    posts when it arrives.  Blocking matters: a thread that spins while its
+    partner is off the CPU burns its own share and is preempted in turn
+    when the partner comes back; a woken sleeper preempts whoever runs and
+    meets its partner at once.  The words are written directly (not through
+    the model): they are harness state, and the model's buffer has been
+    drained before.
     """
-    words[mine] = target  # pairs with the loop below in the other threads
-    for addr in others:
-        if words[addr] >= target:
-            continue
-        spins = 0
-        deadline = None
-        while words[addr] < target:  # pairs with "words[mine] = target" above
-            spins += 1
-            if spins >= SPIN_BEFORE_YIELD:
+
+    def __init__(self, words, t: int, n_threads: int, sync_base: int, same_core, wake: list, timeout: float):
+        def arrive(u):
+            return sync_base + SYNC_STRIDE * u
+
+        self.words = words
+        self.arrive = arrive(t)
+        self.sleep = arrive(t) + 2  # written by this thread only
+        self.wake = wake[t]
+        self.others = [(arrive(u), arrive(u) + 2, wake[u], same_core(u)) for u in range(n_threads) if u != t]
+        self.timeout = timeout
+        self.who = f"P{t}"
+
+    def meet(self, target: int) -> None:
+        words = self.words
+        words[self.arrive] = target  # pairs with the wait loops in the others
+        for _, sleep, wake, _ in self.others:
+            until = words[sleep]
+            if until and target >= until:  # it sleeps until we reach "until"
+                wake.release()  # pairs with self.wake.acquire() in _wait()
+        for arrive, _, _, same_core in self.others:
+            if words[arrive] < target:
+                self._wait(arrive, target, same_core)
+
+    def _wait(self, arrive: int, target: int, same_core: bool) -> None:
+        words = self.words
+        for _ in range(YIELDS if same_core else SPINS):
+            if same_core:
                 os.sched_yield()
-                if deadline is None:
-                    deadline = time.monotonic() + timeout
-                elif spins & 1023 == 0 and time.monotonic() > deadline:
-                    raise AckTimeout(f"litmus {who}: the other threads did not reach instance {target} within {timeout} s")
+            if words[arrive] >= target:  # pairs with "words[self.arrive] = target"
+                return
+        deadline = time.monotonic() + self.timeout
+        words[self.sleep] = target  # pairs with the check of "until" in meet()
+        try:
+            # The partner may miss our sleep word (x86 may order its load of
+            # it before its store of its arrive word): then we sleep one
+            # SLEEP_SLICE and look again.
+            while words[arrive] < target:
+                try:
+                    self.wake.acquire(SLEEP_SLICE)
+                except posix_ipc.BusyError:
+                    if time.monotonic() > deadline:
+                        raise AckTimeout(
+                            f"litmus {self.who}: the other threads did not reach instance {target} within {self.timeout} s"
+                        ) from None
+        finally:
+            words[self.sleep] = 0
 
 
 def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
@@ -218,7 +270,8 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
     who = f"P{t}"
     try:
         cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[t % len(cpus)]})
+        core = t % len(cpus)  # round-robin pinning
+        os.sched_setaffinity(0, {cpus[core]})
         words = memoryview(mm).cast("q")
         batch = plan.batch
         atomic_rows = {plan.var_base[v] // batch for v in plan.test.atomic_vars()}
@@ -261,8 +314,15 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
         }
         body = _compile_thread(th, plan.var_base, {r: plan.reg_base[(t, r)] for r in th.regs}, ns)
         n_threads = len(plan.test.threads)
-        mine = plan.sync_base + SYNC_STRIDE * t
-        others = [plan.sync_base + SYNC_STRIDE * u for u in range(n_threads) if u != t]
+        barrier = _Barrier(
+            words,
+            t,
+            n_threads,
+            plan.sync_base,
+            lambda u: u % len(cpus) == core,
+            [sems[f"wake{u}"] for u in range(n_threads)],
+            plan.timeout,
+        )
         go, done = sems[f"go{t}"], sems[f"done{t}"]
         parent = os.getppid()
         instance = 0
@@ -270,7 +330,7 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
             _wait_for_go(go, parent, plan.timeout, who)
             for i in range(count):
                 instance += 1
-                _spin_barrier(words, mine, others, instance, plan.timeout, who)
+                barrier.meet(instance)
                 keep_busy(START_BITS)  # shifts this thread's start against the others'
                 body(i)
             model.drain()  # every store visible before the coordinator reads
@@ -309,11 +369,22 @@ def _wait_done(done, procs, t: int, conns, batch_no: int, timeout: float) -> Non
         except posix_ipc.BusyError:
             pass
         for u, p in enumerate(procs):
-            if p.exitcode is not None:
+            if p.exitcode not in (None, 0):  # 0: finished its last batch already
                 why = conns[u].recv() if conns[u].poll() else f"exit code {p.exitcode}"
                 raise AbortError(f"litmus thread P{u} (pid {p.pid}) died in batch {batch_no}: {why}")
         if time.monotonic() > deadline:
             raise AckTimeout(f"litmus thread P{t} did not finish batch {batch_no} within {timeout} s")
+
+
+def _tally(hist: Counter, arena, column_bases: list[int], count: int) -> None:
+    """Add one batch's final states (one column per register/variable)."""
+    if not column_bases:
+        hist[()] += count
+        return
+    table = np.stack([arena[b : b + count] for b in column_bases], axis=1)  # a copy
+    states, counts = np.unique(table, axis=0, return_counts=True)
+    for state, c in zip(states.tolist(), counts.tolist()):
+        hist[tuple(state)] += c
 
 
 def run_test(
@@ -324,7 +395,12 @@ def run_test(
     batch: int = DEFAULT_BATCH,
     timeout: float = 10.0,
 ) -> LitmusResult:
-    """Run ``iterations`` instances of ``test`` under ``model``."""
+    """Run ``iterations`` instances of ``test`` under ``model``.
+
+    ``timeout`` bounds every wait of a thread (barrier, go, atomic lock);
+    the coordinator gives a batch twice as long, so that a thread's own
+    diagnosis comes first.
+    """
     if model not in MODELS:
         raise UsageError(f"unknown memory model {model!r} (choose one of {', '.join(MODELS)})")
     if iterations <= 0:
@@ -355,7 +431,7 @@ def run_test(
         mm = rs.shm("litmus", n_words * 8)
         sems = {}
         for t in range(n_threads):
-            for what, initial in (("fence", 1), ("go", 0), ("done", 0)):
+            for what, initial in (("fence", 1), ("go", 0), ("done", 0), ("wake", 0)):
                 sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
         for k in range(N_ATOMIC_LOCKS):
             sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
@@ -377,21 +453,15 @@ def run_test(
             for t in range(n_threads):
                 sems[f"go{t}"].release()  # pairs with _wait_for_go() in the threads
             for t in range(n_threads):
-                _wait_done(sems[f"done{t}"], procs, t, conns, b, timeout * 3)
-            cols = [arena[reg_base[tr] : reg_base[tr] + count] for tr in regs]
-            cols += [arena[var_base[v] : var_base[v] + count] for v in cond_vars]
-            if cols:
-                states, counts = np.unique(np.stack(cols, axis=1), axis=0, return_counts=True)
-                for s, c in zip(states.tolist(), counts.tolist()):
-                    hist[tuple(s)] += c
-            else:
-                hist[()] += count
-            del cols
+                _wait_done(sems[f"done{t}"], procs, t, conns, b, 2 * timeout)
+            _tally(hist, arena, [reg_base[tr] for tr in regs] + [var_base[v] for v in cond_vars], count)
         elapsed = time.perf_counter() - start
-        for p in procs:
+        for t, p in enumerate(procs):
             p.join(timeout)
+            if p.exitcode is None:
+                raise AckTimeout(f"litmus thread P{t} (pid {p.pid}) did not exit within {timeout} s")
             if p.exitcode != 0:
-                raise AbortError(f"litmus process {p.name} (pid {p.pid}) ended with exit code {p.exitcode}")
+                raise AbortError(f"litmus thread P{t} (pid {p.pid}) ended with exit code {p.exitcode}")
     finally:
         for p in procs:
             if p.is_alive():
