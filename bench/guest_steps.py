@@ -22,7 +22,7 @@ from smpemu.guest import GuestKernel
 from smpemu.mmu import MMU
 from smpemu.shared import EXITING_GUEST_MODE
 from smpemu.spte import GEN_MASK
-from smpemu.tlb import E_GEN, E_PFN, TLB
+from smpemu.tlb import E_GEN, E_PFN, E_WR, TLB
 from smpemu.vcpu import VCPU
 from smpemu.worker import make_context
 
@@ -53,20 +53,27 @@ def vcpu_loop(cpu, pages, n: int) -> float:
 
 
 def bare_loop(cpu, pages, n: int) -> float:
-    """The same lookups with no emulator around them: the mode-word poll, the
-    dict lookup and the generation read, inline."""
+    """The same work with no emulator around it, inline: step count and
+    budget check, the mode-word poll, the dict lookup, the write-permission
+    test, the hit count and the generation read."""
     W = cpu.W
     a_mode, a_gen = cpu.a_mode, cpu.a_gen
     tlb = cpu.tlb.map
-    steps = 0
+    steps = hits = 0
+    budget = n + 1
+    write = False
     t0 = time.perf_counter()
     for i in range(n):
         steps += 1
+        if steps >= budget:
+            break
         if W[a_mode] == EXITING_GUEST_MODE:
             pass
         e = tlb.get(pages[i & 3])
-        if e is not None and W[a_gen + e[E_PFN]] & GEN_MASK != e[E_GEN]:
-            pass
+        if e is not None and (write is False or e[E_WR]):
+            hits += 1
+            if W[a_gen + e[E_PFN]] & GEN_MASK != e[E_GEN]:
+                pass
     return n / (time.perf_counter() - t0)
 
 

@@ -37,9 +37,11 @@ def deferral(iterations: int, repeat: int) -> dict:
         "deferral.wall_s": _entry(d["wall_s"], "s", base, e["wall_s"], 1 / 3),
     }
     print(f"deferral: malloc-touch, 16 vCPUs, {iterations} steps/vCPU, median of {repeat}")
-    print(f"  {'policy':<13}{'ipis_sent':>10}{'remote_flushes':>16}{'wall_s':>9}{'ack p50/p99 us':>20}{'host reclaims':>15}")
+    print(f"  {'policy':<13}{'ipis_sent':>10}{'(by host)':>10}{'remote_flushes':>16}{'(by host)':>10}{'wall_s':>9}"
+          f"{'ack p50/p99 us':>20}{'host reclaims':>15}")
     for name, r in (("eager", e), ("deferred-v4", d)):
-        print(f"  {name:<13}{r['ipis_sent']:>10.0f}{r['remote_flushes']:>16.0f}{r['wall_s']:>9.2f}"
+        print(f"  {name:<13}{r['ipis_sent']:>10.0f}{r['host_ipis_sent']:>10.0f}{r['remote_flushes']:>16.0f}"
+              f"{r['host_remote_flushes']:>10.0f}{r['wall_s']:>9.2f}"
               f"{_us(r['ack_latency_p50_us']):>11}/{_us(r['ack_latency_p99_us']):<8}{r['host_reclaims']:>15.0f}")
     return res
 

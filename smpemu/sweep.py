@@ -180,7 +180,10 @@ def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
     row["ipis_per_s"] = round(t["ipis_sent"] / wall, 1) if wall else 0.0
     row["remote_flushes_per_s"] = round(t["remote_flushes"] / wall, 1) if wall else 0.0
     row["steps_per_vcpu_s"] = round(t["steps"] / wall / pt.vcpus, 1) if wall else 0.0
-    row["host_reclaims"] = (result.get("host") or {}).get("reclaims")
+    host = result.get("host") or {}
+    row["host_reclaims"] = host.get("reclaims")
+    row["host_ipis_sent"] = host.get("ipis_sent")  # the mmu notifier's share of the IPIs
+    row["host_remote_flushes"] = host.get("remote_flushes")
     row["aborted"] = result.get("aborted") or ""
     row["exit_code"] = result.get("exit_code", EXIT_OK)
     return row

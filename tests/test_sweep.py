@@ -26,6 +26,12 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+def _why(p, path):
+    """What to show when a sweep did not exit 0: its stderr and any aborted run."""
+    bad = [r["aborted"] for r in _rows(path) if r["kind"] == "run" and r["aborted"]] if path.exists() else []
+    return f"exit {p.returncode}: {p.stderr[-2000:]} aborted: {bad}"
+
+
 @pytest.mark.timeout(120)
 def test_tiny_sweep_writes_rows_medians_json_and_plot(tmp_path):
     out = tmp_path / "s.csv"
@@ -37,7 +43,7 @@ def test_tiny_sweep_writes_rows_medians_json_and_plot(tmp_path):
     except ImportError:
         plot = []
     p = _sweep(*TINY, "--csv", str(out), "--json", str(js), *plot)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, _why(p, out)
     rows = _rows(out)
     runs = [r for r in rows if r["kind"] == "run"]
     meds = [r for r in rows if r["kind"] == "median"]
@@ -61,13 +67,13 @@ def test_tiny_sweep_writes_rows_medians_json_and_plot(tmp_path):
 def test_resume_skips_runs_already_in_the_csv(tmp_path):
     out = tmp_path / "r.csv"
     p = _sweep(*TINY, "--repeat", "1", "--csv", str(out))
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, _why(p, out)
     lines = out.read_text().splitlines()
     # keep the header and the first two runs, as if the sweep had been cut short
     kept = [lines[0]] + [ln for ln in lines[1:] if ln.startswith("run,")][:2]
     out.write_text("\n".join(kept) + "\n")
     p = _sweep(*TINY, "--repeat", "1", "--csv", str(out), "--resume")
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, _why(p, out)
     assert "resuming: 2 of 4 runs already" in p.stderr
     now = out.read_text().splitlines()
     assert now[:3] == kept  # finished rows are left as they were
@@ -170,7 +176,7 @@ def test_scheduler_runs_points_on_dask_workers(tmp_path):
                                   dashboard_address=None) as cluster:
         p = _sweep("--scheduler", cluster.scheduler_address, "--vcpus", "1,2", "--policy", "eager",
                    "--iterations", "200", "--repeat", "1", "--csv", str(out), timeout=120)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, _why(p, out)
     runs = [r for r in _rows(out) if r["kind"] == "run"]
     assert sorted(r["vcpus"] for r in runs) == ["1", "2"]
     assert all(int(r["steps"]) >= 200 for r in runs)
