@@ -83,6 +83,8 @@ def run(
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
     delay: List[str] = typer.Option([], help="Widen a race: POINT=US or POINT=LO-HI (repeatable)."),
+    trace_file: Optional[str] = typer.Option(None, help="Input of the trace workload (see workloads/trace.py)."),
+    trace_out: Optional[str] = typer.Option(None, "--trace", help="Record protocol events; write the window before the first violation (or the last events) here as JSON."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
     """Run the emulator and print per-vCPU and total counters."""
@@ -98,14 +100,22 @@ def run(
         memory_model=memory_model, duration=duration, iterations=iterations,
         guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
         swap_rate=swap_rate, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
-        delays=delays, json_path=json_out,
+        delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
+    if trace_out:
+        from smpemu.config import check_writable
+
+        check_writable(trace_out, "--trace")
     if workload == "script":
         raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
     result = _progress_run(cfg).as_dict()
     print_result(result, out)
     if json_out:
         write_json(result, json_out)
+    if trace_out and result.get("trace"):
+        write_json({"config": result["config"], **result["trace"]}, trace_out)
+        if result["violations"]:
+            out.print(result["trace"]["rendered"], markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(result["exit_code"])
 
 
@@ -303,7 +313,15 @@ def version():
     out.print(__version__)
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C does: every finally (object unlinking) runs
+    raise SystemExit(143)
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except SystemExit:

@@ -49,11 +49,18 @@ class RunConfig:
     cr3_every: int = 4  # malloc-touch: cr3 switch every N mallocs
     delays: dict = field(default_factory=dict)  # point -> (lo_us, hi_us)
     script: dict | None = None  # scripted workload (tests)
+    trace_file: str | None = None  # the trace workload's input file
     json_path: str | None = None
     trace: bool = False  # record protocol events (per-process rings)
     stop_on_violation: bool = False  # end the run at the first violation (stress)
     reclaim: str = "mixed"  # host: "mixed" (freed + any page) or "freed" (just-freed pages, at once)
     start_timeout: float = 30.0
+    # controlled schedules (smpemu/schedule.py, docs/schedules.md)
+    schedule: str | None = None  # None: free-running; "pct" or "replay": one process at a time
+    pct_depth: int = 3  # PCT's d: d - 1 priority change points
+    max_decisions: int = 20000  # a scheduled run ends after this many decisions
+    sched_steps: int = 1  # guest steps between two scheduling points of a vCPU
+    replay: list | None = None  # schedule="replay": the recorded decisions (not in as_dict)
 
     @property
     def guest_pages(self) -> int:
@@ -101,11 +108,28 @@ class RunConfig:
         pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
         if self.json_path:
             check_writable(self.json_path, "--json")
+        if self.schedule is not None:
+            self._validate_schedule()
         return self
+
+    def _validate_schedule(self) -> None:
+        from smpemu.schedule import STRATEGIES
+
+        if self.schedule not in STRATEGIES:
+            raise UsageError(f"unknown --schedule {self.schedule!r}; choose pct")
+        if not isinstance(self.pct_depth, int) or not 1 <= self.pct_depth <= 64:
+            raise UsageError(f"--pct-depth must be between 1 and 64 (got {self.pct_depth})")
+        if not isinstance(self.max_decisions, int) or not 1 <= self.max_decisions <= 10**8:
+            raise UsageError(f"--max-decisions must be between 1 and 100000000 (got {self.max_decisions})")
+        if not isinstance(self.sched_steps, int) or not 1 <= self.sched_steps <= 1 << 20:
+            raise UsageError(f"--sched-steps must be between 1 and 1048576 (got {self.sched_steps})")
+        if self.schedule == "replay" and not isinstance(self.replay, list):
+            raise UsageError("schedule replay needs the recorded decisions (smpemu replay FILE)")
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("script", None)
+        d.pop("replay", None)
         return d
 
 

@@ -66,6 +66,8 @@ class RunResult:
     interrupted: str | None = None
     run_id: str = ""
     trace: dict | None = None  # with cfg.trace: the events around the first violation
+    schedule: dict | None = None  # under cfg.schedule: how the schedule went (schedule.py)
+    decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
 
     @property
     def exit_code(self) -> int:
@@ -90,6 +92,7 @@ class RunResult:
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
             **({"trace": self.trace} if self.trace is not None else {}),
+            **({"schedule": self.schedule} if self.schedule is not None else {}),
         }
 
 
@@ -97,6 +100,11 @@ def plan(cfg: RunConfig):
     """Validate, then size the guest and the arena (no side effects)."""
     cfg.validate()
     guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
+    import workloads
+
+    check = getattr(workloads.get(cfg.workload), "validate_config", None)
+    if check is not None:  # e.g. the trace workload parses its file here, before any fork
+        check(cfg, guest)
     geo = shared.Geometry(
         n_vcpus=cfg.vcpus,
         n_slots=guest.n_slots,
@@ -198,6 +206,10 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     res.sem("start", 0)
     for e in events:
         res.sem(f"evt-{e}", 0)
+    if cfg.schedule:  # the baton: one "go" per process, one "parked" for the coordinator
+        res.sem("sched", 0)
+        for r in range(N + 1):
+            res.sem(f"sched-go{r}", 0)
     return Spec(cfg, layout, buf, res.sems, placement, params, guest)
 
 
@@ -235,7 +247,12 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             arena.ctl[CTL_T0, 0] = time.monotonic_ns()
             for _ in range(N + 1):
                 res.sems["start"].release()
-            wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
+            if cfg.schedule:
+                from smpemu.schedule import monitor as sched_monitor
+
+                wall = sched_monitor(cfg, arena, procs, sig, result, progress, t0, res.sems)
+            else:
+                wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
             _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
