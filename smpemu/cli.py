@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -149,6 +150,14 @@ def stress(
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
     trace_out: Optional[str] = typer.Option(None, "--trace", help="Write the violation's event window here (JSON)."),
+    schedule: Optional[str] = typer.Option(None, help="pct: each round under a seeded controlled schedule, "
+                                           "replayable (docs/schedules.md); no delays."),
+    max_decisions: int = typer.Option(5000, help="With --schedule: scheduling decisions per round."),
+    pct_depth: int = typer.Option(3, help="With --schedule pct: d (d - 1 priority change points per epoch)."),
+    pct_epoch: int = typer.Option(4, help="With --schedule pct: decisions per epoch (fresh priorities)."),
+    sched_steps: int = typer.Option(8, help="With --schedule: guest steps between two scheduling points."),
+    replay_out: Optional[str] = typer.Option(None, "--replay-out", help="With --schedule: write the replay file "
+                                             "here (default: smpemu-replay-SEED.json in the current directory)."),
 ):
     """Run a policy until the lost-flush oracle fires or the timeout passes."""
     from smpemu.config import RunConfig, check_writable
@@ -163,22 +172,34 @@ def stress(
     vlist = _csv_list(vcpus, "--vcpus", int)
     plist = [p.strip() for p in pin.split(";") if p.strip()]
     delays = dict(parse_delay(d) for d in delay)
-    for path, opt in ((json_out, "--json"), (trace_out, "--trace")):
+    if schedule is not None and delays:
+        raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")
+    if replay_out and schedule is None:
+        raise UsageError("--replay-out needs --schedule pct")
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace"), (replay_out, "--replay-out")):
         if path:
             check_writable(path, opt)
+    if schedule is not None and not replay_out and not os.access(os.getcwd(), os.W_OK):
+        raise UsageError("--schedule writes its replay file to the current directory, which is not "
+                         "writable here: pass --replay-out FILE")
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
                      memory_model=memory_model, requests=requests, seed=seed,
-                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, duration=1.0)
+                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, duration=1.0,
+                     schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
+                     pct_epoch=pct_epoch, sched_steps=sched_steps)
     for v in vlist:
         for p in plist:
             dataclasses.replace(base, vcpus=v, pin=p).validate()
     out.print(f"stress: policy {policy}, workload {workload}, vcpus {vlist}, pin {plist}, "
-              f"memory model {memory_model}, requests {requests}, timeout {timeout} s, seed {seed}")
+              f"memory model {memory_model}, requests {requests}, timeout {timeout} s, seed {seed}"
+              + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
+                 if schedule else ""))
 
     def on_round(info):
         verdict = f"[red]{info['violations']} violation(s)[/red]" if info["violations"] else "clean"
+        how = f"{info['decisions']:,} decisions" if "decisions" in info else f"delays {info['delays']}"
         out.print(f"  round {info['round']}: seed {info['seed']}, {info['vcpus']} vCPUs, pin {info['pin']}, "
-                  f"delays {info['delays']}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
+                  f"{how}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
 
     res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round)
     d = res.as_dict()
@@ -194,6 +215,12 @@ def stress(
             out.print(tr["rendered"], markup=False, highlight=False, soft_wrap=True)
         if trace_out and tr:
             write_json({"config": res.first["config"], **tr}, trace_out)
+        if res.replay is not None:
+            from smpemu.schedule import describe_last, write_doc
+
+            path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
+            write_doc(res.replay, path)
+            out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
         total = sum(r["steps"] for r in res.rounds)
         out.print(f"[green]no violation[/green] in {res.elapsed_s} s, {len(res.rounds)} round(s), {total:,} guest steps")
@@ -302,6 +329,11 @@ def _register_extensions() -> None:
     except ImportError:
         return
     register(app, out=out, err=err, guard=_guard)
+    try:
+        from smpemu.schedule_cli import register as register_schedule
+    except ImportError:
+        return
+    register_schedule(app, out=out, err=err, guard=_guard)
 
 
 _register_extensions()

@@ -57,9 +57,10 @@ class RunConfig:
     start_timeout: float = 30.0
     # controlled schedules (smpemu/schedule.py, docs/schedules.md)
     schedule: str | None = None  # None: free-running; "pct" or "replay": one process at a time
-    pct_depth: int = 3  # PCT's d: d - 1 priority change points
-    max_decisions: int = 20000  # a scheduled run ends after this many decisions
-    sched_steps: int = 1  # guest steps between two scheduling points of a vCPU
+    pct_depth: int = 3  # PCT's d: d - 1 priority change points per epoch
+    pct_epoch: int = 4  # decisions per PCT epoch (fresh priorities and change points)
+    max_decisions: int = 5000  # a scheduled run ends after this many decisions
+    sched_steps: int = 8  # guest steps between two scheduling points of a vCPU
     replay: list | None = None  # schedule="replay": the recorded decisions (not in as_dict)
 
     @property
@@ -119,6 +120,8 @@ class RunConfig:
             raise UsageError(f"unknown --schedule {self.schedule!r}; choose pct")
         if not isinstance(self.pct_depth, int) or not 1 <= self.pct_depth <= 64:
             raise UsageError(f"--pct-depth must be between 1 and 64 (got {self.pct_depth})")
+        if not isinstance(self.pct_epoch, int) or not 1 <= self.pct_epoch <= 10**8:
+            raise UsageError(f"--pct-epoch must be between 1 and 100000000 (got {self.pct_epoch})")
         if not isinstance(self.max_decisions, int) or not 1 <= self.max_decisions <= 10**8:
             raise UsageError(f"--max-decisions must be between 1 and 100000000 (got {self.max_decisions})")
         if not isinstance(self.sched_steps, int) or not 1 <= self.sched_steps <= 1 << 20:

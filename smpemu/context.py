@@ -42,6 +42,7 @@ class ProcContext:
     oracle: object = None  # smpemu.oracle.Oracle
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
     trace: object = None  # smpemu.trace.Tracer when tracing, else None
+    sched: object = None  # smpemu.schedule.ProcSched under --schedule, else None
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)
@@ -113,7 +114,10 @@ class ProcContext:
         The timeout is per holder: while the lock keeps changing hands (its
         acquisition count moves) we are merely slow; one holder keeping it
         past the timeout (dead, stopped, or deadlocked) aborts the run.
+        Under a schedule the wait is cooperative (schedule.ProcSched.lock).
         """
+        if self.sched is not None:
+            return self.sched.lock(self, sem, holder_addr, what)
         mm = self.mm
         mm.drain()  # pairs with: a lock holder sees our earlier stores
         try:

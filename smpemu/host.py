@@ -34,11 +34,16 @@ def host_body(ctx, spec) -> None:
         _reclaim_just_freed(ctx, mmu, a, n)
         return
     period = 1.0 / cfg.swap_rate if cfg.swap_rate > 0 else None
+    sched = ctx.sched
+    if sched is not None and period is None:
+        return  # nothing to do, ever: leave the schedule to the vCPUs
     next_t = time.monotonic()
     ops = 0
     while not ctx.stopping():
         ctx.check_alive()
-        if period is None:
+        if sched is not None:
+            sched.point(ctx, "host.reclaim")  # one reclaim per turn: no wall clock
+        elif period is None:
             time.sleep(0.05)
             continue
         v = rng.randrange(n)
@@ -52,6 +57,8 @@ def host_body(ctx, spec) -> None:
         ops += 1
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters
+        if sched is not None:
+            continue
         next_t += period
         delay = next_t - time.monotonic()
         if delay > 0:
@@ -88,4 +95,7 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters
         if not busy:
-            time.sleep(50e-6)
+            if ctx.sched is not None:  # wait, baton handed back, until a guest frees a page
+                ctx.sched.wait_field(ctx, "host.idle", "freed_head", n)
+            else:
+                time.sleep(50e-6)

@@ -100,6 +100,8 @@ def _missing(ctx, targets):
 
 def wait_acks(ctx, targets) -> None:
     """Spin briefly, then block with a timeout, until every target acked."""
+    if ctx.sched is not None:
+        return ctx.sched.wait_acks(ctx, targets, _missing)  # cooperative: yields the baton
     mm = ctx.mm
     me = ctx.pid_index
     missing = _missing(ctx, targets)

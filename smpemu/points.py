@@ -34,6 +34,13 @@ class Points:
         self.arms: dict = {}
         self.rng = rng
         self.active = bool(self.delays)
+        self.sched = None  # schedule.ProcSched: every point is a scheduling point
+
+    def scheduled(self, sched) -> None:
+        """Make every point a scheduling point; delays mean nothing then."""
+        self.sched = sched
+        self.delays = {}
+        self.active = True
 
     def arm(self, name: str, paused_sem, resume_sem, timeout: float) -> None:
         """The next time this CPU reaches ``name``: post ``paused_sem``, then
@@ -42,6 +49,8 @@ class Points:
         self.active = True
 
     def hit(self, ctx, name: str) -> None:
+        if self.sched is not None:
+            return self.sched.hit(ctx, self.arms.pop(name, None), name)
         a = self.arms.pop(name, None)
         if a is not None:
             paused, resume, timeout = a

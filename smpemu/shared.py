@@ -38,6 +38,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
 | trace           | (R, TR, 4) | process r: event ring (ts, code, a, b) | coordinator after the run      |
 | trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
+| sched           | (R, 16)    | process r, holding the baton (schedule.py) | the coordinator's scheduler |
 
 ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
 (the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
@@ -46,7 +47,9 @@ CTL_MMU_HOLDER / CTL_PFN_HOLDER (pid holding the lock, 0 if free; written by
 the holder, read by the coordinator's liveness checks), CTL_NFREE (under
 pfn_lock), CTL_T0 (coordinator: start time of the run in ns), CTL_MMU_ACQ /
 CTL_PFN_ACQ (acquisition counts, bumped by each holder: a waiter that sees
-them move knows the lock changes hands, so it is slow, not deadlocked).
+them move knows the lock changes hands, so it is slow, not deadlocked),
+CTL_SCHED_END (coordinator, under ``--schedule``: the schedule is over, leave
+at the next scheduling point).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ CTL_NFREE = 6
 CTL_T0 = 7
 CTL_MMU_ACQ = 8  # acquisitions of mmu_lock so far (written by each holder)
 CTL_PFN_ACQ = 9
+CTL_SCHED_END = 10  # schedule.py: set by the coordinator before it hands out the last batons
 N_CTL = 16
 
 # guest modes (Documentation/virt/kvm/vcpu-requests.rst)
@@ -168,6 +172,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("errmsg", (R, 32), False),
         ("trace", (R, TRACE_RING, 4), False),
         ("trace_head", (R, LINE), False),
+        ("sched", (R, 2 * LINE), False),
     ]
 
 

@@ -15,6 +15,11 @@ widens the windows on purpose and runs short rounds back to back:
 Each round is a real run (fresh processes and shared memory) that stops at
 the first violation with tracing on, so the report can show the interleaving.
 It reports the time and the guest steps to the first violation.
+
+``schedule="pct"`` instead runs each round under a controlled schedule
+(smpemu/schedule.py): no delays, round k is the PCT schedule of seed + k,
+and a round that finds a violation carries the replay document that repeats
+it (``StressResult.replay``, written by ``smpemu stress --replay-out``).
 """
 
 from __future__ import annotations
@@ -53,18 +58,22 @@ class StressResult:
     first: dict | None = None  # the run (as_dict) that found it
     aborted: str | None = None
     interrupted: str | None = None
+    replay: dict | None = None  # under a schedule: the replay document of the violating round
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("replay")  # its own file (smpemu replay FILE), not part of the summary
+        return d
 
 
 def stress(base: RunConfig, timeout: float, round_s: float, until_violation: bool = True,
            vcpus_cycle=None, pin_cycle=None, fixed_delays: dict | None = None,
-           on_round=None) -> StressResult:
+           on_round=None, schedule: str | None = None) -> StressResult:
     """Run rounds until a violation (if ``until_violation``) or ``timeout`` seconds."""
     t_start = time.monotonic()
     rounds = []
     steps_before = 0
+    schedule = schedule or base.schedule
     vcpus_cycle = vcpus_cycle or [base.vcpus]
     pin_cycle = pin_cycle or [base.pin]
     k = 0
@@ -76,11 +85,14 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
         seed = base.seed + k
         rng = random.Random(seed)
         delays = fixed_delays if fixed_delays else random_delays(rng)
+        if schedule:
+            delays = {}  # the schedule makes the interleavings: no delays
         cfg = dataclasses.replace(
             base, seed=seed, vcpus=vcpus_cycle[k % len(vcpus_cycle)],
             pin=pin_cycle[k % len(pin_cycle)], delays=delays,
             duration=min(round_s, left), iterations=None,
             trace=True, stop_on_violation=until_violation, json_path=None,
+            schedule=schedule,
         )
         t_round = time.monotonic() - t_start
         r = run(cfg)
@@ -89,6 +101,8 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
                 "delays": {p: list(v) for p, v in delays.items()},
                 "steps": d["totals"]["steps"], "wall_s": d["totals"]["wall_s"],
                 "violations": d["totals"]["violations"], "aborted": d["aborted"]}
+        if r.schedule is not None:
+            info["decisions"] = r.schedule["decisions"]
         rounds.append(info)
         if on_round:
             on_round(info)
@@ -105,6 +119,10 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
                 steps_to_violation=int(steps_before + d["totals"]["steps"] * min(1.0, v["t_s"] / wall)),
                 first=d,
             )
+            if r.schedule is not None:
+                from smpemu.schedule import replay_doc
+
+                hit.replay = replay_doc(r)
             if until_violation:
                 break
         steps_before += d["totals"]["steps"]

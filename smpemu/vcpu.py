@@ -49,6 +49,8 @@ class VCPU:
         ctx.handle_requests = self.serve
         self.oracle = ctx.oracle
         self.fill_point = False
+        if ctx.sched is not None:
+            self.next_check = 1  # every guest step may be a scheduling point
 
     # -- requests --------------------------------------------------------------
     def flush_tlb(self) -> None:
@@ -161,9 +163,11 @@ class VCPU:
         stay in guest mode taking interrupts (the invalidation's flush may be
         waiting for *our* ack) and sleep a little instead of spinning, so that
         oversubscribed cores go to the CPUs that must ack."""
+        ctx = self.ctx
+        if ctx.sched is not None:
+            return ctx.sched.wait_invalidation(self)
         mm = self.mm
         a_ncount = self.mmu.a_ncount
-        ctx = self.ctx
         deadline = time.monotonic() + ctx.params.ack_timeout
         while mm.load(a_ncount):
             if self.kicked():
@@ -198,6 +202,8 @@ class VCPU:
         ``wake_sem`` is posted) or ``timeout``.  A pending request does not
         block (kvm_vcpu_check_block): it is served on re-entry and the vCPU
         halts again.  True if woken, False on timeout or stop."""
+        if self.ctx.sched is not None:
+            return self.ctx.sched.halt(self, timeout, wake_sem)
         mm = self.mm
         sem = wake_sem if wake_sem is not None else self.kick
         deadline = time.monotonic() + timeout
@@ -232,16 +238,19 @@ class VCPU:
         self.ctx.arena.counters[self.me, :] = c
 
     def periodic(self) -> None:
-        self.next_check = self.steps + 256
+        ctx = self.ctx
+        sched = ctx.sched
+        self.next_check = self.steps + (256 if sched is None else sched.every)
         if self.max_steps:
             self.next_check = min(self.next_check, self.max_steps)
         self.publish()
-        ctx = self.ctx
         ctx.check_alive()
         if ctx.stopping():
             raise StopRun()
         if self.max_steps and self.steps >= self.max_steps:
             raise StopRun()
+        if sched is not None:
+            sched.step(ctx)  # a guest step is a scheduling point
 
     def finish(self) -> None:
         """Leave guest mode for good: no requester may wait for us any more."""

@@ -24,6 +24,7 @@ from smpemu.errors import AbortError, EXIT_ABORTED, EXIT_INTERNAL
 from smpemu.oracle import Oracle
 from smpemu.points import Points
 from smpemu.shared import Arena, C, N_HIST
+from smpemu.vcpu import StopRun
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -77,6 +78,11 @@ def make_context(idx: int, spec) -> ProcContext:
         from smpemu.trace import Tracer
 
         ctx.trace = Tracer(arena, idx)
+    if spec.cfg.schedule:
+        from smpemu.schedule import ProcSched
+
+        ctx.sched = ProcSched(ctx, spec)
+        ctx.points.scheduled(ctx.sched)
     return ctx
 
 
@@ -96,7 +102,11 @@ def process_main(idx: int, spec, body) -> None:
             mask |= 1 << min(c, 62)
         ctx.counters[C["cpu"]] = mask
         spec.sems["start"].acquire(spec.cfg.start_timeout)
+        if ctx.sched is not None:
+            ctx.sched.start(ctx)  # run only when the coordinator hands us the baton
         body(ctx, spec)
+    except StopRun:
+        pass  # the host, told at a scheduling point that the schedule is over
     except AbortError as e:
         code = EXIT_ABORTED
         if ctx is not None:
@@ -116,6 +126,11 @@ def process_main(idx: int, spec, body) -> None:
                 ctx.arena.counters[idx, :] = ctx.counters
             except BaseException:
                 pass
+            if ctx.sched is not None:
+                try:
+                    ctx.sched.done()  # hand the baton back for good
+                except BaseException:
+                    pass
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -63,6 +63,8 @@ def _evt(spec, name):
 
 
 def _wait_evt(ctx, sem, timeout, name):
+    if ctx.sched is not None:
+        return ctx.sched.wait_event(ctx, "script.wait", sem)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -105,6 +107,10 @@ def run(cpu, guest, rng, cfg) -> None:
         elif kind == "wait":
             if not cpu.halt(timeout, _evt(spec, op[1])):
                 raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
+        elif kind == "spin" and ctx.sched is not None:
+            ctx.sched.wait_event(ctx, "script.spin", _evt(spec, op[1]), cpu)
+        elif kind == "busy" and ctx.sched is not None:
+            ctx.sched.wait_event(ctx, "script.busy", _evt(spec, op[1]))
         elif kind == "spin":
             sem = _evt(spec, op[1])
             deadline = time.monotonic() + timeout
