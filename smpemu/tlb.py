@@ -14,7 +14,7 @@ from __future__ import annotations
 from smpemu import spte as S
 
 # entry tuple fields
-E_PFN, E_GEN, E_WR, E_GFN, E_FILL_NS, E_IDX = range(6)
+E_PFN, E_GEN, E_WR, E_GFN, E_FILL_NS, E_IDX, E_GEN_ADDR = range(7)
 
 
 class TLB:
@@ -26,6 +26,7 @@ class TLB:
         self.mirror = mirror_row  # numpy row: pfn+1 per entry, 0 = empty
         self.mirror_slot = mirror_slot_row
         self.global_below = global_below  # slots < this are kernel (global) mappings
+        self.gen_base = 0  # word address of pfn_gen[0], set by the VCPU that owns this TLB
 
     def get(self, slot: int):
         return self.map.get(slot)
@@ -45,7 +46,7 @@ class TLB:
         # publish before use: pairs with the oracle's mirror scan at host free
         self.mirror_slot[i] = slot
         self.mirror[i] = pfn + 1
-        e = (pfn, S.gen_of(s), bool(s & S.WRITABLE), S.gfn_of(s), fill_ns, i)
+        e = (pfn, S.gen_of(s), bool(s & S.WRITABLE), S.gfn_of(s), fill_ns, i, self.gen_base + pfn)
         self.map[slot] = e
         return e
 

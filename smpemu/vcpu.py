@@ -18,6 +18,7 @@ from smpemu.errors import AbortError
 from smpemu.mmu import FAULT_RETRY, GUEST_PF
 from smpemu.oracle import STALE_ACCESS, STALE_WRITE
 from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
+from smpemu.spte import GEN_MASK
 from smpemu.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, E_WR
 
 
@@ -42,13 +43,18 @@ class VCPU:
         self.a_wp = mmu.a_wp_time
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
-        self.steps = self.hits = self.misses = 0
+        # tlb_hits = steps - misses - exit_steps, derived at publish(): one
+        # counter less on the hot path
+        self.steps = self.misses = self.exit_steps = 0
         self.next_check = min(256, max_steps) if max_steps else 256
         self.in_guest = False
         self.table = 0
         ctx.handle_requests = self.serve
         self.oracle = ctx.oracle
         self.fill_point = False
+        self._load = self.mm.load  # bound once: the native model binds memoryview.__getitem__
+        self._tlb_get = tlb.map.get  # the TLB only ever clears this dict, never replaces it
+        tlb.gen_base = mmu.a_gen  # entries carry the address of their pfn's generation word
         if ctx.sched is not None:
             self.next_check = 1  # every guest step may be a scheduling point
 
@@ -113,16 +119,23 @@ class VCPU:
 
     # -- guest steps ------------------------------------------------------------------
     def access(self, slot: int, write: bool) -> bool:
-        """One guest memory access.  False: the guest pte is absent (#PF)."""
+        """One guest memory access.  False: the guest pte is absent (#PF).
+
+        The hot path: locals bound once in __init__, tuple fields by number
+        (0 pfn, 1 gen, 2 writable, 3 gfn, 4 fill_ns, 6 address of the pfn's
+        generation word: see smpemu.tlb), and the
+        oracle's two checks inlined, calling into the oracle only on a failure.
+        """
         self.steps += 1
         if self.steps >= self.next_check:
             self.periodic()
-        if self.mm.load(self.a_mode) == EXITING_GUEST_MODE:  # == self.kicked(), inlined
+        if self._load(self.a_mode) == EXITING_GUEST_MODE:  # == self.kicked(), inlined
             self.take_interrupt()  # kicked: the interrupt window between two steps
-        e = self.tlb.map.get(slot)
-        if e is not None and (write is False or e[E_WR]):
-            self.hits += 1
-            self._check(slot, e, write)
+        e = self._tlb_get(slot)
+        if e is not None and (write is False or e[2]):
+            W = self.W
+            if (W[e[6]] & GEN_MASK) != e[1] or (write and W[self.a_wp + e[3]] > e[4]):
+                self._check(slot, e, write)
             return True
         self.misses += 1
         return self._walk(slot, write)
@@ -183,6 +196,7 @@ class VCPU:
     # -- exits the guest asks for ---------------------------------------------------------
     def invlpg(self, slot: int) -> None:
         self.steps += 1
+        self.exit_steps += 1
         self.exit_guest()
         self.mmu.invlpg(slot)
         self.request_local_flush()
@@ -190,6 +204,7 @@ class VCPU:
 
     def write_cr3(self, table: int, pt_gfns) -> None:
         self.steps += 1
+        self.exit_steps += 1
         self.exit_guest()
         self.ctx.counters[C["cr3_writes"]] += 1
         self.tlb.flush_non_global()
@@ -233,7 +248,7 @@ class VCPU:
     def publish(self) -> None:
         c = self.ctx.counters
         c[C["steps"]] = self.steps
-        c[C["tlb_hits"]] = self.hits
+        c[C["tlb_hits"]] = self.steps - self.misses - self.exit_steps
         c[C["tlb_misses"]] = self.misses
         self.ctx.arena.counters[self.me, :] = c
 
