@@ -79,6 +79,8 @@ def run(
     requests: str = typer.Option("modern", help="modern (mode-based waits) | 2009 (wait for every loaded vCPU)."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
     spin_us: float = typer.Option(50.0, help="Microseconds a requester spins on acks before it blocks."),
+    ipi_route: str = typer.Option("direct", help="direct (requesters kick, as KVM) | coordinator (it routes every kick)."),
+    preempt_exit: int = typer.Option(0, help="Oversubscribed: leave guest mode and yield every N guest steps (0: off)."),
     swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second."),
     tlb_size: int = typer.Option(64, help="TLB entries per vCPU."),
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
@@ -100,6 +102,7 @@ def run(
         vcpus=vcpus, workload=workload, policy=policy, pin=pin, cpus=cpus,
         memory_model=memory_model, duration=duration, iterations=iterations,
         guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
+        ipi_route=ipi_route, preempt_exit=preempt_exit,
         swap_rate=swap_rate, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )

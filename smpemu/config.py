@@ -41,6 +41,8 @@ class RunConfig:
     requests: str = "modern"
     ack_timeout: float = 5.0
     spin_us: float = 50.0  # requesters spin this long on acks before blocking
+    ipi_route: str = "direct"  # "direct" (requesters kick) or "coordinator" (it delivers kicks)
+    preempt_exit: int = 0  # oversubscribed: leave guest mode and yield every N guest steps (0: off)
     swap_rate: float = 1000.0  # host reclaims per second
     tlb_size: int = 64
     rmap_size: int = 4
@@ -93,6 +95,10 @@ class RunConfig:
             raise UsageError(f"--spin-us must be between 0 and 1000000 (got {self.spin_us})")
         if self.reclaim not in ("mixed", "freed"):
             raise UsageError(f"unknown --reclaim {self.reclaim!r}; choose mixed or freed")
+        if self.ipi_route not in ("direct", "coordinator"):
+            raise UsageError(f"unknown --ipi-route {self.ipi_route!r}; choose direct or coordinator")
+        if not isinstance(self.preempt_exit, int) or self.preempt_exit < 0:
+            raise UsageError(f"--preempt-exit must be a number of guest steps >= 0 (got {self.preempt_exit})")
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
         if not 4 <= self.tlb_size <= 4096:

@@ -28,6 +28,7 @@ class RunParams:
     ack_timeout: float = 5.0
     spin_us: float = 50.0
     lock_timeout: float = 5.0
+    ipi_route: str = "direct"  # or "coordinator": the coordinator delivers every kick
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ProcContext:
         self.n_req = g.n_req
         self.a_ack_waiting = [L["ack_waiting"].addr(r, 0) for r in range(g.n_req)]
         self.a_spte = L["spte"].offset
+        self.a_route = L["route_req"].offset
         self.a_dirty = self.arena.ctl_addr(shared.CTL_FLUSH_DIRTY)
         self.kick = [self.sems[f"kick{v}"] for v in range(g.n_vcpus)]
         self.ackwake = [self.sems[f"ackwake{r}"] for r in range(g.n_req)]
@@ -164,6 +166,17 @@ class ProcContext:
         if self.points is not None and self.points.active:
             self.points.hit(self, name)
         self.exit_poll()
+
+    def send_ipi(self, t: int) -> None:
+        """Deliver a kick to vCPU t: directly (KVM), or through the coordinator
+        acting as the interrupt controller (``--ipi-route coordinator``)."""
+        if self.params.ipi_route == "direct":
+            self.kick[t].release()
+            return
+        # route_req[t][me] has one writer (us); the router counts deliveries
+        a = self.a_route + t * self.n_req + self.pid_index
+        self.W[a] = self.W[a] + 1
+        self.sems["router"].release()
 
     def ev(self, code: int, a: int = 0, b: int = 0) -> None:
         """Record a protocol event if tracing is on."""

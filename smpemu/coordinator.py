@@ -65,6 +65,7 @@ class RunResult:
     aborted: str | None = None
     interrupted: str | None = None
     run_id: str = ""
+    routed_ipis: int | None = None  # --ipi-route coordinator: kicks the router delivered
     trace: dict | None = None  # with cfg.trace: the events around the first violation
     schedule: dict | None = None  # under cfg.schedule: how the schedule went (schedule.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
@@ -92,6 +93,7 @@ class RunResult:
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
             **({"trace": self.trace} if self.trace is not None else {}),
+            **({"routed_ipis": self.routed_ipis} if self.routed_ipis is not None else {}),
             **({"schedule": self.schedule} if self.schedule is not None else {}),
         }
 
@@ -155,7 +157,7 @@ def _row(counters: np.ndarray, hist: np.ndarray, wall: float) -> dict:
     d["violations"] = int(counters[C["violations"]])
     d["wall_s"] = round(wall, 3)
     d["steps_per_s"] = round(d["steps"] / wall, 1) if wall > 0 else 0.0
-    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "rmap_evictions"):
+    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "rmap_evictions", "preempt_exits"):
         d[k] = int(counters[C[k]])
     return d
 
@@ -204,6 +206,7 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     res.sem("mmu_lock", 1)
     res.sem("pfn_lock", 1)
     res.sem("start", 0)
+    res.sem("router", 0)
     for e in events:
         res.sem(f"evt-{e}", 0)
     if cfg.schedule:  # the baton: one "go" per process, one "parked" for the coordinator
@@ -222,7 +225,7 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
         events = validate_script(cfg.script, cfg.vcpus)
     else:
         events = []
-    params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout,
+    params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout, ipi_route=cfg.ipi_route,
                        lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us)
     result = RunResult(config=cfg.as_dict())
     procs: list = []
@@ -233,6 +236,7 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
     with _Signals() as sig:
         res = resources.ResourceSet(resources.new_run_id())
         result.run_id = res.run_id
+        router = None
         try:
             spec = build_spec(res, cfg, guest, layout, placement, params, events)
             arena = shared.Arena(layout, spec.buf)
@@ -247,6 +251,10 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             arena.ctl[CTL_T0, 0] = time.monotonic_ns()
             for _ in range(N + 1):
                 res.sems["start"].release()
+            if cfg.ipi_route == "coordinator":
+                from smpemu.router import Router
+
+                router = Router(arena, res.sems, N).start()  # a thread: only after every fork
             if cfg.schedule:
                 from smpemu.schedule import monitor as sched_monitor
 
@@ -254,6 +262,9 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             else:
                 wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
             _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
+            if router is not None:
+                router.stop()
+                result.routed_ipis = router.delivered
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
             _gather(arena, procs, result, wall)
@@ -261,6 +272,8 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
                 result.trace = _trace_window(arena, cfg, result)
             return result
         finally:
+            if router is not None:
+                router.stop()  # before the semaphores it posts are closed
             for p in procs:
                 if p.is_alive():
                     _kill(p)

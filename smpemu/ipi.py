@@ -60,7 +60,7 @@ def make_request(ctx, targets, wake: bool = False) -> None:
         if ctx.params.requests == "2009":
             if not mm.load(ctx.a_halted[t]) or wake:
                 mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
-                ctx.kick[t].release()
+                ctx.send_ipi(t)
                 cnt[C["ipis_sent"]] += 1
                 wait.append(t)
             else:
@@ -70,7 +70,7 @@ def make_request(ctx, targets, wake: bool = False) -> None:
         if m == IN_GUEST_MODE:
             m = mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
             if m == IN_GUEST_MODE:
-                ctx.kick[t].release()  # the IPI
+                ctx.send_ipi(t)  # the IPI
                 cnt[C["ipis_sent"]] += 1
                 wait.append(t)
                 continue
@@ -78,7 +78,7 @@ def make_request(ctx, targets, wake: bool = False) -> None:
             cnt[C["ipis_avoided"]] += 1  # someone already kicked it
             wait.append(t)
         elif wake and mm.load(ctx.a_halted[t]):
-            ctx.kick[t].release()
+            ctx.send_ipi(t)
             cnt[C["ipis_sent"]] += 1
             wait.append(t)
         else:

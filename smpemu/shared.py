@@ -36,6 +36,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | ack_hist        | (R, NB)    | process r: ack-latency histogram       | coordinator                    |
 | viol            | (R, VM, VF)| process r (its own records)            | coordinator                    |
 | errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
+| route_req       | (N, R)     | [t, r]: requester r (kicks for t)      | coordinator's router thread    |
 | trace           | (R, TR, 4) | process r: event ring (ts, code, a, b) | coordinator after the run      |
 | trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
 | sched           | (R, 16)    | process r, holding the baton (schedule.py) | the coordinator's scheduler |
@@ -97,6 +98,7 @@ COUNTER_NAMES = (
     "violations",
     "acks_waited",
     "cpu",
+    "preempt_exits",
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24
@@ -170,6 +172,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("ack_hist", (R, N_HIST), False),
         ("viol", (R, VIOL_MAX, VIOL_FIELDS), False),
         ("errmsg", (R, 32), False),
+        ("route_req", (N, R), False),
         ("trace", (R, TRACE_RING, 4), False),
         ("trace_head", (R, LINE), False),
         ("sched", (R, 2 * LINE), False),

@@ -43,6 +43,8 @@ class VCPU:
         self.a_wp = mmu.a_wp_time
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
+        self.preempt_every = 0  # set by vcpu_body under --preempt-exit when oversubscribed
+        self.next_preempt = 0
         # tlb_hits = steps - misses - exit_steps, derived at publish(): one
         # counter less on the hot path
         self.steps = self.misses = self.exit_steps = 0
@@ -256,6 +258,8 @@ class VCPU:
         ctx = self.ctx
         sched = ctx.sched
         self.next_check = self.steps + (256 if sched is None else sched.every)
+        if self.preempt_every:
+            self.next_check = min(self.next_check, self.next_preempt)
         if self.max_steps:
             self.next_check = min(self.next_check, self.max_steps)
         self.publish()
@@ -266,6 +270,22 @@ class VCPU:
             raise StopRun()
         if sched is not None:
             sched.step(ctx)  # a guest step is a scheduling point
+        elif self.preempt_every and self.steps >= self.next_preempt:
+            self.preempt()
+
+    def preempt(self) -> None:
+        """--preempt-exit: what KVM's preempt notifier gives for free.
+
+        A vCPU thread the host scheduler preempts has left guest mode first
+        (kvm_sched_out), so requesters do not wait out its time slice.  A
+        process cannot hook its own preemption, so an oversubscribed vCPU
+        leaves guest mode and yields every N steps instead.
+        """
+        self.next_preempt = self.steps + self.preempt_every
+        self.ctx.counters[C["preempt_exits"]] += 1
+        self.exit_guest()
+        os.sched_yield()
+        self.enter_guest()
 
     def finish(self) -> None:
         """Leave guest mode for good: no requester may wait for us any more."""
@@ -299,6 +319,9 @@ def vcpu_body(ctx, spec) -> None:
     tlb = TLB(cfg.tlb_size, ctx.arena.tlb_mirror[me], ctx.arena.tlb_mirror_slot[me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
+    cores = {c for p in spec.placement for c in p}
+    if cfg.preempt_exit and cfg.vcpus > len(cores):
+        cpu.preempt_every = cpu.next_preempt = cfg.preempt_exit
     guest = GuestKernel(cpu, L)
     cpu.spec = spec
     wl = workloads.get(cfg.workload)
