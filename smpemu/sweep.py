@@ -30,9 +30,10 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_VIOLATION, Sm
 
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
 CONFIG_COLS = ("kind", "workload", "policy", "pin", "vcpus", "repeat", "seed", "run_seed",
-               "memory_model", "requests", "swap_rate", "guest_mem", "duration", "iterations")
+               "memory_model", "requests", "swap_rate", "guest_mem", "duration", "iterations",
+               "preempt_exit", "ipi_route")
 POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests",
-              "swap_rate", "guest_mem", "duration", "iterations")
+              "swap_rate", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
 RUN_KEY_COLS = POINT_COLS + ("repeat",)
 MAX_COLS = ("violations", "exit_code")  # a median row shows the worst repeat for these
 
@@ -52,6 +53,8 @@ class SweepOptions:
     requests: str = "modern"
     swap_rate: float = 1000.0
     guest_mem: str = "64M"
+    preempt_exit: int = 0
+    ipi_route: str = "direct"
     trace_file: str | None = None
     csv_path: str | None = None
     json_path: str | None = None
@@ -95,7 +98,7 @@ def config_of(o: SweepOptions, pt: Point) -> RunConfig:
     cfg = RunConfig(vcpus=pt.vcpus, workload=o.workload, policy=pt.policy, pin=pt.pin,
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
                     guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
-                    swap_rate=o.swap_rate)
+                    swap_rate=o.swap_rate, preempt_exit=o.preempt_exit, ipi_route=o.ipi_route)
     if o.trace_file:
         cfg.trace_file = o.trace_file  # until RunConfig has the field
     return cfg
@@ -169,7 +172,8 @@ def config_cols(o: SweepOptions, pt: Point) -> dict:
     return {"kind": "run", "workload": o.workload, "policy": pt.policy, "pin": pt.pin,
             "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
             "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
-            "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations}
+            "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations,
+            "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
 
 
 def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
@@ -323,7 +327,8 @@ def cli_args(cfg: RunConfig) -> list[str]:
     """The ``smpemu run`` arguments of a config (the options a sweep varies or passes)."""
     a = ["--vcpus", cfg.vcpus, "--workload", cfg.workload, "--policy", cfg.policy, "--pin", cfg.pin,
          "--memory-model", cfg.memory_model, "--requests", cfg.requests, "--swap-rate", cfg.swap_rate,
-         "--guest-mem", cfg.guest_mem, "--seed", cfg.seed]
+         "--guest-mem", cfg.guest_mem, "--seed", cfg.seed,
+         "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route]
     a += ["--iterations", cfg.iterations] if cfg.iterations else ["--duration", cfg.duration or 10.0]
     return [str(x) for x in a]
 
@@ -561,6 +566,8 @@ def register(app, out, err, guard) -> None:
         requests: str = typer.Option("modern", help="modern | 2009."),
         swap_rate: float = typer.Option(1000.0, help="Host reclaims per second."),
         guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M)."),
+        preempt_exit: int = typer.Option(0, help="Oversubscribed vCPUs leave guest mode every N steps (0: off)."),
+        ipi_route: str = typer.Option("direct", help="direct | coordinator (see smpemu run --help)."),
         trace_file: Optional[str] = typer.Option(None, help="Trace file of the trace workload."),
         csv_out: Optional[str] = typer.Option(None, "--csv", help="Append one row per run here (flushed as it goes)."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write every row as JSON here at the end."),
@@ -575,7 +582,8 @@ def register(app, out, err, guard) -> None:
             vcpus=parse_list(vcpus, "--vcpus", int), policies=parse_list(policy, "--policy"),
             workload=workload, pins=parse_list(pin, "--pin"), repeat=repeat, duration=duration,
             iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
-            swap_rate=swap_rate, guest_mem=guest_mem, trace_file=trace_file, csv_path=csv_out,
+            swap_rate=swap_rate, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
+            trace_file=trace_file, csv_path=csv_out,
             json_path=json_out, plot_path=plot_out, resume=resume, scheduler=scheduler,
         )
         raise typer.Exit(execute(o, err=err, out=out))
