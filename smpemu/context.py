@@ -17,7 +17,7 @@ import numpy as np
 
 from smpemu import shared
 from smpemu.errors import AbortError, AckTimeout
-from smpemu.shared import C, CTL_STOP
+from smpemu.shared import CTL_STOP
 
 
 @dataclass
@@ -177,6 +177,22 @@ class ProcContext:
         a = self.a_route + t * self.n_req + self.pid_index
         self.W[a] = self.W[a] + 1
         self.sems["router"].release()
+
+    def wait_sem(self, sem, timeout: float, what: str) -> None:
+        """Block on a semaphore in short slices, acking IPIs in between (2009
+        semantics), noticing a dead coordinator or an aborted run, and giving
+        up after ``timeout``: "cpu N: <what> within T s"."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sem.acquire(0.002)
+                return
+            except Exception:
+                pass
+            self.exit_poll()
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AckTimeout(f"cpu {self.pid_index}: {what} within {timeout} s")
 
     def ev(self, code: int, a: int = 0, b: int = 0) -> None:
         """Record a protocol event if tracing is on."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 
-from smpemu.errors import AckTimeout
 
 POINT_NAMES = (
     "invlpg.after_set_dirty",
@@ -56,17 +55,8 @@ class Points:
             paused, resume, timeout = a
             ctx.mm.drain()  # we are about to block: make our stores visible
             paused.release()
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    resume.acquire(0.002)
-                    break
-                except Exception:
-                    pass
-                ctx.exit_poll()  # 2009: IPIs are still acked while paused here
-                ctx.check_alive()
-                if time.monotonic() > deadline:
-                    raise AckTimeout(f"cpu {ctx.pid_index} paused at {name} for more than {timeout} s")
+            # 2009: IPIs are still acked while paused here (wait_sem polls them)
+            ctx.wait_sem(resume, timeout, f"paused at {name}, not resumed")
             self.active = bool(self.arms or self.delays)
         d = self.delays.get(name)
         if d is not None:

@@ -19,7 +19,7 @@ from smpemu.mmu import FAULT_RETRY, GUEST_PF
 from smpemu.oracle import STALE_ACCESS, STALE_WRITE
 from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 from smpemu.spte import GEN_MASK
-from smpemu.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, E_WR
+from smpemu.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN
 
 
 class StopRun(Exception):

@@ -65,16 +65,7 @@ def _evt(spec, name):
 def _wait_evt(ctx, sem, timeout, name):
     if ctx.sched is not None:
         return ctx.sched.wait_event(ctx, "script.wait", sem)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sem.acquire(0.005)
-            return
-        except Exception:
-            pass
-        ctx.check_alive()
-        if time.monotonic() > deadline:
-            raise AckTimeout(f"cpu {ctx.pid_index}: script event {name!r} not posted within {timeout} s")
+    ctx.wait_sem(sem, timeout, f"script event {name!r} not posted")
 
 
 def run(cpu, guest, rng, cfg) -> None:
