@@ -122,16 +122,6 @@ def run(
     raise typer.Exit(result["exit_code"])
 
 
-def _csv_list(text: str, what: str, conv=str) -> list:
-    try:
-        items = [conv(x.strip()) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"{what} {text!r}: expected a comma-separated list") from None
-    if not items:
-        raise UsageError(f"{what}: empty list")
-    return items
-
-
 @app.command()
 @_guard
 def stress(
@@ -171,7 +161,9 @@ def stress(
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
         raise UsageError(f"--round must be > 0 seconds (got {round_s})")
-    vlist = _csv_list(vcpus, "--vcpus", int)
+    from smpemu.sweep import parse_list
+
+    vlist = parse_list(vcpus, "--vcpus", int)
     plist = [p.strip() for p in pin.split(";") if p.strip()]
     delays = dict(parse_delay(d) for d in delay)
     if schedule is not None and delays:
