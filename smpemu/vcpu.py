@@ -192,7 +192,8 @@ class VCPU:
                 ctx.check_alive()
                 raise AbortError(
                     f"vcpu {self.me}: mmu notifier invalidation still running after "
-                    f"{ctx.params.ack_timeout} s (host pid holding mmu_lock: {self.W[ctx.a_mmu_holder]})"
+                    f"{ctx.params.ack_timeout} s: it did not ack, or is waiting for a vCPU that "
+                    f"does not (pid holding mmu_lock: {self.W[ctx.a_mmu_holder]})"
                 )
 
     # -- exits the guest asks for ---------------------------------------------------------

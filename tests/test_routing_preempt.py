@@ -16,8 +16,12 @@ def test_coordinator_routes_a_kick_to_a_running_vcpu():
                        "1": [["wait", "ready"], ["flush"], ["signal", "done"]]}}
     r = run_script(script, vcpus=2, ipi_route="coordinator")
     assert r.aborted is None, r.aborted
-    assert r.vcpus[1]["ipis_sent"] == 1 and r.vcpus[0]["ipis_received"] == 1
-    assert r.routed_ipis == 1
+    assert r.vcpus[1]["ipis_sent"] == 1 and r.routed_ipis == 1
+    assert r.vcpus[0]["local_flushes"] >= 1  # it took the interrupt and flushed
+    # routed delivery is asynchronous: cpu0 may see the kick in its mode word,
+    # ack and finish before the router's semaphore post lands, so the post
+    # may be consumed (1) or not (0), never more
+    assert r.vcpus[0]["ipis_received"] <= 1
 
 
 @pytest.mark.timeout(120)
