@@ -28,7 +28,10 @@ def test_malloc_touch_16_vcpus_correct_policies_are_clean(policy):
 
 @pytest.mark.timeout(120)
 def test_deferred_sends_far_fewer_flush_requests_than_eager():
-    res = {p: run(RunConfig(vcpus=8, policy=p, iterations=2000, seed=5)) for p in ("eager", "deferred-v4")}
+    # no host reclaim: its flushes are paced by wall time, which would make
+    # the comparison depend on how fast this machine is today
+    res = {p: run(RunConfig(vcpus=8, policy=p, iterations=2000, seed=5, swap_rate=0))
+           for p in ("eager", "deferred-v4")}
     e, d = res["eager"].totals, res["deferred-v4"].totals
     assert e["steps"] == d["steps"] or abs(e["steps"] - d["steps"]) < 0.05 * e["steps"]
     # every eager invlpg is a remote flush; deferred flushes only at the notifier/sync
