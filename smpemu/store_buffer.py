@@ -95,6 +95,19 @@ class _BufferedModel(MemoryModel):
     load_acquire = load
 
     # -- buffer bookkeeping ----------------------------------------------------------
+    def _buffered(self, addr: int, val: int) -> None:
+        """Bookkeeping after a store joined the buffer: its forwarding entry,
+        then a random drain (or a forced one when the buffer is full)."""
+        self._n += 1
+        f = self._fwd.get(addr)
+        if f is None:
+            self._fwd[addr] = [val, 1]
+        else:
+            f[0] = val
+            f[1] += 1
+        if self._n > self.max_buffer or self._random() < self.drain_probability:
+            self.drain_one()
+
     def drain_one(self) -> None:  # pragma: no cover - abstract
         """Let one buffered store reach memory, as hardware does at a random
         moment.  The buffer must not be empty.  (The models call it; tests
@@ -131,16 +144,7 @@ class TsoModel(_BufferedModel):
             self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
             return
         self._buf.append((addr, val))
-        # forwarding entry and random drain; inlined, this is the hot path
-        self._n += 1
-        f = self._fwd.get(addr)
-        if f is None:
-            self._fwd[addr] = [val, 1]
-        else:
-            f[0] = val
-            f[1] += 1
-        if self._n > self.max_buffer or self._random() < self.drain_probability:
-            self.drain_one()
+        self._buffered(addr, val)
 
     def drain_one(self) -> None:
         addr, val = self._buf.popleft()  # oldest first: stores stay in order
@@ -176,16 +180,7 @@ class RelaxedModel(_BufferedModel):
             self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
             return
         self._segs[-1].append((addr, val))
-        # as in TsoModel.store()
-        self._n += 1
-        f = self._fwd.get(addr)
-        if f is None:
-            self._fwd[addr] = [val, 1]
-        else:
-            f[0] = val
-            f[1] += 1
-        if self._n > self.max_buffer or self._random() < self.drain_probability:
-            self.drain_one()
+        self._buffered(addr, val)
 
     def store_release(self, addr: int, val: int) -> None:
         self.wmb()  # every earlier store is visible before this one
