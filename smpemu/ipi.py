@@ -58,31 +58,27 @@ def make_request(ctx, targets, wake: bool = False) -> None:
         if t == me:
             continue  # our own request is served before we next enter guest mode
         if ctx.params.requests == "2009":
-            if not mm.load(ctx.a_halted[t]) or wake:
+            send = wake or not mm.load(ctx.a_halted[t])  # every loaded vCPU
+            if send:
                 mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
-                ctx.send_ipi(t)
-                cnt[C["ipis_sent"]] += 1
-                wait.append(t)
-            else:
-                cnt[C["ipis_avoided"]] += 1
-            continue
-        m = mm.load(ctx.a_mode[t])
-        if m == IN_GUEST_MODE:
-            m = mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
-            if m == IN_GUEST_MODE:
-                ctx.send_ipi(t)  # the IPI
-                cnt[C["ipis_sent"]] += 1
-                wait.append(t)
-                continue
-        if m == EXITING_GUEST_MODE:
-            cnt[C["ipis_avoided"]] += 1  # someone already kicked it
-            wait.append(t)
-        elif wake and mm.load(ctx.a_halted[t]):
-            ctx.send_ipi(t)
-            cnt[C["ipis_sent"]] += 1
-            wait.append(t)
+            must_wait = send
         else:
-            cnt[C["ipis_avoided"]] += 1  # outside guest mode: serves it on entry
+            m = mm.load(ctx.a_mode[t])
+            if m == IN_GUEST_MODE:
+                m = mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
+            send = m == IN_GUEST_MODE  # we moved it to EXITING: we kick it
+            if not send and m != EXITING_GUEST_MODE and wake and mm.load(ctx.a_halted[t]):
+                send = True  # a wake-up request for a halted vCPU
+            # EXITING: someone already kicked it, but it has not acked yet;
+            # outside guest mode: it serves the request on entry
+            must_wait = send or m == EXITING_GUEST_MODE
+        if send:
+            ctx.send_ipi(t)  # the IPI
+            cnt[C["ipis_sent"]] += 1
+        else:
+            cnt[C["ipis_avoided"]] += 1
+        if must_wait:
+            wait.append(t)
     ctx.ev(4, len(targets), cnt[C["ipis_sent"]])
     ctx.point("ipi.after_kick")
     if wait:
@@ -171,7 +167,12 @@ def serve_requests(ctx, flush_tlb, kick) -> bool:
     for r in served:
         if r != me and mm.load(ctx.a_ack_waiting[r]):
             ctx.ackwake[r].release()
-    # consume kicks: each semaphore count is one IPI delivered to us
+    consume_kicks(ctx, kick)
+    return True
+
+
+def consume_kicks(ctx, kick) -> None:
+    """Take every pending kick: each semaphore count is one IPI delivered to us."""
     n = 0
     while kick.value > 0:
         try:
@@ -180,7 +181,6 @@ def serve_requests(ctx, flush_tlb, kick) -> bool:
         except Exception:
             break
     ctx.counters[C["ipis_received"]] += n
-    return True
 
 
 __all__ = [
@@ -188,6 +188,7 @@ __all__ = [
     "wait_acks",
     "flush_all_cpus",
     "serve_requests",
+    "consume_kicks",
     "OUTSIDE_GUEST_MODE",
     "IN_GUEST_MODE",
     "EXITING_GUEST_MODE",
