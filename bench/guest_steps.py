@@ -18,12 +18,10 @@ from smpemu import resources
 from smpemu.config import RunConfig
 from smpemu.context import RunParams
 from smpemu.coordinator import build_spec, plan
-from smpemu.guest import GuestKernel
-from smpemu.mmu import MMU
 from smpemu.shared import EXITING_GUEST_MODE
 from smpemu.spte import GEN_MASK
-from smpemu.tlb import E_GEN, E_PFN, E_WR, TLB
-from smpemu.vcpu import VCPU
+from smpemu.tlb import E_GEN, E_PFN, E_WR
+from smpemu.vcpu import build_vcpu
 from smpemu.worker import make_context
 
 PAGES = 4  # "a few already-mapped pages"
@@ -31,13 +29,9 @@ PAGES = 4  # "a few already-mapped pages"
 
 def _vcpu(ctx, spec) -> tuple:
     """vCPU 0 of a 1-vCPU guest, built in this process, in guest mode."""
-    L = spec.guest
-    mmu = MMU(ctx, L.n_pt_gfns)
-    tlb = TLB(64, ctx.arena.tlb_mirror[0], ctx.arena.tlb_mirror_slot[0], L.n_vpn)
-    cpu = VCPU(ctx, mmu, tlb)
-    guest = GuestKernel(cpu, L)
+    cpu, guest = build_vcpu(ctx, spec)
     cpu.enter_guest()
-    pages = list(L.user_range(0))[:PAGES]
+    pages = list(spec.guest.user_range(0))[:PAGES]
     for s in pages:
         guest.touch(s, True)
     return cpu, pages

@@ -32,6 +32,7 @@ from smpemu import ipi, resources, shared
 from smpemu.config import RunConfig
 from smpemu.context import RunParams
 from smpemu.coordinator import build_spec, plan
+from smpemu.vcpu import build_vcpu
 from smpemu.worker import make_context, process_main
 
 REQUESTER, TARGET = 1, 0
@@ -157,18 +158,9 @@ def c_floor(n: int):
 # -- smpemu flush round trips -----------------------------------------------------------
 def _target_running(ctx, spec):
     """A vCPU in guest mode: TLB-hit steps, polling for kicks between them."""
-    from smpemu.guest import GuestKernel
-    from smpemu.mmu import MMU
-    from smpemu.tlb import TLB
-    from smpemu.vcpu import VCPU
-
-    L = spec.guest
-    mmu = MMU(ctx, L.n_pt_gfns)
-    tlb = TLB(64, ctx.arena.tlb_mirror[TARGET], ctx.arena.tlb_mirror_slot[TARGET], L.n_vpn)
-    cpu = VCPU(ctx, mmu, tlb)
-    guest = GuestKernel(cpu, L)
+    cpu, guest = build_vcpu(ctx, spec)
     cpu.enter_guest()
-    slot = L.user_range(TARGET)[0]
+    slot = spec.guest.user_range(TARGET)[0]
     guest.touch(slot, True)
     while not ctx.stopping():
         cpu.access(slot, False)
@@ -177,14 +169,7 @@ def _target_running(ctx, spec):
 
 def _target_halted(ctx, spec):
     """A vCPU that halts, is woken by a kick, serves the request, halts again."""
-    from smpemu.mmu import MMU
-    from smpemu.tlb import TLB
-    from smpemu.vcpu import VCPU
-
-    L = spec.guest
-    mmu = MMU(ctx, L.n_pt_gfns)
-    tlb = TLB(64, ctx.arena.tlb_mirror[TARGET], ctx.arena.tlb_mirror_slot[TARGET], L.n_vpn)
-    cpu = VCPU(ctx, mmu, tlb)
+    cpu, _ = build_vcpu(ctx, spec)
     cpu.enter_guest()
     while not ctx.stopping():
         cpu.halt(1.0)

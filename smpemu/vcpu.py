@@ -296,19 +296,17 @@ class VCPU:
         mm.mb()
         self.serve()
         # a kick can land after we noticed its request by polling: count it
-        while self.kick.value > 0:
-            try:
-                self.kick.acquire(0)
-            except Exception:
-                break
-            self.ctx.counters[C["ipis_received"]] += 1
+        ipi.consume_kicks(self.ctx, self.kick)
         mm.drain()
         self.publish()
 
 
-def vcpu_body(ctx, spec) -> None:
-    """What a vCPU process runs: the workload on the shared guest."""
-    import workloads
+def build_vcpu(ctx, spec):
+    """This process's vCPU as the run's config says: (cpu, guest kernel).
+
+    Not yet in guest mode.  Used by vCPU processes and by the benchmarks, so
+    both measure the same object.
+    """
     from smpemu.guest import GuestKernel
     from smpemu.mmu import MMU
     from smpemu.tlb import TLB
@@ -323,8 +321,16 @@ def vcpu_body(ctx, spec) -> None:
     cores = {c for p in spec.placement for c in p}
     if cfg.preempt_exit and cfg.vcpus > len(cores):
         cpu.preempt_every = cpu.next_preempt = cfg.preempt_exit
-    guest = GuestKernel(cpu, L)
     cpu.spec = spec
+    return cpu, GuestKernel(cpu, L)
+
+
+def vcpu_body(ctx, spec) -> None:
+    """What a vCPU process runs: the workload on the shared guest."""
+    import workloads
+
+    cfg = spec.cfg
+    cpu, guest = build_vcpu(ctx, spec)
     wl = workloads.get(cfg.workload)
     cpu.enter_guest()
     try:
@@ -338,4 +344,4 @@ def vcpu_body(ctx, spec) -> None:
             pass
 
 
-__all__ = ["VCPU", "StopRun", "vcpu_body"]
+__all__ = ["VCPU", "StopRun", "build_vcpu", "vcpu_body"]
