@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     if bad:
         ap.error(f"--only: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(ALL)}")
     if a.json:
-        from smpemu.config import check_writable
+        from smpemu.harness.config import check_writable
         from smpemu.errors import UsageError
 
         try:

@@ -14,15 +14,15 @@ import statistics
 import time
 
 from bench.ipi_latency import _cores, _unpin
-from smpemu import resources
-from smpemu.config import RunConfig
-from smpemu.context import RunParams
-from smpemu.coordinator import build_spec, plan
-from smpemu.shared import EXITING_GUEST_MODE
-from smpemu.spte import GEN_MASK
-from smpemu.tlb import E_GEN, E_PFN, E_WR
-from smpemu.vcpu import build_vcpu
-from smpemu.worker import make_context
+from smpemu.harness import resources
+from smpemu.harness.config import RunConfig
+from smpemu.harness.context import RunParams
+from smpemu.harness.coordinator import build_spec, plan
+from smpemu.kvm.layout import EXITING_GUEST_MODE
+from smpemu.kvm.spte import GEN_MASK
+from smpemu.kvm.tlb import E_GEN, E_PFN, E_WR
+from smpemu.kvm.vcpu import build_vcpu
+from smpemu.harness.worker import make_context
 
 PAGES = 4  # "a few already-mapped pages"
 

@@ -28,12 +28,13 @@ import time
 
 import multiprocessing as mp
 
-from smpemu import ipi, resources, shared
-from smpemu.config import RunConfig
-from smpemu.context import RunParams
-from smpemu.coordinator import build_spec, plan
-from smpemu.vcpu import build_vcpu
-from smpemu.worker import make_context, process_main
+from smpemu.kvm import ipi, layout as shared
+from smpemu.harness import resources
+from smpemu.harness.config import RunConfig
+from smpemu.harness.context import RunParams
+from smpemu.harness.coordinator import build_spec, plan
+from smpemu.kvm.vcpu import build_vcpu
+from smpemu.harness.worker import make_context, process_main
 
 REQUESTER, TARGET = 1, 0
 

@@ -3,13 +3,13 @@
 Why it exists: the design's targets for the seed's workload are ratios of two
 whole runs made in the same session (deferred-v4 / eager at 16 vCPUs), and
 the cost of a flush as vCPUs are added is a small sweep.  Both are grids of
-``coordinator.run`` calls, so they go through ``smpemu.sweep.collect`` (runs
+``coordinator.run`` calls, so they go through ``smpemu.study.sweep.collect`` (runs
 alternated, medians of the repeats).
 """
 
 from __future__ import annotations
 
-from smpemu import sweep
+from smpemu.study import sweep
 
 SCALING_VCPUS = [1, 2, 4, 8, 16]
 

@@ -51,7 +51,7 @@ def _guard(fn):
 
 
 def _progress_run(cfg):
-    from smpemu.coordinator import run
+    from smpemu.harness.coordinator import run
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -90,9 +90,9 @@ def run(
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
     """Run the emulator and print per-vCPU and total counters."""
-    from smpemu.config import RunConfig
-    from smpemu.points import parse_delay
-    from smpemu.report import print_result, write_json
+    from smpemu.harness.config import RunConfig
+    from smpemu.kvm.points import parse_delay
+    from smpemu.harness.report import print_result, write_json
 
     delays = dict(parse_delay(d) for d in delay)
     if not 0.0 <= share <= 1.0:
@@ -106,7 +106,7 @@ def run(
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
     if trace_out:
-        from smpemu.config import check_writable
+        from smpemu.harness.config import check_writable
 
         check_writable(trace_out, "--trace")
     if workload == "script":
@@ -152,16 +152,16 @@ def stress(
                                              "here (default: smpemu-replay-SEED.json in the current directory)."),
 ):
     """Run a policy until the lost-flush oracle fires or the timeout passes."""
-    from smpemu.config import RunConfig, check_writable
-    from smpemu.points import parse_delay
-    from smpemu.report import write_json
-    from smpemu.stress import stress as run_stress
+    from smpemu.harness.config import RunConfig, check_writable
+    from smpemu.kvm.points import parse_delay
+    from smpemu.harness.report import write_json
+    from smpemu.search.stress import stress as run_stress
 
     if not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
         raise UsageError(f"--round must be > 0 seconds (got {round_s})")
-    from smpemu.sweep import parse_list
+    from smpemu.study.sweep import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
     plist = [p.strip() for p in pin.split(";") if p.strip()]
@@ -210,7 +210,7 @@ def stress(
         if trace_out and tr:
             write_json({"config": res.first["config"], **tr}, trace_out)
         if res.replay is not None:
-            from smpemu.schedule import describe_last, write_doc
+            from smpemu.search.schedule import describe_last, write_doc
 
             path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
             write_doc(res.replay, path)
@@ -234,9 +234,9 @@ def stress(
 def list_cmd():
     """List flush policies, workloads, memory models and protocol points."""
     import workloads
-    from smpemu import policies
-    from smpemu.memory_model import MODELS
-    from smpemu.points import POINT_NAMES
+    from smpemu.kvm import policies
+    from smpemu.memory.model import MODELS
+    from smpemu.kvm.points import POINT_NAMES
 
     t = Table(title="policies", header_style="bold")
     t.add_column("policy")
@@ -267,7 +267,7 @@ def info(
 
     import psutil
 
-    from smpemu import pinning
+    from smpemu.harness import pinning
 
     if vcpus < 1:
         raise UsageError(f"--vcpus must be at least 1 (got {vcpus})")
@@ -291,7 +291,7 @@ def info(
 @_guard
 def clean(dry_run: bool = typer.Option(False, help="Only list what would be removed.")):
     """Remove shared objects left by runs whose coordinator is dead."""
-    from smpemu import resources
+    from smpemu.harness import resources
 
     removed, kept = resources.clean(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -319,12 +319,12 @@ def litmus(
 def _register_extensions() -> None:
     """Commands that live in their own modules register themselves here."""
     try:
-        from smpemu.sweep import register
+        from smpemu.study.sweep import register
     except ImportError:
         return
     register(app, out=out, err=err, guard=_guard)
     try:
-        from smpemu.schedule_cli import register as register_schedule
+        from smpemu.search.schedule_cli import register as register_schedule
     except ImportError:
         return
     register_schedule(app, out=out, err=err, guard=_guard)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from smpemu import resources
+from smpemu.harness import resources
 
 
 def _mine(pids):

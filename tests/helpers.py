@@ -1,7 +1,7 @@
 """Helpers for tests that run real emulations."""
 
-from smpemu.config import RunConfig
-from smpemu.coordinator import run
+from smpemu.harness.config import RunConfig
+from smpemu.harness.coordinator import run
 
 
 def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):

@@ -22,7 +22,7 @@ import pytest
 from smpemu.errors import EXIT_OK, EXIT_VIOLATION, AbortError, UsageError
 from smpemu.litmus import format_result, litmus_command, parse_file, parse_text, run_test
 from smpemu.litmus import runner as litmus_runner
-from smpemu.resources import list_objects
+from smpemu.harness.resources import list_objects
 
 LITMUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "litmus"
 LITMUS_FILES = sorted(LITMUS_DIR.glob("*.litmus")) if LITMUS_DIR.is_dir() else []

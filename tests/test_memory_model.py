@@ -17,9 +17,9 @@ import posix_ipc
 import pytest
 
 from smpemu.errors import UsageError
-from smpemu.memory_model import MemoryModel, make_model
-from smpemu.resources import ResourceSet, list_objects, new_run_id
-from smpemu.store_buffer import RelaxedModel, TsoModel, make
+from smpemu.memory import MemoryModel, make_model
+from smpemu.harness.resources import ResourceSet, list_objects, new_run_id
+from smpemu.memory.store_buffer import RelaxedModel, TsoModel, make
 
 X, Y, Z = 0, 1, 2
 ATOMIC = 16  # an atomic word: every store to it takes the striped lock

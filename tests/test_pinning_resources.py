@@ -7,7 +7,7 @@ import sys
 import posix_ipc
 import pytest
 
-from smpemu import pinning, resources
+from smpemu.harness import pinning, resources
 from smpemu.errors import UsageError
 
 

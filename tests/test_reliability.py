@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from smpemu import resources
+from smpemu.harness import resources
 
 N = 4
 
@@ -143,8 +143,8 @@ def test_two_concurrent_runs_do_not_share_objects():
 def test_a_run_too_big_for_dev_shm_says_so_before_starting(monkeypatch):
     import shutil
 
-    from smpemu.config import RunConfig
-    from smpemu.coordinator import plan
+    from smpemu.harness.config import RunConfig
+    from smpemu.harness.coordinator import plan
     from smpemu.errors import UsageError
 
     real = shutil.disk_usage

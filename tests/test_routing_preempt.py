@@ -2,8 +2,8 @@
 
 import pytest
 
-from smpemu.config import RunConfig
-from smpemu.coordinator import run
+from smpemu.harness.config import RunConfig
+from smpemu.harness.coordinator import run
 from tests.helpers import run_script
 
 

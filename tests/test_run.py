@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from smpemu import resources
-from smpemu.config import RunConfig
-from smpemu.coordinator import run
+from smpemu.harness import resources
+from smpemu.harness.config import RunConfig
+from smpemu.harness.coordinator import run
 
 
 @pytest.mark.timeout(120)

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from smpemu.config import RunConfig
-from smpemu.stress import stress
+from smpemu.harness.config import RunConfig
+from smpemu.search.stress import stress
 
 WIDEN = {"invlpg.after_set_dirty": (200.0, 1500.0)}
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from smpemu import sweep
+from smpemu.study import sweep
 from smpemu.errors import UsageError
 
 TINY = ["--vcpus", "1,2", "--policy", "eager,deferred-v4", "--iterations", "300", "--repeat", "2"]

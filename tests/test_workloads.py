@@ -3,10 +3,10 @@ clean under correct policies and really drives its kernel path."""
 
 import pytest
 
-from smpemu.config import RunConfig
-from smpemu.coordinator import run
+from smpemu.harness.config import RunConfig
+from smpemu.harness.coordinator import run
 from smpemu.errors import UsageError
-from smpemu.guest import GuestLayout
+from smpemu.kvm.guest import GuestLayout
 from workloads import trace
 
 

@@ -1,6 +1,6 @@
 """Guest workloads: one module each, with ``run(cpu, guest, rng, cfg)``.
 
-``cpu`` is a ``smpemu.vcpu.VCPU``, ``guest`` a ``smpemu.guest.GuestKernel``;
+``cpu`` is a ``smpemu.kvm.vcpu.VCPU``, ``guest`` a ``smpemu.kvm.guest.GuestKernel``;
 a workload loops until the vCPU raises ``StopRun``.
 """
 

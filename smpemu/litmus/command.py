@@ -16,7 +16,7 @@ from pathlib import Path
 from smpemu.errors import EXIT_OK, EXIT_VIOLATION, UsageError
 from smpemu.litmus.parser import LitmusTest, parse_file
 from smpemu.litmus.runner import LitmusResult, format_result, run_test
-from smpemu.memory_model import MODELS
+from smpemu.memory.model import MODELS
 
 
 def collect(paths: list[str]) -> list[Path]:

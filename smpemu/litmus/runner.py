@@ -55,8 +55,8 @@ import posix_ipc
 
 from smpemu.errors import AbortError, AckTimeout, UsageError
 from smpemu.litmus import parser as P
-from smpemu.memory_model import MODELS, make_model
-from smpemu.resources import ResourceSet, new_run_id
+from smpemu.memory import MODELS, make_model
+from smpemu.harness.resources import ResourceSet, new_run_id
 
 DEFAULT_BATCH = 1000
 N_ATOMIC_LOCKS = 4

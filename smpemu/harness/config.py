@@ -11,7 +11,9 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from smpemu.errors import UsageError
-from smpemu.memory_model import MODELS
+
+STRATEGIES = ("pct", "replay")  # controlled schedules (smpemu.search.schedule)
+from smpemu.memory.model import MODELS
 
 MAX_VCPUS = 256
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?\s*$")
@@ -70,7 +72,7 @@ class RunConfig:
         return parse_size(self.guest_mem) // 4096
 
     def validate(self) -> "RunConfig":
-        from smpemu import policies
+        from smpemu.kvm import policies
         import workloads
 
         if not isinstance(self.vcpus, int) or self.vcpus < 1:
@@ -110,7 +112,7 @@ class RunConfig:
             raise UsageError(f"--guest-mem {self.guest_mem} is too small: at least 256K")
         if pages > (1 << 22) - 1:
             raise UsageError(f"--guest-mem {self.guest_mem} is too large: at most 16G")
-        from smpemu import pinning
+        from smpemu.harness import pinning
 
         pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
         if self.json_path:
@@ -120,8 +122,6 @@ class RunConfig:
         return self
 
     def _validate_schedule(self) -> None:
-        from smpemu.schedule import STRATEGIES
-
         if self.schedule not in STRATEGIES:
             raise UsageError(f"unknown --schedule {self.schedule!r}; choose pct")
         if not isinstance(self.pct_depth, int) or not 1 <= self.pct_depth <= 64:

@@ -11,7 +11,7 @@ away.
 
 from __future__ import annotations
 
-from smpemu import spte as S
+from smpemu.kvm import spte as S
 
 # entry tuple fields
 E_PFN, E_GEN, E_WR, E_GFN, E_FILL_NS, E_IDX, E_GEN_ADDR = range(7)

@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections import deque
 
 from smpemu.errors import UsageError
-from smpemu.memory_model import MemoryModel
+from smpemu.memory.model import MemoryModel
 
 STORE_BUFFER_MODELS = ("tso", "relaxed")
 

@@ -5,8 +5,8 @@ it, flushes, then ``cmpxchg(&tlbs_dirty, seen, 0)``: a bump that raced with
 the flush survives, so its flush is not lost.  The counter is an atomic word.
 """
 
-from smpemu import ipi
-from smpemu.policies.base import DeferredPolicy
+from smpemu.kvm import ipi
+from smpemu.kvm.policies.base import DeferredPolicy
 
 
 class TlbsDirtyPolicy(DeferredPolicy):

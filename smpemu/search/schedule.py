@@ -52,6 +52,7 @@ that could change the verdict.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 import random
 import signal
 import time
@@ -60,11 +61,11 @@ import posix_ipc
 
 from smpemu import __version__
 from smpemu.errors import UsageError
-from smpemu.points import POINT_NAMES
-from smpemu.shared import C, CTL_SCHED_END
-from smpemu.vcpu import StopRun
+from smpemu.harness.config import STRATEGIES, RunConfig
+from smpemu.kvm.points import POINT_NAMES
+from smpemu.kvm.layout import C, CTL_SCHED_END
+from smpemu.kvm.vcpu import StopRun
 
-STRATEGIES = ("pct", "replay")
 REPLAY_FORMAT = 1
 
 # Scheduling points: the protocol points plus these (names are what replay
@@ -387,7 +388,7 @@ class _Coordinator:
         for i, p in enumerate(self.procs):
             code = p.exitcode
             if code is not None and code != 0:
-                from smpemu.worker import read_error
+                from smpemu.harness.worker import read_error
 
                 msg = read_error(self.arena, i)
                 if code < 0:
@@ -655,10 +656,6 @@ def describe_last(doc: dict) -> str:
 
 def load_replay(path: str):
     """Read and check a replay file: (RunConfig to run, the document)."""
-    from dataclasses import fields
-
-    from smpemu.config import RunConfig
-
     try:
         with open(path) as f:
             doc = json.load(f)

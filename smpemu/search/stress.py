@@ -28,9 +28,9 @@ import dataclasses
 import random
 import time
 
-from smpemu.config import RunConfig
-from smpemu.coordinator import run
-from smpemu.points import POINT_NAMES
+from smpemu.harness.config import RunConfig
+from smpemu.harness.coordinator import run
+from smpemu.kvm.points import POINT_NAMES
 
 RANDOM_RANGES = ((50.0, 400.0), (200.0, 1500.0), (500.0, 3000.0))
 RACE_POINTS = ("invlpg.after_set_dirty", "invlpg.after_zap", "flush.after_clear_dirty",
@@ -120,7 +120,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
                 first=d,
             )
             if r.schedule is not None:
-                from smpemu.schedule import replay_doc
+                from smpemu.search.schedule import replay_doc
 
                 hit.replay = replay_doc(r)
             if until_violation:

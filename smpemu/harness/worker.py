@@ -18,13 +18,15 @@ import traceback
 
 import numpy as np
 
-from smpemu import memory_model, policies
-from smpemu.context import ProcContext
+from smpemu import memory
+from smpemu.kvm import policies
+from smpemu.harness.context import ProcContext
 from smpemu.errors import AbortError, EXIT_ABORTED, EXIT_INTERNAL
-from smpemu.oracle import Oracle
-from smpemu.points import Points
-from smpemu.shared import Arena, C, N_HIST
-from smpemu.vcpu import StopRun
+from smpemu.kvm.oracle import Oracle
+from smpemu.kvm.points import Points
+from smpemu.kvm.layout import C, N_HIST
+from smpemu.memory.arena import Arena
+from smpemu.kvm.vcpu import StopRun
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -58,7 +60,7 @@ def read_error(arena: Arena, idx: int) -> str:
 def make_context(idx: int, spec) -> ProcContext:
     arena = Arena(spec.layout, spec.buf)
     sems = spec.sems
-    mm = memory_model.make_model(
+    mm = memory.make_model(
         spec.cfg.memory_model,
         arena.words,
         sems[f"fence{idx}"],
@@ -75,11 +77,11 @@ def make_context(idx: int, spec) -> ProcContext:
     ctx.oracle.stop_on_violation = spec.cfg.stop_on_violation
     ctx.rng = rng
     if spec.cfg.trace:
-        from smpemu.trace import Tracer
+        from smpemu.harness.trace import Tracer
 
         ctx.trace = Tracer(arena, idx)
     if spec.cfg.schedule:
-        from smpemu.schedule import ProcSched
+        from smpemu.search.schedule import ProcSched
 
         ctx.sched = ProcSched(ctx, spec)
         ctx.points.scheduled(ctx.sched)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 
 from smpemu.errors import AckTimeout
-from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
+from smpemu.kvm.layout import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 
 
 def make_request(ctx, targets, wake: bool = False) -> None:

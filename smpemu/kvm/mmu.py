@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 
-from smpemu import spte as S
+from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
-from smpemu.shared import C, CTL_NFREE, CTL_NOTIFIER_COUNT, CTL_NOTIFIER_SEQ
+from smpemu.kvm.layout import C, CTL_NFREE, CTL_NOTIFIER_COUNT, CTL_NOTIFIER_SEQ
 
 FAULT_OK = 0
 GUEST_PF = 1  # the guest page table has no mapping: inject #PF into the guest

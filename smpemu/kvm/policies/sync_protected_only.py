@@ -7,7 +7,7 @@ write-protect check shows Andrea was right: after the sync returns, a vCPU can
 still write a guest page table through a stale writable TLB entry.
 """
 
-from smpemu.policies.base import DeferredPolicy
+from smpemu.kvm.policies.base import DeferredPolicy
 
 
 class SyncProtectedOnlyPolicy(DeferredPolicy):

@@ -5,7 +5,7 @@ another TLB re-fills from the still-present spte, loses the flush of that
 spte: the seed's CPU0/CPU1 diagram.
 """
 
-from smpemu.policies.base import DeferredPolicy
+from smpemu.kvm.policies.base import DeferredPolicy
 
 
 class DeferredV3Policy(DeferredPolicy):

@@ -18,7 +18,7 @@ policies override one step of it.  The shared flag is ``ctl[CTL_FLUSH_DIRTY]``
 
 from __future__ import annotations
 
-from smpemu import ipi
+from smpemu.kvm import ipi
 
 
 class Policy:

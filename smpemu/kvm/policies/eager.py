@@ -8,7 +8,7 @@ zapped, skip its own flush and free the page while a remote TLB still maps
 it.  smpemu's oracle finds that variant under ``stress`` within seconds.
 """
 
-from smpemu.policies.base import Policy
+from smpemu.kvm.policies.base import Policy
 
 
 class EagerPolicy(Policy):

@@ -26,10 +26,10 @@ def register(app, out, err, guard) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
     ):
         """Replay a recorded controlled schedule and check that it reproduces."""
-        from smpemu.config import check_writable
-        from smpemu.coordinator import run
-        from smpemu.report import write_json
-        from smpemu.schedule import MATCH_KEYS, describe_last, identity, load_replay
+        from smpemu.harness.config import check_writable
+        from smpemu.harness.coordinator import run
+        from smpemu.harness.report import write_json
+        from smpemu.search.schedule import MATCH_KEYS, describe_last, identity, load_replay
 
         if json_out:
             check_writable(json_out, "--json")

@@ -11,7 +11,7 @@ through one small API lets a run pick the hardware it emulates:
   numpy store followed by a numpy load is *not* ordered on x86.
 - ``tso`` / ``relaxed``: store-buffer models (see the classes below).
 
-A *word* is an index into the run's int64 arena (``smpemu.shared.Arena.words``).
+A *word* is an index into the run's int64 arena (``smpemu.memory.arena.Arena.words``).
 Words that are ever cmpxchg'd or xchg'd are *atomic words*: every store to
 them takes the same striped lock as cmpxchg does, or a plain store could slip
 between cmpxchg's read and write and correct policies would look broken.
@@ -153,12 +153,3 @@ class MemoryModel:
         """Release a lock: every store made under it becomes visible first."""
         self.drain()
         sem.release()
-
-
-def make_model(name: str, *args, **kwargs) -> MemoryModel:
-    """Build the model called ``name`` (one of MODELS)."""
-    if name == "native":
-        return MemoryModel(*args, **kwargs)
-    from smpemu import store_buffer  # tso / relaxed live there
-
-    return store_buffer.make(name, *args, **kwargs)

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import time
 
-from smpemu.mmu import MMU
 
 
-def host_body(ctx, spec) -> None:
+def reclaim(ctx, mmu, spec) -> None:
+    """The host's reclaim loop until the run stops (``--reclaim``, ``--swap-rate``)."""
     cfg = spec.cfg
     L = spec.guest
-    mmu = MMU(ctx, L.n_pt_gfns)
-    if cfg.script is not None:
-        from workloads.script import run_host
-
-        run_host(ctx, mmu, spec)
-        return
     rng = ctx.rng
     a = ctx.arena
     data = L.data_gfns()

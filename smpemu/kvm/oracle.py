@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from smpemu.shared import C, VIOL_MAX
+from smpemu.kvm.layout import C, VIOL_MAX
 
 LOST_FLUSH = 1
 STALE_ACCESS = 2

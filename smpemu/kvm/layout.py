@@ -1,11 +1,11 @@
-"""The run's shared-memory arena: one POSIX segment of int64 words.
+"""The KVM data layout: which arena words are sptes, rmaps, requests, modes.
 
 Why it exists: all vCPUs run one guest, so shadow page tables, rmap, memslot
 and flush state are *one* copy in shared memory that every vCPU process and
-the host process map.  Every field is a slice of one int64 arena, so a
-protocol word is just an index (``Field.addr``) that the memory-model layer
-can buffer and reorder.  Hot scalar accesses go through ``Arena.words`` (a
-memoryview, ~60 ns); vector work (oracle scans, stats) uses numpy views.
+the host process map.  This module says what lives where (the table below);
+the mechanism (offsets, views, atomic words) is ``smpemu.memory.arena``.
+A protocol word is just an index (``Field.addr``) that the memory-model
+layer can buffer and reorder.
 
 N = vCPUs, R = N + 1 requesters (vCPU ids 0..N-1, host = N), S = spte slots,
 G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
@@ -57,9 +57,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-LINE = 8  # int64 words per 64-byte cache line
+from smpemu.memory.arena import LINE, ArenaLayout
 
 CTL_STOP = 0
 CTL_FLUSH_DIRTY = 1
@@ -125,27 +123,6 @@ class Geometry:
         return self.n_vcpus + 1
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    offset: int  # in words
-    shape: tuple
-    atomic: bool = False
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def addr(self, *idx: int) -> int:
-        """Word index of element ``idx`` (row-major)."""
-        off = 0
-        for i, n in zip(idx, self.shape):
-            off = off * n + i
-        for n in self.shape[len(idx):]:
-            off *= n
-        return self.offset + off
-
-
 def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
     N, R = g.n_vcpus, g.n_req
     return [
@@ -179,58 +156,13 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
     ]
 
 
-class Layout:
-    """Offsets of every field for one geometry."""
+class Layout(ArenaLayout):
+    """The KVM arena of one geometry: every field of the table above."""
 
     def __init__(self, g: Geometry):
         self.geometry = g
-        self.fields: dict[str, Field] = {}
-        off = 0
-        for name, shape, atomic in _fields(g):
-            off = (off + LINE - 1) // LINE * LINE  # every field starts on a line
-            self.fields[name] = Field(name, off, shape, atomic)
-            off += int(np.prod(shape))
-        self.n_words = (off + LINE - 1) // LINE * LINE
-        # atomic words: the whole mode field plus the flush-dirty word; a set,
-        # so that ``is_atomic`` (called on every protocol store) is one C call
-        atomic = set()
-        for f in self.fields.values():
-            if f.atomic:
-                atomic.update(range(f.offset, f.offset + f.size))
-        atomic.add(self.fields["ctl"].addr(CTL_FLUSH_DIRTY, 0))
-        self.atomic_words = frozenset(atomic)
-        self.is_atomic = self.atomic_words.__contains__
+        # the flush-dirty word is cmpxchg'd (tlbs-dirty): atomic too
+        ctl_dirty = LINE * CTL_FLUSH_DIRTY  # ctl is the first field, at offset 0
+        super().__init__(_fields(g), extra_atomic=(ctl_dirty,))
+        assert self.fields["ctl"].addr(CTL_FLUSH_DIRTY, 0) == ctl_dirty
 
-    @property
-    def n_bytes(self) -> int:
-        return self.n_words * 8
-
-    def __getitem__(self, name: str) -> Field:
-        return self.fields[name]
-
-
-class Arena:
-    """Views over the mapped arena: ``words`` for scalars, numpy per field."""
-
-    def __init__(self, layout: Layout, buf):
-        self.layout = layout
-        self.buf = buf
-        self.words = memoryview(buf).cast("q")
-        flat = np.frombuffer(buf, dtype=np.int64, count=layout.n_words)
-        self.np: dict[str, np.ndarray] = {}
-        for name, f in layout.fields.items():
-            self.np[name] = flat[f.offset:f.offset + f.size].reshape(f.shape)
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["np"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def ctl_addr(self, which: int) -> int:
-        return self.layout["ctl"].addr(which, 0)
-
-    def release(self) -> None:
-        """Drop our views so the mapping can be closed."""
-        self.np = {}
-        self.words.release()

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smpemu import shared
+from smpemu.kvm import layout as shared
 from smpemu.errors import AbortError, AckTimeout
-from smpemu.shared import CTL_STOP
+from smpemu.kvm.layout import CTL_STOP
 
 
 @dataclass
@@ -34,16 +34,16 @@ class RunParams:
 @dataclass
 class ProcContext:
     pid_index: int  # 0..N-1 for vCPUs, N for the host
-    arena: shared.Arena
-    mm: object  # smpemu.memory_model.MemoryModel
+    arena: object  # smpemu.memory.arena.Arena
+    mm: object  # smpemu.memory.model.MemoryModel
     sems: dict
     params: RunParams
     policy: object = None
-    points: object = None  # smpemu.points.Points
-    oracle: object = None  # smpemu.oracle.Oracle
+    points: object = None  # smpemu.kvm.points.Points
+    oracle: object = None  # smpemu.kvm.oracle.Oracle
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
-    trace: object = None  # smpemu.trace.Tracer when tracing, else None
-    sched: object = None  # smpemu.schedule.ProcSched under --schedule, else None
+    trace: object = None  # smpemu.harness.trace.Tracer when tracing, else None
+    sched: object = None  # smpemu.search.schedule.ProcSched under --schedule, else None
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)

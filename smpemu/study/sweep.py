@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Optional
 
-from smpemu.config import RunConfig, check_writable
+from smpemu.harness.config import RunConfig, check_writable
 from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_VIOLATION, SmpemuError, UsageError
 
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
@@ -106,7 +106,7 @@ def config_of(o: SweepOptions, pt: Point) -> RunConfig:
 
 def validate(o: SweepOptions) -> list[Point]:
     """Every check that can fail, before the first run starts."""
-    from smpemu.coordinator import plan
+    from smpemu.harness.coordinator import plan
     import workloads
 
     if o.repeat < 1:
@@ -315,7 +315,7 @@ class Interrupted(Exception):
 
 def run_local(cfg: RunConfig, progress=None) -> dict:
     """One point in this process; Ctrl-C during it -> Interrupted (its row is dropped)."""
-    from smpemu.coordinator import run
+    from smpemu.harness.coordinator import run
 
     res = run(cfg, progress=progress)
     if res.interrupted:

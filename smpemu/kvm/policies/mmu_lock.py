@@ -5,8 +5,8 @@ zap between the clear and the requests), at the cost of holding mmu_lock for
 the whole IPI round trip: every fault and invlpg waits behind a flush.
 """
 
-from smpemu import ipi
-from smpemu.policies.base import DeferredPolicy
+from smpemu.kvm import ipi
+from smpemu.kvm.policies.base import DeferredPolicy
 
 
 class MmuLockPolicy(DeferredPolicy):

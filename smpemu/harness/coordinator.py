@@ -21,18 +21,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smpemu import pinning, resources, shared
-from smpemu.config import RunConfig
-from smpemu.context import RunParams
+from smpemu.harness import pinning, resources
+from smpemu.kvm import layout as shared
+from smpemu.memory.arena import Arena
+from smpemu.harness.config import RunConfig
+from smpemu.harness.context import RunParams
 from smpemu.errors import (
     EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError,
 )
-from smpemu.guest import GuestLayout
-from smpemu.host import host_body
-from smpemu.oracle import gather as gather_violations
-from smpemu.shared import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
-from smpemu.vcpu import vcpu_body
-from smpemu.worker import process_main, read_error
+from smpemu.kvm.guest import GuestLayout
+from smpemu.harness.bodies import host_body, vcpu_body
+from smpemu.kvm.oracle import gather as gather_violations
+from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
+from smpemu.harness.worker import process_main, read_error
 
 N_ATOMIC = 8
 REPORTED = (
@@ -193,7 +194,7 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     """Create the arena and every semaphore of a run in ``res``; return the Spec."""
     N = cfg.vcpus
     buf = res.shm("arena", layout.n_bytes)
-    arena = shared.Arena(layout, buf)
+    arena = Arena(layout, buf)
     _init_arena(arena, guest)
     arena.release()
     for v in range(N):
@@ -239,7 +240,7 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
         router = None
         try:
             spec = build_spec(res, cfg, guest, layout, placement, params, events)
-            arena = shared.Arena(layout, spec.buf)
+            arena = Arena(layout, spec.buf)
             ctx = mp.get_context("fork")
             for idx in range(N + 1):
                 body = vcpu_body if idx < N else host_body
@@ -252,11 +253,11 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             for _ in range(N + 1):
                 res.sems["start"].release()
             if cfg.ipi_route == "coordinator":
-                from smpemu.router import Router
+                from smpemu.harness.router import Router
 
                 router = Router(arena, res.sems, N).start()  # a thread: only after every fork
             if cfg.schedule:
-                from smpemu.schedule import monitor as sched_monitor
+                from smpemu.search.schedule import monitor as sched_monitor
 
                 wall = sched_monitor(cfg, arena, procs, sig, result, progress, t0, res.sems)
             else:
@@ -401,7 +402,7 @@ def _stop(arena, procs, cfg, abort: bool) -> None:
 
 def _trace_window(arena, cfg, result: RunResult) -> dict:
     """The merged event rings around the first violation (or the last events)."""
-    from smpemu import trace
+    from smpemu.harness import trace
 
     events = trace.collect(arena)
     t0 = int(arena.ctl[CTL_T0, 0])

@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import time
 
-from smpemu import ipi
-from smpemu import spte as S
+from smpemu.kvm import ipi
+from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
-from smpemu.mmu import FAULT_RETRY, GUEST_PF
-from smpemu.oracle import STALE_ACCESS, STALE_WRITE
-from smpemu.shared import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
-from smpemu.spte import GEN_MASK
-from smpemu.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN
+from smpemu.kvm.guest import GuestKernel
+from smpemu.kvm.mmu import FAULT_RETRY, GUEST_PF, MMU
+from smpemu.kvm.oracle import STALE_ACCESS, STALE_WRITE
+from smpemu.kvm.layout import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
+from smpemu.kvm.spte import GEN_MASK
+from smpemu.kvm.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, TLB
 
 
 class StopRun(Exception):
@@ -125,7 +126,7 @@ class VCPU:
 
         The hot path: locals bound once in __init__, tuple fields by number
         (0 pfn, 1 gen, 2 writable, 3 gfn, 4 fill_ns, 6 address of the pfn's
-        generation word: see smpemu.tlb), and the
+        generation word: see smpemu.kvm.tlb), and the
         oracle's two checks inlined, calling into the oracle only on a failure.
         """
         self.steps += 1
@@ -307,10 +308,6 @@ def build_vcpu(ctx, spec):
     Not yet in guest mode.  Used by vCPU processes and by the benchmarks, so
     both measure the same object.
     """
-    from smpemu.guest import GuestKernel
-    from smpemu.mmu import MMU
-    from smpemu.tlb import TLB
-
     cfg = spec.cfg
     L = spec.guest
     me = ctx.pid_index
@@ -325,23 +322,4 @@ def build_vcpu(ctx, spec):
     return cpu, GuestKernel(cpu, L)
 
 
-def vcpu_body(ctx, spec) -> None:
-    """What a vCPU process runs: the workload on the shared guest."""
-    import workloads
-
-    cfg = spec.cfg
-    cpu, guest = build_vcpu(ctx, spec)
-    wl = workloads.get(cfg.workload)
-    cpu.enter_guest()
-    try:
-        wl.run(cpu, guest, ctx.rng, cfg)
-    except StopRun:
-        pass
-    finally:
-        try:
-            cpu.finish()
-        except AbortError:
-            pass
-
-
-__all__ = ["VCPU", "StopRun", "build_vcpu", "vcpu_body"]
+__all__ = ["VCPU", "StopRun", "build_vcpu"]

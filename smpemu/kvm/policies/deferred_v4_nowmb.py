@@ -4,7 +4,7 @@ Correct on TSO (stores stay in order), broken where stores reorder: under
 ``--memory-model relaxed`` the dirty store can become visible before the zap.
 """
 
-from smpemu.policies.base import DeferredPolicy
+from smpemu.kvm.policies.base import DeferredPolicy
 
 
 class DeferredV4NoWmbPolicy(DeferredPolicy):

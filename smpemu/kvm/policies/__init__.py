@@ -1,0 +1,33 @@
+"""Flush policies: one module each behind ``smpemu.kvm.policies.base.Policy``."""
+
+from smpemu.errors import UsageError
+from smpemu.kvm.policies.base import DeferredPolicy
+from smpemu.kvm.policies.deferred_v3 import DeferredV3Policy
+from smpemu.kvm.policies.deferred_v4_nowmb import DeferredV4NoWmbPolicy
+from smpemu.kvm.policies.eager import EagerPolicy
+from smpemu.kvm.policies.mmu_lock import MmuLockPolicy
+from smpemu.kvm.policies.sync_protected_only import SyncProtectedOnlyPolicy
+from smpemu.kvm.policies.tlbs_dirty import TlbsDirtyPolicy
+
+POLICIES = {
+    p.name: p
+    for p in (
+        EagerPolicy,
+        DeferredV3Policy,
+        DeferredPolicy,
+        DeferredV4NoWmbPolicy,
+        TlbsDirtyPolicy,
+        MmuLockPolicy,
+        SyncProtectedOnlyPolicy,
+    )
+}
+DEFAULT = "deferred-v4"
+
+
+def get(name: str):
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise UsageError(
+            f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}"
+        ) from None

@@ -1,0 +1,5 @@
+"""Studies: scaling sweeps over vCPUs, policies and pinnings, their CSV logs and plots.
+
+May import: ``smpemu.harness``, ``smpemu.kvm``, ``smpemu.memory`` and
+``smpemu.errors``; never the search, the litmus runner or the CLI.
+"""
