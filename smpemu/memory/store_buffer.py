@@ -122,6 +122,34 @@ class _BufferedModel(MemoryModel):
         """Number of stores not yet visible to other processes (for tests)."""
         return self._n
 
+    # -- controlled drains (explorers: every drain is a decision) ------------------
+    def controlled(self) -> "_BufferedModel":
+        """Stop draining at random: from now on a store leaves the buffer only
+        when ``drain_entry`` (or a barrier, an atomic, ``drain``) says so.
+        An explorer then treats each of ``drain_choices()`` as one possible
+        next step of this process, so every drain point and (under relaxed)
+        every drain order is a branch of its search."""
+        self.drain_probability = 0.0
+        self.max_buffer = 1 << 30
+        return self
+
+    def drain_choices(self) -> list:  # pragma: no cover - abstract
+        """Which buffered entries may reach memory next (indices for ``drain_entry``)."""
+        raise NotImplementedError
+
+    def drain_entry(self, j: int) -> tuple:  # pragma: no cover - abstract
+        """Let entry ``j`` of ``drain_choices()`` reach memory; returns (addr, value)."""
+        raise NotImplementedError
+
+    def _forget(self, addr: int) -> None:
+        """Bookkeeping after one entry for ``addr`` reached memory."""
+        self._n -= 1
+        f = self._fwd[addr]
+        if f[1] == 1:
+            del self._fwd[addr]  # nothing left to forward for addr
+        else:
+            f[1] -= 1
+
     # -- barriers ----------------------------------------------------------------
     def mb(self) -> None:
         self.drain()
@@ -155,6 +183,16 @@ class TsoModel(_BufferedModel):
             del self._fwd[addr]  # nothing left to forward for addr
         else:
             f[1] -= 1
+
+    def drain_choices(self) -> list:
+        return [0] if self._buf else []  # FIFO: only the oldest store may go
+
+    def drain_entry(self, j: int) -> tuple:
+        assert j == 0 and self._buf, "tso drains its oldest entry only"
+        addr, val = self._buf.popleft()
+        self.words[addr] = val
+        self._forget(addr)
+        return addr, val
 
     # wmb()/rmb(): inherited no-ops; TSO already orders store->store, load->load.
 
@@ -190,6 +228,28 @@ class RelaxedModel(_BufferedModel):
         """Close the current segment: later stores drain after all earlier ones."""
         if self._segs[-1]:
             self._segs.append([])
+
+    def drain_choices(self) -> list:
+        """Entries of the oldest segment with no older store to the same address."""
+        seen = set()
+        out = []
+        for j, (addr, _) in enumerate(self._segs[0]):
+            if addr not in seen:
+                seen.add(addr)
+                out.append(j)
+        return out
+
+    def drain_entry(self, j: int) -> tuple:
+        segs = self._segs
+        seg = segs[0]
+        addr, val = seg[j]
+        assert all(a != addr for a, _ in seg[:j]), "coherence: an older store to the address is buffered"
+        del seg[j]
+        if not seg and len(segs) > 1:
+            del segs[0]  # barrier passed: the next segment may drain
+        self.words[addr] = val
+        self._forget(addr)
+        return addr, val
 
     def _drain_before_barrier(self) -> None:
         while len(self._segs) > 1:
