@@ -16,6 +16,7 @@ import time
 
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
+from smpemu.kvm.locks import lock, unlock
 from smpemu.kvm.layout import C, CTL_NFREE, CTL_NOTIFIER_COUNT, CTL_NOTIFIER_SEQ
 
 FAULT_OK = 0
@@ -46,10 +47,10 @@ class MMU:
 
     # -- host memory: gfn -> pfn (the host mm, under pfn_lock) ------------------
     def _pfn_lock(self):
-        self.ctx.lock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder, "pfn_lock")
+        lock(self.ctx, self.ctx.pfn_lk)
 
     def _pfn_unlock(self):
-        self.ctx.unlock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder)
+        unlock(self.ctx, self.ctx.pfn_lk)
 
     def gfn_to_pfn(self, gfn: int) -> int:
         """Find or allocate (swap in) the host page backing ``gfn``."""

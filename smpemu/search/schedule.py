@@ -61,46 +61,14 @@ import posix_ipc
 
 from smpemu import __version__
 from smpemu.errors import UsageError
+from smpemu.harness.baton import (
+    DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, PID, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
+    R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS,
+)
 from smpemu.harness.config import STRATEGIES, RunConfig
-from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.layout import C, CTL_SCHED_END
-from smpemu.kvm.vcpu import StopRun
 
 REPLAY_FORMAT = 1
-
-# Scheduling points: the protocol points plus these (names are what replay
-# files record; ids are positions in this tuple, private to one run).
-SCHED_POINTS = (
-    "start",  # before the process's body, once
-    "step",  # a guest step (VCPU.periodic)
-    "lock.mmu_lock", "lock.pfn_lock",  # about to take the lock
-    "wait.mmu_lock", "wait.pfn_lock",  # the lock is taken: wait for its holder word to change
-    "wait.ack",  # a flush request's ack is missing
-    "halt",  # HLT: until the kick (or the script's event) is posted
-    "wait.invalidation",  # a fault raced an mmu-notifier invalidation
-    "host.idle",  # reclaim freed: no page freed since the last look
-    "host.reclaim",  # reclaim mixed: one reclaim per turn
-    "script.wait", "script.spin", "script.busy",  # script events
-    "point.paused",  # a script-armed protocol point, until its resume event
-) + POINT_NAMES
-PID = {name: i for i, name in enumerate(SCHED_POINTS)}
-P_STEP = PID["step"]
-_LOCK_POINTS = {"mmu_lock": (PID["lock.mmu_lock"], PID["wait.mmu_lock"]),
-                "pfn_lock": (PID["lock.pfn_lock"], PID["wait.pfn_lock"])}
-
-# one row of the shared ``sched`` field per process (written by the process
-# while it holds the baton, read by the coordinator after the post)
-R_STATE, R_POINT, R_COUNT, R_KIND, R_W0, R_W1, R_SEM, R_RBASE, R_RSTRIDE, R_RCOUNT = range(10)
-PARKED, DONE = 1, 2
-# wait conditions (bits of R_KIND): runnable again once any of them holds
-K_WORDS = 1  # word R_W0 or R_W1 (-1: none) differs from its value at park time
-K_SEM = 2  # semaphore number R_SEM (sorted run semaphore names) has a post
-K_RANGE = 4  # one of R_RCOUNT words from R_RBASE, R_RSTRIDE apart, changed
-K_TURN = 8  # another process has run since (a timed wait whose time is up)
-
-
-class SchedEnd(StopRun):
-    """The schedule is over: leave now (raised at a scheduling point)."""
 
 
 class Divergence(Exception):
@@ -109,177 +77,6 @@ class Divergence(Exception):
 
 def who(p: int, n_vcpus: int) -> str:
     return "host" if p == n_vcpus else f"vcpu {p}"
-
-
-# -- the process side ------------------------------------------------------------------
-class ProcSched:
-    """One process's end of the baton (``ctx.sched``)."""
-
-    def __init__(self, ctx, spec):
-        idx = ctx.pid_index
-        arena = ctx.arena
-        self.W = arena.words
-        self.layout = arena.layout
-        self.row = arena.layout["sched"].addr(idx, 0)
-        self.end = arena.ctl_addr(CTL_SCHED_END)
-        self.go = spec.sems[f"sched-go{idx}"]
-        self.post = spec.sems["sched"]
-        self.sem_id = {id(spec.sems[k]): i for i, k in enumerate(sorted(spec.sems))}
-        self.every = spec.cfg.sched_steps
-        self.n = 0
-        # --requests 2009: IPIs are acked while waiting, so our request flag
-        # changing must make us runnable too
-        self.flag = ctx.a_flag[idx] if not ctx.is_host and ctx.params.requests == "2009" else -1
-
-    def park(self, ctx, point: int, kind: int = 0, w0: int = -1, w1: int = -1, sem: int = -1,
-             rbase: int = 0, rstride: int = 0, rcount: int = 0) -> None:
-        """Publish where we are, hand the baton back, run again when told to."""
-        W = self.W
-        r = self.row
-        self.n += 1
-        W[r + R_POINT] = point
-        W[r + R_COUNT] = self.n
-        W[r + R_KIND] = kind
-        W[r + R_W0] = w0
-        W[r + R_W1] = w1
-        W[r + R_SEM] = sem
-        W[r + R_RBASE] = rbase
-        W[r + R_RSTRIDE] = rstride
-        W[r + R_RCOUNT] = rcount
-        W[r + R_STATE] = PARKED
-        self.post.release()  # the row before the post: the coordinator reads it after
-        go = self.go
-        while True:
-            try:
-                go.acquire(0.1)
-                break
-            except (posix_ipc.BusyError, posix_ipc.SignalError):
-                ctx.check_alive()  # a low priority may park us for long; a dead coordinator may not
-        if W[self.end]:
-            ctx.trace = None  # nothing after the schedule's end is part of its interleaving
-            raise SchedEnd()
-
-    def start(self, ctx) -> None:
-        self.park(ctx, PID["start"])
-
-    def done(self) -> None:
-        self.W[self.row + R_STATE] = DONE
-        self.post.release()
-
-    # plain scheduling points
-    def step(self, ctx) -> None:
-        self.park(ctx, P_STEP)
-
-    def point(self, ctx, name: str) -> None:
-        self.park(ctx, PID[name])
-
-    def hit(self, ctx, arm, name: str) -> None:
-        """A protocol point (Points.hit); ``arm``: a script's pause armed here."""
-        self.park(ctx, PID[name])
-        if arm is not None:
-            paused, resume, _timeout = arm
-            ctx.mm.drain()
-            paused.release()
-            self.wait_event(ctx, "point.paused", resume, poll=True)
-
-    # cooperative waits: never block in the OS, park with a wait condition
-    def lock(self, ctx, sem, holder_addr: int, what: str) -> None:
-        pre, wait = _LOCK_POINTS.get(what, _LOCK_POINTS["mmu_lock"])
-        ctx.mm.drain()  # pairs with: a lock holder sees our earlier stores
-        self.park(ctx, pre)
-        while True:
-            try:
-                sem.acquire(0)
-                break
-            except posix_ipc.BusyError:
-                pass
-            # 2009: IPIs are acked while we wait for the lock; serve before we
-            # park, so that a request already pending cannot leave us parked
-            # on a flag that never changes again
-            ctx.exit_poll()
-            self.park(ctx, wait, K_WORDS, holder_addr, self.flag)
-        self.W[holder_addr] = ctx.ospid
-        self.W[ctx.acq_of[holder_addr]] += 1
-
-    def wait_acks(self, ctx, targets, missing_of) -> None:
-        me = ctx.pid_index
-        missing = missing_of(ctx, targets)
-        while missing:
-            ctx.exit_poll()  # 2009: requesters ack each other while they wait (see lock())
-            missing = missing_of(ctx, missing)
-            if not missing:
-                return
-            ctx.mm.drain()  # before waiting
-            self.park(ctx, PID["wait.ack"], K_WORDS, ctx.ack_seq_addr(missing[0], me), self.flag)
-            missing = missing_of(ctx, missing)
-
-    def halt(self, cpu, timeout: float, wake_sem=None) -> bool:
-        """VCPU.halt under a schedule.  An untimed wait (a script event) ends
-        when the event is posted; a timed HLT ends at a kick, or times out
-        once every other process has had a turn (time is decisions here)."""
-        ctx = cpu.ctx
-        mm = cpu.mm
-        sem = wake_sem if wake_sem is not None else cpu.kick
-        timed = wake_sem is None
-        kind = K_SEM | (K_TURN if timed else 0)
-        while True:
-            woke = waited = False
-            cpu.exit_guest()
-            mm.store(cpu.a_halted, 1)
-            mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-            if not mm.load(cpu.a_flag):
-                mm.drain()  # before waiting
-                woke = _try(sem)
-                if not woke:
-                    waited = True
-                    self.park(ctx, PID["halt"], kind, sem=self.sem_id[id(sem)])
-                    woke = _try(sem)
-                if woke and sem is cpu.kick:
-                    ctx.counters[C["ipis_received"]] += 1
-            mm.store(cpu.a_halted, 0)
-            cpu.enter_guest()  # serves whatever is pending
-            if woke:
-                return True
-            if ctx.stopping() or (timed and waited):
-                return False
-
-    def wait_invalidation(self, cpu) -> None:
-        mm = cpu.mm
-        a_ncount = cpu.mmu.a_ncount
-        while mm.load(a_ncount):
-            if cpu.kicked():
-                cpu.take_interrupt()  # the invalidation's flush may wait for our ack
-                continue
-            mm.drain()
-            self.park(cpu.ctx, PID["wait.invalidation"], K_WORDS, a_ncount, cpu.a_mode)
-
-    def wait_event(self, ctx, name: str, sem, cpu=None, poll: bool = False) -> None:
-        """Until ``sem`` is posted (and take it).  ``cpu``: stay in guest mode
-        taking interrupts meanwhile; ``poll``: ack 2009 IPIs meanwhile."""
-        w0 = cpu.a_mode if cpu is not None else (self.flag if poll else -1)
-        while True:
-            if cpu is not None and cpu.kicked():
-                cpu.take_interrupt()
-            if poll:
-                ctx.exit_poll()  # before parking (see lock())
-            if _try(sem):
-                return
-            ctx.mm.drain()
-            self.park(ctx, PID[name], K_SEM | K_WORDS, w0, sem=self.sem_id[id(sem)])
-
-    def wait_field(self, ctx, name: str, field: str, count: int) -> None:
-        """Until one of the first ``count`` rows of a per-line field changes."""
-        f = self.layout[field]
-        ctx.mm.drain()
-        self.park(ctx, PID[name], K_RANGE, rbase=f.addr(0, 0), rstride=f.shape[1], rcount=count)
-
-
-def _try(sem) -> bool:
-    try:
-        sem.acquire(0)
-        return True
-    except posix_ipc.BusyError:
-        return False
 
 
 # -- strategies ---------------------------------------------------------------------------
@@ -697,5 +494,5 @@ def load_replay(path: str):
     return cfg, doc
 
 
-__all__ = ["ProcSched", "SchedEnd", "PCT", "Replay", "monitor", "SCHED_POINTS", "STRATEGIES",
+__all__ = ["PCT", "Replay", "monitor", "SCHED_POINTS", "STRATEGIES",
            "replay_doc", "write_replay", "load_replay", "identity", "MATCH_KEYS"]
