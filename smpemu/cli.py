@@ -210,7 +210,7 @@ def stress(
         if trace_out and tr:
             write_json({"config": res.first["config"], **tr}, trace_out)
         if res.replay is not None:
-            from smpemu.search.schedule import describe_last, write_doc
+            from smpemu.search.replay_file import describe_last, write_doc
 
             path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
             write_doc(res.replay, path)
@@ -324,7 +324,7 @@ def _register_extensions() -> None:
         return
     register(app, out=out, err=err, guard=_guard)
     try:
-        from smpemu.search.schedule_cli import register as register_schedule
+        from smpemu.search.replay_cmd import register as register_schedule
     except ImportError:
         return
     register_schedule(app, out=out, err=err, guard=_guard)

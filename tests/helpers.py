@@ -1,7 +1,7 @@
 """Helpers for tests that run real emulations."""
 
 from smpemu.harness.config import RunConfig
-from smpemu.harness.coordinator import run
+from smpemu.search.baton_loop import run  # scheduled or not (the baton loop by injection)
 
 
 def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):

@@ -1,4 +1,4 @@
-"""Controlled schedules: real processes, one at a time, in a seeded order.
+"""Controlled schedules, coordinator side: real processes, one at a time, in a seeded order.
 
 Why it exists: a race that needs three CPUs to meet inside a window of a few
 hundred nanoseconds shows up by luck, and a run that found it cannot be
@@ -7,39 +7,24 @@ for real, over the real arena and semaphores, but only the process holding
 the *baton* runs.  At every scheduling point a process publishes where it is
 (its row of the shared ``sched`` field), hands the baton back to the
 coordinator (posts ``sched``) and blocks on its own ``sched-go<r>``
-semaphore.  The coordinator, once the running process has parked, picks the
-next one, records the decision ``[cpu, point]`` and posts its ``go``.
-Between two scheduling points a process runs alone, so what it does there
-depends only on the shared state it finds and its own seeded state: the
-sequence of decisions *is* the interleaving, and the same decisions give the
-same run (docs/schedules.md says exactly what is and is not deterministic).
+semaphore (the process side: ``smpemu.harness.baton``).  The coordinator,
+once the running process has parked, asks the strategy
+(``search.strategies``) for the next one, records the decision
+``[cpu, point]`` and posts its ``go``.  Between two scheduling points a
+process runs alone, so what it does there depends only on the shared state it
+finds and its own seeded state: the sequence of decisions *is* the
+interleaving, and the same decisions give the same run (docs/schedules.md
+says exactly what is and is not deterministic).
 
 Scheduling points: every named protocol point (``ctx.point``), every
 ``sched_steps``-th guest step (``VCPU.periodic``), before each lock
-acquisition, and every place a process would block.  Nobody may block in the
-OS while another process waits for the baton, so under a schedule each
-blocking wait is *cooperative*: a lock that is taken, an ack not yet there, a
-halt, a script event, the host with nothing to reclaim park the process with
-a *wait condition* (words whose change, a semaphore whose post, can let it
-go on).  The coordinator snapshots the watched words when the process parks
-(it ran alone since it looked at them, so the snapshot is what it saw) and
-treats it as disabled until one of them changes.  The enabled set is thus a
-function of the shared state, i.e. of the decisions so far.  No process
-enabled: a deadlock, reported with every process's wait.
-
-Strategies:
-
-- ``pct`` (Burckhardt et al., "A randomized scheduler with probabilistic
-  guarantees of finding bugs", ASPLOS 2010), in epochs: every ``pct_epoch``
-  decisions, random distinct priorities and ``pct_depth - 1`` change points
-  among the epoch's decisions, all from the seed; the enabled process of
-  highest priority runs; at a change point the process about to run drops
-  below every other one.  One epoch over the whole run is the published PCT,
-  which starves all but one of our forever-looping vCPUs (measured, and why
-  epochs, in docs/schedules.md).
-- ``replay``: the recorded decisions, checked one by one: the process must be
-  parked at the recorded point and runnable, or the replay has diverged and
-  says where.
+acquisition, and every wait (``kvm.waits``).  A waiting process parks with a
+*wait condition* (words whose change, a semaphore whose post, can let it go
+on).  The coordinator snapshots the watched words when the process parks (it
+ran alone since it looked at them, so the snapshot is what it saw) and treats
+it as disabled until one of them changes.  The enabled set is thus a function
+of the shared state, i.e. of the decisions so far.  No process enabled: a
+deadlock, reported with every process's wait.
 
 A run under a schedule ends at the first violation, after ``max_decisions``
 decisions, when every vCPU finished (``--iterations``), or on a deadlock; it
@@ -47,111 +32,30 @@ ignores ``--duration`` and ``--delay``.  Then the coordinator sets
 ``CTL_SCHED_END`` and hands every process its baton: each raises
 ``SchedEnd`` at its scheduling point and leaves, so nothing runs unscheduled
 that could change the verdict.
+
+``monitor`` is the loop ``harness.coordinator.run`` takes by injection
+(``run(cfg, monitor=monitor)``); ``run(cfg)`` here is that call for any
+configuration, scheduled or not.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
-import random
 import signal
 import time
 
 import posix_ipc
 
-from smpemu import __version__
-from smpemu.errors import UsageError
+from smpemu.harness import coordinator
 from smpemu.harness.baton import (
-    DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, PID, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
+    DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
     R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS,
 )
-from smpemu.harness.config import STRATEGIES, RunConfig
+from smpemu.harness.worker import read_error
 from smpemu.kvm.layout import C, CTL_SCHED_END
-
-REPLAY_FORMAT = 1
-
-
-class Divergence(Exception):
-    """A replay found the run somewhere else than the recording."""
+from smpemu.search.strategies import PCT, Divergence, Replay, who
 
 
-def who(p: int, n_vcpus: int) -> str:
-    return "host" if p == n_vcpus else f"vcpu {p}"
-
-
-# -- strategies ---------------------------------------------------------------------------
-class PCT:
-    """PCT in epochs, every random choice from the seed.
-
-    Each epoch of ``epoch`` decisions is one PCT instance: the processes get
-    fresh random distinct priorities and ``depth - 1`` change points are
-    drawn among the epoch's decisions.  The enabled process of highest
-    priority runs; at a change point the process about to run drops below
-    every other one (and below the earlier changes of the epoch).  One epoch
-    over the whole run is the published PCT; epoch 1 with depth 1 is a
-    uniform random walk.  Why epochs: docs/schedules.md (looping vCPUs never
-    finish, so one PCT instance starves every process but the top one).
-    """
-
-    def __init__(self, seed: int, n: int, depth: int, epoch: int):
-        self.rng = random.Random(f"smpemu-pct-{seed}")
-        self.n = n
-        self.depth = depth
-        self.epoch = epoch
-        self.prio: list[int] = []
-        self.change: dict[int, int] = {}
-        self.changes = 0  # change points reached
-
-    def _new_epoch(self, k: int) -> None:
-        rng = self.rng
-        d = self.depth
-        prio = list(range(d, d + self.n))
-        rng.shuffle(prio)
-        self.prio = prio
-        cps = rng.sample(range(self.epoch), min(d - 1, self.epoch))
-        self.change = {k + c: j for j, c in enumerate(sorted(cps))}
-
-    def choose(self, k: int, enabled: list, co) -> int:
-        if k % self.epoch == 0:
-            self._new_epoch(k)
-        prio = self.prio
-        best = max(enabled, key=prio.__getitem__)
-        j = self.change.get(k)
-        if j is not None:
-            prio[best] = self.depth - 1 - j  # below every priority of the epoch so far
-            self.changes += 1
-            best = max(enabled, key=prio.__getitem__)
-        return best
-
-    def describe(self) -> dict:
-        return {"depth": self.depth, "epoch": self.epoch, "change_points_reached": self.changes}
-
-
-class Replay:
-    """Follow recorded decisions; any mismatch is a divergence."""
-
-    def __init__(self, decisions: list, n_vcpus: int):
-        self.decisions = decisions
-        self.N = n_vcpus
-
-    def choose(self, k: int, enabled: list, co) -> int:
-        p, name = self.decisions[k]
-        at = f"replay diverged at decision {k} of {len(self.decisions)}: recorded {who(p, self.N)} at {name}"
-        if not co.live[p]:
-            raise Divergence(f"{at}, but it has finished")
-        cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]
-        if cur != name:
-            raise Divergence(f"{at}, but it is at {cur}")
-        if p not in enabled:
-            raise Divergence(f"{at}, but it is waiting there (not runnable)")
-        return p
-
-    def describe(self) -> dict:
-        return {"decisions": len(self.decisions)}
-
-
-# -- the coordinator side -----------------------------------------------------------------
-class _Coordinator:
+class BatonLoop:
     def __init__(self, cfg, arena, procs, sems):
         self.cfg = cfg
         self.arena = arena
@@ -185,8 +89,6 @@ class _Coordinator:
         for i, p in enumerate(self.procs):
             code = p.exitcode
             if code is not None and code != 0:
-                from smpemu.harness.worker import read_error
-
                 msg = read_error(self.arena, i)
                 if code < 0:
                     msg = f"{who(i, self.N)} (pid {p.pid}) died ({signal.Signals(-code).name})"
@@ -378,8 +280,9 @@ class _Coordinator:
 
 
 def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
-    """The coordinator's loop under a schedule (instead of coordinator._monitor)."""
-    co = _Coordinator(cfg, arena, procs, sems)
+    """The coordinator's loop under a schedule (instead of coordinator._monitor):
+    what ``coordinator.run(cfg, monitor=...)`` calls; returns the wall time."""
+    co = BatonLoop(cfg, arena, procs, sems)
     try:
         co.run(sig, result, progress)
     finally:
@@ -389,110 +292,9 @@ def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
     return time.monotonic() - t0
 
 
-# -- replay files ----------------------------------------------------------------------------
-def replay_doc(result) -> dict:
-    """What ``smpemu replay`` needs to repeat a scheduled run (a RunResult)."""
-    s = result.schedule or {}
-    v = result.violations[0] if result.violations else None
-    return {
-        "smpemu_replay": REPLAY_FORMAT,
-        "smpemu_version": __version__,
-        "seed": result.config["seed"],
-        "config": result.config,
-        "schedule": {k: s.get(k) for k in ("strategy", "end", "last", s.get("strategy"))},
-        "violation": _identity(v, s.get("last")),
-        "decisions": result.decisions or [],
-    }
+def run(cfg, progress=None):
+    """``harness.coordinator.run``, with the baton loop when ``cfg.schedule`` asks for one."""
+    return coordinator.run(cfg, progress=progress, monitor=monitor if cfg.schedule else None)
 
 
-def _identity(v, last) -> dict | None:
-    if v is None:
-        return None
-    d = {k: v[k] for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")}
-    d["point"] = last["point"] if last else None
-    d["cpu"] = last["cpu"] if last else None
-    return d
-
-
-MATCH_KEYS = ("kind", "vcpu", "slot", "pfn", "point")
-
-
-def identity(result) -> dict | None:
-    """The first violation of a scheduled run and the point of its last decision."""
-    return _identity(result.violations[0] if result.violations else None, (result.schedule or {}).get("last"))
-
-
-def write_doc(doc: dict, path: str) -> None:
-    """One line of JSON per decision would be long: the decisions go compact."""
-    head = {k: v for k, v in doc.items() if k != "decisions"}
-    with open(path, "w") as f:
-        f.write(json.dumps(head, indent=1)[:-2])
-        f.write(',\n "decisions": [\n')
-        dec = doc["decisions"]
-        for i in range(0, len(dec), 8):
-            f.write("  " + ", ".join(json.dumps(d) for d in dec[i:i + 8]))
-            f.write(",\n" if i + 8 < len(dec) else "\n")
-        f.write(" ]\n}\n")
-
-
-def write_replay(result, path: str) -> dict:
-    doc = replay_doc(result)
-    write_doc(doc, path)
-    return doc
-
-
-def describe_last(doc: dict) -> str:
-    """'found after N decisions, the last one vcpu 1 at invlpg.after_set_dirty'."""
-    last = (doc.get("schedule") or {}).get("last") or {}
-    n_vcpus = doc["config"]["vcpus"]
-    if not last:
-        return "no decision made"
-    return (f"seed {doc['seed']}: {last['decision'] + 1} decisions, the last one "
-            f"{who(last['cpu'], n_vcpus)} at {last['point']}")
-
-
-def load_replay(path: str):
-    """Read and check a replay file: (RunConfig to run, the document)."""
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise UsageError(f"replay file {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"replay file {path}: not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("smpemu_replay") != REPLAY_FORMAT:
-        raise UsageError(f"replay file {path}: not an smpemu replay file (format {REPLAY_FORMAT})")
-    ver = doc.get("smpemu_version")
-    if ver != __version__:
-        raise UsageError(f"replay file {path} was written by smpemu {ver!r}, this is smpemu {__version__}: "
-                         f"a schedule replays only on the version that recorded it")
-    cfgd = doc.get("config")
-    if not isinstance(cfgd, dict):
-        raise UsageError(f"replay file {path}: no configuration")
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(cfgd) - known)
-    if unknown:
-        raise UsageError(f"replay file {path}: unknown configuration field(s) {', '.join(unknown)}")
-    n_vcpus = cfgd.get("vcpus")
-    dec = doc.get("decisions")
-    if not isinstance(dec, list) or not dec:
-        raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
-    for i, d in enumerate(dec):
-        if (not isinstance(d, list) or len(d) != 2 or not isinstance(d[0], int) or isinstance(d[0], bool)
-                or not isinstance(n_vcpus, int) or not 0 <= d[0] <= n_vcpus or d[1] not in PID):
-            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_vcpus}, point name]")
-    cfgd = dict(cfgd)
-    cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
-    try:
-        cfg = RunConfig(**cfgd)
-    except TypeError as e:
-        raise UsageError(f"replay file {path}: bad configuration ({e})") from None
-    cfg.schedule = "replay"
-    cfg.replay = dec
-    cfg.json_path = None
-    cfg.validate()
-    return cfg, doc
-
-
-__all__ = ["PCT", "Replay", "monitor", "SCHED_POINTS", "STRATEGIES",
-           "replay_doc", "write_replay", "load_replay", "identity", "MATCH_KEYS"]
+__all__ = ["BatonLoop", "monitor", "run"]
