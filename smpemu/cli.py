@@ -4,6 +4,8 @@ Why it exists: one place that turns user input into a validated RunConfig,
 shows progress, prints results, and maps every outcome onto the documented
 exit codes (0 ok, 3 violation, 4 aborted, 2 bad usage, 1 internal, 130/143
 interrupted).  User mistakes print one line, never a traceback.
+
+May import: smpemu.search, smpemu.study, smpemu.litmus, smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """
 
 from __future__ import annotations

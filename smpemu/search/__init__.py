@@ -6,7 +6,7 @@ process at a time in a seeded order; the process side is
 ``smpemu.harness.baton``), ``strategies`` (PCT, replay), ``replay_file``
 (write, load and compare replay files) and ``replay_cmd`` (``smpemu replay``).
 
-May import: ``smpemu.harness``, ``smpemu.kvm``, ``smpemu.memory``,
-``smpemu.errors`` and ``workloads``; never the studies, the litmus runner or
-the CLI.
+It never imports the studies, the litmus runner or the CLI.
+
+May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """
