@@ -12,9 +12,5 @@ def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):
     return run(cfg)
 
 
-def counters(result, cpu):
-    return result.vcpus[cpu]
-
-
 def kinds(result):
     return sorted({v["kind"] for v in result.violations})

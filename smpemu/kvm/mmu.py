@@ -79,11 +79,12 @@ class MMU:
                 W[base + k] = 0
                 return
 
-    def rmap_add(self, gfn: int, slot: int) -> bool:
-        """Add ``slot`` to rmap[gfn].  Returns True if an eviction needs a flush.
+    def rmap_add(self, gfn: int, slot: int) -> None:
+        """Add ``slot`` to rmap[gfn].
 
         The rmap is bounded: when it is full, the oldest spte is zapped (through
-        the policy, as invlpg zaps), never silently forgotten.
+        the policy, as invlpg zaps: the policy flushes or defers), never
+        silently forgotten.
         """
         W = self.W
         base = self.a_rmap + gfn * self.rmap_n
@@ -91,21 +92,19 @@ class MMU:
         for k in range(self.rmap_n):
             v = W[base + k]
             if v == slot + 1:
-                return False
+                return
             if v == 0 and free < 0:
                 free = k
-        need_flush = False
         if free < 0:
             victim = W[base] - 1
             self.ctx.counters[C["rmap_evictions"]] += 1
-            need_flush = self.ctx.policy.zap(self.ctx, self, victim, gfn)
+            self.ctx.policy.zap(self.ctx, self, victim, gfn)
             free = 0
             for k in range(self.rmap_n):
                 if W[base + k] == 0:
                     free = k
                     break
         W[base + free] = slot + 1
-        return need_flush
 
     def rmap_slots(self, gfn: int) -> list[int]:
         W = self.W
@@ -141,7 +140,6 @@ class MMU:
             return GUEST_PF
         pfn = self.gfn_to_pfn(gfn)
         ctx.mmu_lock()
-        need_flush = False
         try:
             if mm.load(self.a_ncount) or mm.load(self.a_nseq) != seq:
                 ctx.counters[C["fault_retries"]] += 1
@@ -161,13 +159,12 @@ class MMU:
                         # upgrade in place (unsync): no stale mapping to flush
                         mm.store(self.a_spte + slot, old | S.WRITABLE)
                     return FAULT_OK
-                need_flush |= ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
-            need_flush |= self.rmap_add(gfn, slot)
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+            self.rmap_add(gfn, slot)
             gen = W[self.a_gen + pfn]
             mm.store(self.a_spte + slot, S.encode(pfn, gfn, gen, writable))
         finally:
             ctx.mmu_unlock()
-        ctx.policy.after_unlock(ctx, need_flush)
         return FAULT_OK
 
     # -- invlpg ----------------------------------------------------------------------
@@ -177,15 +174,13 @@ class MMU:
         ctx = self.ctx
         ctx.counters[C["invlpg"]] += 1
         ctx.ev(8, slot)
-        need_flush = False
         ctx.mmu_lock()
         try:
             old = ctx.mm.load(self.a_spte + slot)
             if old & S.PRESENT:
-                need_flush = ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
         finally:
             ctx.mmu_unlock()
-        ctx.policy.after_unlock(ctx, need_flush)
 
     # -- cr3 write: mmu_sync_children ----------------------------------------------------
     def rmap_write_protect(self, gfn: int) -> bool:
