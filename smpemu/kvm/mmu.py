@@ -247,7 +247,7 @@ class MMU:
                 W[self.a_gen + pfn] += 1
                 ctx.ev(11, gfn, pfn)
                 if ctx.oracle is not None:
-                    ctx.oracle.check_free(pfn, gfn)
+                    ctx.oracle.check_free(pfn, gfn)  # oracle check 1 (kvm/oracle.py)
                 n = W[self.a_nfree]
                 W[self.a_free + n] = pfn
                 W[self.a_nfree] = n + 1

@@ -136,6 +136,7 @@ class VCPU:
         e = self._tlb_get(slot)
         if e is not None and (write is False or e[2]):
             W = self.W
+            # oracle checks 2 and 3 (kvm/oracle.py), inlined: generation, write after sync
             if (W[e[6]] & GEN_MASK) != e[1] or (write and W[self.a_wp + e[3]] > e[4]):
                 self._check(slot, e, write)
             return True
@@ -143,6 +144,8 @@ class VCPU:
         return self._walk(slot, write)
 
     def _check(self, slot, e, write) -> None:
+        """Oracle checks 2 (STALE_ACCESS) and 3 (STALE_WRITE), see kvm/oracle.py:
+        on a TLB hit that failed the inlined test, and on every fill."""
         W = self.W
         cur = W[self.a_gen + e[E_PFN]] & S.GEN_MASK
         if cur != e[E_GEN]:
