@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from smpemu.harness.router import send_ipi
-from smpemu.kvm.waits import Waits
+from smpemu.kvm.waits import Waits, try_take
 
 
 class FreeRun(Waits):
@@ -51,6 +51,8 @@ class FreeRun(Waits):
         if deadline is not None:
             slice_s = min(slice_s, max(0.0, deadline - time.monotonic()))
         if sem is not None:
+            if slice_s <= 0:
+                return try_take(sem)  # spinning
             try:
                 sem.acquire(slice_s)
                 return True

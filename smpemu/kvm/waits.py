@@ -32,9 +32,8 @@ in HOW it blocks, never in WHAT is waited for:
 timeout=None, timer=False, slice_s=0.005) -> bool``
     Block until ``ready(took)`` is true; return True then, or False once the
     timeout expired.  The loop is written once, here (``Waits.wait_until``):
-    ``ready``; ``poll()`` and ``ready`` again; expired?; ``mm.drain()``;
-    one bounded block (``_block``, the only part an implementation writes);
-    repeat.
+    ``ready``; then ``poll()`` and ``ready`` again, ``mm.drain()``, one
+    bounded block (``_block``) and ``ready(took)``, expired?, repeat.
 
     - ``name``: the scheduling-point name of this wait (one of
       ``kvm.points.SCHED_POINTS``: replay files record it).
@@ -83,10 +82,12 @@ from dataclasses import dataclass
 
 def try_take(sem) -> bool:
     """Take one post of ``sem`` if it has one, without blocking."""
+    if sem.value <= 0:
+        return False  # the common case, without the cost of a raised BusyError
     try:
         sem.acquire(0)
         return True
-    except Exception:  # posix_ipc.BusyError, or an explorer semaphore's own
+    except Exception:  # taken meanwhile: posix_ipc.BusyError, or an explorer semaphore's own
         return False
 
 
@@ -135,11 +136,11 @@ class Waits:
                 poll()
                 if ready(False):
                     return True
-            if self._expired(ctx, deadline):
-                return False
             mm.drain()  # before blocking: whoever must wake us sees our stores
             if ready(self._block(ctx, name, watch, sem, slice_s, deadline)):
                 return True
+            if self._expired(ctx, deadline):
+                return False
 
     # -- what an implementation writes ---------------------------------------------
     def _deadline(self, ctx, timeout, timer, watch, sem):
