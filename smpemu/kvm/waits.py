@@ -55,8 +55,10 @@ timeout=None, timer=False, slice_s=0.005) -> bool``
       expiry means something is broken: the caller raises with its message);
       an implementation that detects deadlocks itself may never expire it.
       With ``timer=True`` its expiry is an ordinary outcome (a timed HLT, the
-      host's pacing): an implementation without a wall clock expires it once
-      every other actor has had a turn, or at once if nothing is watched.
+      host's pacing): an implementation without a wall clock expires it after
+      one block, in which the actor is runnable again once every other actor
+      has had a turn (the baton's K_TURN); with nothing watched and no
+      ``sem`` that block is a plain scheduling point.
     - ``slice_s``: the longest one OS block lasts (how often the wait
       re-checks when it blocks in the OS); 0 spins.
 
@@ -67,13 +69,33 @@ timeout=None, timer=False, slice_s=0.005) -> bool``
     Guest steps between two ``VCPU.periodic()`` calls (each one ends in a
     ``"step"`` scheduling point).
 
-Semaphores (``ctx.sems``, ``ctx.kick``, ``ctx.ackwake``, script events, the
-lock semaphores) are duck-typed: ``acquire(timeout)`` (0: try; raises an
-``Exception`` when it times out, as posix_ipc's BusyError), ``release()`` and
-``value``.  Nothing here imports posix_ipc.
+The locks (``kvm.locks.lock``/``unlock`` over a ``Lock``: name, semaphore,
+holder word, acquisition-count word) are written once over ``point`` and
+``wait_until``: no implementation writes a lock.
 
-An implementation subclasses ``Waits`` and writes ``point``, ``_deadline``,
-``_expired`` and ``_block`` (and ``spin``, ``kick`` if it differs).
+Semaphores (``ctx.sems``, ``ctx.kick``, ``ctx.ackwake``, script events, the
+lock semaphores, the memory model's fence and atomic stripes) are
+duck-typed, so an in-process explorer passes its own objects:
+``acquire(timeout)`` returns when it took a post and raises an ``Exception``
+when it did not within ``timeout`` (0: a try; never a failure return value:
+posix_ipc raises BusyError), ``release()`` posts, ``value`` is the number of
+posts now.  Nothing here imports posix_ipc.
+
+An implementation subclasses ``Waits`` and writes:
+
+- ``point(ctx, name)`` (call ``ctx.points.hit(ctx, name)`` when
+  ``ctx.points.active``: the test pauses are written there, once);
+- ``_deadline(ctx, timeout, timer, watch, sem)``: any object, the wait's
+  time state, passed to the two below;
+- ``_expired(ctx, deadline) -> bool``, checked after each block (raise to
+  leave the run, as ``ctx.check_alive`` does);
+- ``_block(ctx, name, watch, sem, slice_s, deadline) -> bool``: one bounded
+  wait (the caller drained the store buffer just before), True if it took a
+  post of ``sem``;
+
+and ``spin``, ``kick``, ``step_every`` where the defaults do not fit.  A
+context using it: ``harness.context.ProcContext(..., waits=MyWaits())``
+(``FreeRun()`` when not given; the baton is set by ``harness.worker``).
 """
 
 from __future__ import annotations
