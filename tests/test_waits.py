@@ -53,14 +53,14 @@ class Scripted(Waits):
     def point(self, ctx, name):
         self.log.append(("point", name))
 
-    def _deadline(self, ctx, timeout, timer, watch, sem):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
         return [timeout, 0]
 
     def _expired(self, ctx, deadline):
         return deadline[0] is not None and deadline[1] >= deadline[0]
 
-    def _block(self, ctx, name, watch, sem, slice_s, deadline):
-        self.log.append(("block", name, tuple(watch)))
+    def _block(self, ctx, name, watch, sem, bell, slice_s, deadline):
+        self.log.append(("block", name, tuple(watch() if callable(watch) else watch)))
         deadline[1] += 1
         if self.steps:
             self.steps.pop(0)()
@@ -133,7 +133,7 @@ def test_lock_held_by_one_holder_past_the_timeout_is_an_error():
     sem = Sem(0)
     w = Scripted()
     ctx = context(w)
-    w._deadline = lambda ctx, timeout, timer, watch, sem: [2, 0]  # two blocks' worth of time
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]  # two blocks' worth of time
     ctx.W[1] = 99
     with pytest.raises(AckTimeout, match="cpu 0 could not take pfn_lock: held by pid 99 for more than 3.0 s"):
         locks.lock(ctx, Lock("pfn_lock", sem, holder=1, acq=2))
@@ -149,7 +149,7 @@ def test_lock_changing_hands_is_only_slow():
     steps = [hand_over, hand_over, hand_over, sem.release]
     w = Scripted(steps)
     ctx.waits = w
-    w._deadline = lambda ctx, timeout, timer, watch, sem: [2, 0]
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]
     locks.lock(ctx, Lock("mmu_lock", sem, holder=1, acq=2))
     assert ctx.W[1] == 4242 and ctx.W[2] == 4
 
