@@ -27,8 +27,7 @@ class FreeRun(Waits):
         if p is not None and p.active:
             p.hit(ctx, name)  # test pauses, stress delays
 
-    def kick(self, ctx, t: int) -> None:
-        send_ipi(ctx, t)
+    kick = staticmethod(send_ipi)  # kick(ctx, t): direct, or through the router
 
     def spin(self, ctx, ready, poll=None) -> bool:
         end = time.perf_counter() + ctx.params.spin_us * 1e-6
