@@ -106,6 +106,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 def try_take(sem) -> bool:
     """Take one post of ``sem`` if it has one, without blocking."""
     if sem.value <= 0:
