@@ -27,9 +27,8 @@ malloc range.  Ops:
 
 from __future__ import annotations
 
-import time
-
 from smpemu.errors import AckTimeout, UsageError
+from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
@@ -62,10 +61,11 @@ def _evt(spec, name):
     return spec.sems[f"evt-{name}"]
 
 
-def _wait_evt(ctx, sem, timeout, name):
-    if ctx.sched is not None:
-        return ctx.sched.wait_event(ctx, "script.wait", sem)
-    ctx.wait_sem(sem, timeout, f"script event {name!r} not posted")
+def _wait_evt(ctx, point, sem, timeout, name, watch=(), poll=None, slice_s=0.002) -> None:
+    """Until the event ``name`` is posted (and take it), bounded by ``timeout``."""
+    if not ctx.waits.wait_until(ctx, point, lambda took: took or try_take(sem), watch=watch, sem=sem,
+                                poll=poll, timeout=timeout, slice_s=slice_s):
+        raise AckTimeout(f"cpu {ctx.pid_index}: script event {name!r} not posted within {timeout} s")
 
 
 def run(cpu, guest, rng, cfg) -> None:
@@ -98,31 +98,15 @@ def run(cpu, guest, rng, cfg) -> None:
         elif kind == "wait":
             if not cpu.halt(timeout, _evt(spec, op[1])):
                 raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-        elif kind == "spin" and ctx.sched is not None:
-            ctx.sched.wait_event(ctx, "script.spin", _evt(spec, op[1]), cpu)
-        elif kind == "busy" and ctx.sched is not None:
-            ctx.sched.wait_event(ctx, "script.busy", _evt(spec, op[1]))
-        elif kind == "spin":
-            sem = _evt(spec, op[1])
-            deadline = time.monotonic() + timeout
-            while True:
+        elif kind == "spin":  # in guest mode, taking interrupts: a spinning guest
+            def interrupts():
                 if cpu.kicked():
                     cpu.take_interrupt()
-                if sem.value > 0:
-                    sem.acquire(0)
-                    break
-                ctx.check_alive()
-                if time.monotonic() > deadline:
-                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-        elif kind == "busy":
-            sem = _evt(spec, op[1])
-            deadline = time.monotonic() + timeout
-            while not sem.value:
-                time.sleep(0.001)
-                ctx.check_alive()
-                if time.monotonic() > deadline:
-                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-            sem.acquire(0)
+
+            _wait_evt(ctx, "script.spin", _evt(spec, op[1]), timeout, op[1], watch=(cpu.a_mode,),
+                      poll=interrupts, slice_s=0)
+        elif kind == "busy":  # in guest mode, not taking interrupts
+            _wait_evt(ctx, "script.busy", _evt(spec, op[1]), timeout, op[1], slice_s=0.001)
         elif kind == "flush":
             cpu.exit_guest()
             ctx.policy.flush_remote(ctx)
@@ -141,7 +125,8 @@ def run_host(ctx, mmu, spec) -> None:
             _evt(spec, op[1]).release()
         elif kind == "wait":
             ctx.mm.drain()
-            _wait_evt(ctx, _evt(spec, op[1]), timeout, op[1])
+            _wait_evt(ctx, "script.wait", _evt(spec, op[1]), timeout, op[1], watch=ctx.poll_words,
+                      poll=ctx.exit_poll)
         elif kind == "flush":
             ctx.policy.flush_remote(ctx)
         elif kind == "arm":
