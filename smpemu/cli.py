@@ -217,7 +217,9 @@ def stress(
             out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
         total = sum(r["steps"] for r in res.rounds)
-        out.print(f"[green]no violation[/green] in {res.elapsed_s} s, {len(res.rounds)} round(s), {total:,} guest steps")
+        how = "[yellow]interrupted[/yellow]: no violation" if res.interrupted else (
+            "[red]no verdict[/red]: no violation" if res.aborted else "[green]no violation[/green]")
+        out.print(f"{how} in {res.elapsed_s:.1f} s, {len(res.rounds)} round(s), {total:,} guest steps")
     if res.aborted:
         out.print(f"[red]aborted:[/red] {res.aborted}")
     if json_out:
@@ -269,8 +271,12 @@ def info(
 
     from smpemu.harness import pinning
 
+    from smpemu.harness.config import MAX_VCPUS
+
     if vcpus < 1:
         raise UsageError(f"--vcpus must be at least 1 (got {vcpus})")
+    if vcpus > MAX_VCPUS:
+        raise UsageError(f"--vcpus {vcpus} is too many: at most {MAX_VCPUS} (as for run)")
     cores = pinning.allowed_cores(cpus)
     out.print(f"smpemu {__version__}, Python {platform.python_version()}, {platform.machine()}")
     out.print(f"logical cpus: {psutil.cpu_count()}, physical cores: {psutil.cpu_count(logical=False)}, "

@@ -107,7 +107,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
         if on_round:
             on_round(info)
         if d["interrupted"] or d["aborted"]:
-            return StressResult(bool(r.violations), rounds, time.monotonic() - t_start,
+            return StressResult(bool(r.violations), rounds, round(time.monotonic() - t_start, 3),
                                 first=d, aborted=d["aborted"], interrupted=d["interrupted"])
         if r.violations and hit is None:
             v = r.violations[0]

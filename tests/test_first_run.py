@@ -1,0 +1,40 @@
+"""What a new user trips over (issue 12): messages that match the flags,
+tables that fit 80 columns, exit codes of stuck and truncated runs, one
+``--pin`` syntax, ``--version``, help examples."""
+
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "smpemu.cli"]
+
+
+def cli(*args, timeout=100, **kw):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+BAD = [
+    (["run", "--guest-mem", "16G"], "at most 4194303 pages of 4K (16G minus 4K; e.g. 16383M)"),
+    (["run", "--workload", "trace"], "needs a trace file: --trace-file FILE"),
+    (["run", "--duration", "1", "--iterations", "5"], "give --duration or --iterations, not both"),
+    (["run", "--trace-file", "x.trace"], "--trace-file is the input of --workload trace (not malloc-touch)"),
+    (["info", "--vcpus", "100000"], "--vcpus 100000 is too many: at most 256"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args,msg", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_messages_name_the_flags(args, msg):
+    p = cli(*args, timeout=50)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    assert msg in p.stderr.replace("\n", " "), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_workload_descriptions_do_not_repeat_the_name():
+    import workloads
+
+    for name, doc in workloads.describe().items():
+        assert doc and not doc.startswith(name + ":"), (name, doc)
