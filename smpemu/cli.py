@@ -34,6 +34,20 @@ if not out.is_terminal:
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"smpemu {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+):
+    """Emulate SMP TLB-flush IPIs with real processes, shared memory and semaphores."""
+
+
 def _guard(fn):
     """Map smpemu errors onto exit codes with a one-line message."""
 

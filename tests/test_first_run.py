@@ -38,3 +38,13 @@ def test_workload_descriptions_do_not_repeat_the_name():
 
     for name, doc in workloads.describe().items():
         assert doc and not doc.startswith(name + ":"), (name, doc)
+
+
+@pytest.mark.timeout(60)
+def test_version_flag():
+    from smpemu import __version__
+
+    for flag in ("--version", "-V"):
+        p = cli(flag, timeout=50)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == f"smpemu {__version__}"
