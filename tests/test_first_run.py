@@ -48,3 +48,15 @@ def test_version_flag():
         p = cli(flag, timeout=50)
         assert p.returncode == 0, p.stderr
         assert p.stdout.strip() == f"smpemu {__version__}"
+
+
+@pytest.mark.timeout(120)
+def test_a_vcpu_stuck_in_a_protocol_point_aborts_with_exit_4_naming_it():
+    # every vCPU's first TLB fill sleeps 100 s: none can leave when the run
+    # ends; the coordinator kills them after --ack-timeout + 3 s and must say so
+    p = cli("run", "--vcpus", "2", "--duration", "1", "--ack-timeout", "1",
+            "--delay", "tlb.fill=100000000")
+    assert p.returncode == 4, (p.stdout, p.stderr)
+    text = p.stdout.replace("\n", " ")
+    assert "aborted:" in text and "vcpu 0 (pid" in text and "did not stop" in text, p.stdout
+    assert "incomplete" in text and "[green]" not in text

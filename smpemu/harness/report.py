@@ -75,7 +75,12 @@ def print_result(result: dict, console: Console | None = None) -> None:
         console.print(f"[red]aborted:[/red] {result['aborted']}")
     if result.get("interrupted"):
         console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
-    verdict = "[red]violations found[/red]" if n else "[green]no violation[/green]"
+    if n:
+        verdict = "[red]violations found[/red]"
+    elif result.get("aborted") or result.get("interrupted"):
+        verdict = "[yellow]no violation seen, but the run is incomplete[/yellow]"
+    else:
+        verdict = "[green]no violation[/green]"
     console.print(f"{verdict}; ipis_sent={result['totals']['ipis_sent']:,}")
 
 
