@@ -60,3 +60,29 @@ def test_a_vcpu_stuck_in_a_protocol_point_aborts_with_exit_4_naming_it():
     text = p.stdout.replace("\n", " ")
     assert "aborted:" in text and "vcpu 0 (pid" in text and "did not stop" in text, p.stdout
     assert "incomplete" in text and "[green]" not in text
+
+
+@pytest.mark.timeout(90)
+def test_a_replay_file_cut_short_is_incomplete_exit_4(tmp_path):
+    import json
+
+    from smpemu.harness.config import RunConfig
+    from smpemu.harness.coordinator import run
+    from smpemu.search.schedule import replay_doc, write_doc
+
+    # seed 3 finds the v3 lost flush in its first round (tests/test_schedule.py)
+    r = run(RunConfig(policy="deferred-v3", workload="share-unmap", reclaim="freed", seed=3, pin="none",
+                      vcpus=2, schedule="pct", trace=True, stop_on_violation=True))
+    assert r.violations, "seed 3 no longer finds the v3 race: pick another seed"
+    doc = replay_doc(r)
+    n = len(doc["decisions"])
+    assert n > 20
+    keep = n // 10
+    doc["decisions"] = doc["decisions"][:keep]
+    path = tmp_path / "cut.json"
+    write_doc(doc, str(path))
+    js = tmp_path / "out.json"
+    p = cli("replay", str(path), "--json", str(js))
+    assert p.returncode == 4, (p.stdout[-2000:], p.stderr[-2000:])
+    assert f"incomplete: {path} holds {keep:,} of the {n:,} decisions" in p.stdout.replace("\n", " ")
+    assert json.loads(js.read_text())["replay"]["incomplete"] is True
