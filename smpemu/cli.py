@@ -163,7 +163,9 @@ def stress(
     pct_epoch: int = typer.Option(4, help="With --schedule pct: decisions per epoch (fresh priorities)."),
     sched_steps: int = typer.Option(8, help="With --schedule: guest steps between two scheduling points."),
     replay_out: Optional[str] = typer.Option(None, "--replay-out", help="With --schedule: write the replay file "
-                                             "here (default: smpemu-replay-SEED.json in the current directory)."),
+                                             "here (default: smpemu-replay-POLICY-sSEED-TIME.json in the current "
+                                             "directory, a new name every run)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --replay-out file."),
 ):
     """Run a policy until the lost-flush oracle fires or the timeout passes."""
     from smpemu.harness.config import RunConfig, check_writable
@@ -184,6 +186,8 @@ def stress(
         raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")
     if replay_out and schedule is None:
         raise UsageError("--replay-out needs --schedule pct")
+    if replay_out and os.path.exists(replay_out) and not force:
+        raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
     for path, opt in ((json_out, "--json"), (trace_out, "--trace"), (replay_out, "--replay-out")):
         if path:
             check_writable(path, opt)
@@ -226,7 +230,7 @@ def stress(
         if res.replay is not None:
             from smpemu.search.schedule import describe_last, write_doc
 
-            path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
+            path = replay_out or default_replay_name(policy, res.replay["seed"])
             write_doc(res.replay, path)
             out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
@@ -243,6 +247,18 @@ def stress(
     if res.interrupted:
         raise typer.Exit(130 if res.interrupted == "SIGINT" else 143)
     raise typer.Exit(4 if res.aborted else 0)
+
+
+def default_replay_name(policy: str, seed: int, now: float | None = None) -> str:
+    """smpemu-replay-POLICY-sSEED-YYYYmmdd-HHMMSS.json, never an existing file's name."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = f"smpemu-replay-{policy}-s{seed}-{stamp}"
+    path, k = f"{base}.json", 2
+    while os.path.exists(path):
+        path, k = f"{base}-{k}.json", k + 1
+    return path
 
 
 @app.command("list")

@@ -86,3 +86,36 @@ def test_a_replay_file_cut_short_is_incomplete_exit_4(tmp_path):
     assert p.returncode == 4, (p.stdout[-2000:], p.stderr[-2000:])
     assert f"incomplete: {path} holds {keep:,} of the {n:,} decisions" in p.stdout.replace("\n", " ")
     assert json.loads(js.read_text())["replay"]["incomplete"] is True
+
+
+@pytest.mark.timeout(120)
+def test_replay_names_are_unique_and_replay_out_is_not_overwritten(tmp_path, monkeypatch):
+    import os
+
+    from smpemu.cli import default_replay_name
+
+    monkeypatch.chdir(tmp_path)
+    a = default_replay_name("deferred-v3", 7, now=0)
+    assert a.startswith("smpemu-replay-deferred-v3-s7-") and a.endswith(".json")
+    open(a, "w").close()
+    b = default_replay_name("deferred-v3", 7, now=0)  # same policy, seed and second
+    assert b != a and not os.path.exists(b)
+    assert default_replay_name("deferred-v3", 8, now=0) != a
+    assert default_replay_name("eager", 7, now=0) != a
+
+    existing = tmp_path / "mine.json"
+    existing.write_text("keep me")
+    args = ("stress", "--policy", "deferred-v3", "--vcpus", "2", "--pin", "none", "--schedule", "pct",
+            "--seed", "3", "--timeout", "40", "--replay-out", str(existing))
+    p = cli(*args, cwd=tmp_path)
+    assert p.returncode == 2 and "exists; pass --force" in p.stderr, (p.stdout, p.stderr)
+    assert existing.read_text() == "keep me"
+    p = cli(*args, "--force", cwd=tmp_path)
+    assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
+    assert existing.read_text().startswith("{")
+    # without --replay-out: a fresh default name in the current directory, twice
+    for _ in range(2):
+        p = cli(*args[:-2], cwd=tmp_path)
+        assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
+    names = sorted(n for n in os.listdir(tmp_path) if n.startswith("smpemu-replay-deferred-v3-s"))
+    assert len(names) == 3, names  # a (above) and two runs' (same seed, maybe the same second)
