@@ -82,7 +82,8 @@ def run(
     vcpus: int = typer.Option(16, help="Number of vCPU processes."),
     workload: str = typer.Option("malloc-touch", help="Guest workload (see `smpemu list`)."),
     policy: str = typer.Option("deferred-v4", help="Flush policy (see `smpemu list`)."),
-    pin: str = typer.Option("compact", help="compact | spread | none | a core list such as 0,1,3."),
+    pin: str = typer.Option("compact", help="compact | spread | none | a core list such as 0,1,3 (vCPU i on "
+                            "the list's core i mod its length)."),
     cpus: Optional[str] = typer.Option(None, help="Restrict to these host cores (e.g. 0-3)."),
     memory_model: str = typer.Option("native", help="native | tso | relaxed."),
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default 10 unless --iterations)."),
@@ -142,7 +143,8 @@ def stress(
     policy: str = typer.Option("deferred-v4", help="Flush policy to attack."),
     workload: str = typer.Option("share-unmap", help="Guest workload (share-unmap is built for races)."),
     vcpus: str = typer.Option("4", help="vCPU count, or a list to cycle across rounds (e.g. 2,4,8)."),
-    pin: str = typer.Option("compact", help="Pinning, or a ;-separated list to cycle (e.g. compact;spread)."),
+    pin: str = typer.Option("compact", help="Pinning (compact | spread | none | a core list such as 0,1), or "
+                            "alternatives to cycle across rounds, separated by ';' (e.g. \"compact;spread;0,1\")."),
     memory_model: str = typer.Option("native", help="native | tso | relaxed."),
     requests: str = typer.Option("modern", help="modern | 2009."),
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
@@ -180,7 +182,9 @@ def stress(
     from smpemu.study.sweep import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
-    plist = [p.strip() for p in pin.split(";") if p.strip()]
+    from smpemu.harness.pinning import parse_pins
+
+    plist = parse_pins(pin)
     delays = dict(parse_delay(d) for d in delay)
     if schedule is not None and delays:
         raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")

@@ -119,3 +119,55 @@ def test_replay_names_are_unique_and_replay_out_is_not_overwritten(tmp_path, mon
         assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
     names = sorted(n for n in os.listdir(tmp_path) if n.startswith("smpemu-replay-deferred-v3-s"))
     assert len(names) == 3, names  # a (above) and two runs' (same seed, maybe the same second)
+
+
+PIN_BAD = [
+    (["run", "--pin", "compact;spread"], "one pinning here; ';' separates alternatives only in stress and sweep"),
+    (["stress", "--pin", "compact,spread"], "'compact,spread' is not a pinning"),
+    (["stress", "--pin", "compact;;spread"], "an empty pinning; separate alternatives with ';'"),
+    (["stress", "--pin", "wide"], "',' joins the cores of one list; ';' separates alternatives"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args,msg", PIN_BAD, ids=[" ".join(a) for a, _ in PIN_BAD])
+def test_pin_errors_name_the_syntax(args, msg):
+    p = cli(*args, timeout=50)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert msg in p.stderr.replace("\n", " "), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def _two_cores():
+    import os
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two allowed cores")
+    return cores[:2]
+
+
+@pytest.mark.timeout(120)
+def test_pin_core_list_is_one_pinning_in_run(tmp_path):
+    import json
+
+    a, b = _two_cores()
+    js = tmp_path / "r.json"
+    p = cli("run", "--vcpus", "2", "--iterations", "200", "--pin", f"{a},{b}", "--json", str(js))
+    assert p.returncode == 0, p.stderr
+    assert [v["cpus"] for v in json.loads(js.read_text())["vcpus"]] == [[a], [b]]
+
+
+@pytest.mark.timeout(120)
+def test_pin_core_list_and_alternatives_in_stress(tmp_path):
+    import json
+
+    a, b = _two_cores()
+    js = tmp_path / "s.json"
+    # two rounds of 0.5 s: the first pinned to the list, the second to "none"
+    p = cli("stress", "--policy", "deferred-v4", "--vcpus", "2", "--pin", f"{a},{b};none",
+            "--timeout", "1.6", "--round", "0.5", "--no-until-violation", "--json", str(js))
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert f"pin ['{a},{b}', 'none']" in p.stdout
+    pins = [r["pin"] for r in json.loads(js.read_text())["rounds"]]
+    assert pins[:2] == [f"{a},{b}", "none"], pins
