@@ -171,3 +171,24 @@ def test_pin_core_list_and_alternatives_in_stress(tmp_path):
     assert f"pin ['{a},{b}', 'none']" in p.stdout
     pins = [r["pin"] for r in json.loads(js.read_text())["rounds"]]
     assert pins[:2] == [f"{a},{b}", "none"], pins
+
+
+def test_trace_cells_wrap_and_json_fields_are_named():
+    from smpemu.harness import trace
+
+    t0 = 1_000_000
+    ev = [(t0 + 1000, 2, trace.CODE["flush: requests sent"], 3, 17),
+          (t0 + 2000, 0, trace.CODE["TLB fill"], 2560, 15),
+          (t0 + 3000, 1, trace.CODE["notifier: dirty?"], 1, 0),
+          (t0 + 4000, 0, trace.CODE["VIOLATION"], 1, 15)]
+    text = trace.render(ev, n_vcpus=2, t0_ns=t0, mark_ns=t0 + 4000)
+    flat = " ".join(text.split())
+    for whole in ("flush: requests sent", "targets=3", "ipis_sent=17", "TLB fill slot=2560 pfn=15",
+                  ">> VIOLATION kind=1 pfn=15", "notifier: dirty? value=1"):
+        assert whole in flat, (whole, text)
+    assert all(len(line) <= 10 + 2 + 3 * 30 for line in text.splitlines())
+    js = trace.as_json(ev, n_vcpus=2, t0_ns=t0)
+    assert js[0] == {"t_us": 1.0, "cpu": "host", "event": "flush: requests sent", "targets": 3, "ipis_sent": 17}
+    assert js[1] == {"t_us": 2.0, "cpu": 0, "event": "TLB fill", "slot": 2560, "pfn": 15}
+    assert js[2] == {"t_us": 3.0, "cpu": 1, "event": "notifier: dirty?", "value": 1}
+    assert all("a" not in e and "b" not in e for e in js)
