@@ -64,6 +64,13 @@ def _guard(fn):
     return wrapper
 
 
+def _trace_out(trace_out: Optional[str], alias: Optional[str]) -> Optional[str]:
+    """--trace-out FILE, or the old spelling --trace FILE (kept, hidden, for scripts)."""
+    if trace_out and alias and trace_out != alias:
+        raise UsageError("give --trace-out once (--trace is its old name)")
+    return trace_out or alias
+
+
 def _progress_run(cfg):
     from smpemu.harness.coordinator import run
 
@@ -100,8 +107,12 @@ def run(
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
     delay: List[str] = typer.Option([], help="Widen a race: POINT=US or POINT=LO-HI (repeatable)."),
-    trace_file: Optional[str] = typer.Option(None, help="Input of the trace workload (see workloads/trace.py)."),
-    trace_out: Optional[str] = typer.Option(None, "--trace", help="Record protocol events; write the window before the first violation (or the last events) here as JSON."),
+    trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
+                                             "(see workloads/trace.py)."),
+    trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: record protocol events and write "
+                                            "the window before the first violation (or the last events) here "
+                                            "as JSON."),
+    trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
     """Run the emulator and print per-vCPU and total counters."""
@@ -109,6 +120,7 @@ def run(
     from smpemu.kvm.points import parse_delay
     from smpemu.harness.report import print_result, write_json
 
+    trace_out = _trace_out(trace_out, trace_alias)
     delays = dict(parse_delay(d) for d in delay)
     if not 0.0 <= share <= 1.0:
         raise UsageError(f"--share must be between 0 and 1 (got {share})")
@@ -123,7 +135,7 @@ def run(
     if trace_out:
         from smpemu.harness.config import check_writable
 
-        check_writable(trace_out, "--trace")
+        check_writable(trace_out, "--trace-out")
     if workload == "script":
         raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
     result = _progress_run(cfg).as_dict()
@@ -157,7 +169,9 @@ def stress(
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
-    trace_out: Optional[str] = typer.Option(None, "--trace", help="Write the violation's event window here (JSON)."),
+    trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: write the violation's event "
+                                            "window here (JSON)."),
+    trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
     schedule: Optional[str] = typer.Option(None, help="pct: each round under a seeded controlled schedule, "
                                            "replayable (docs/schedules.md); no delays."),
     max_decisions: int = typer.Option(5000, help="With --schedule: scheduling decisions per round."),
@@ -175,6 +189,7 @@ def stress(
     from smpemu.harness.report import write_json
     from smpemu.search.stress import stress as run_stress
 
+    trace_out = _trace_out(trace_out, trace_alias)
     if not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
@@ -192,7 +207,7 @@ def stress(
         raise UsageError("--replay-out needs --schedule pct")
     if replay_out and os.path.exists(replay_out) and not force:
         raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-    for path, opt in ((json_out, "--json"), (trace_out, "--trace"), (replay_out, "--replay-out")):
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out"), (replay_out, "--replay-out")):
         if path:
             check_writable(path, opt)
     if schedule is not None and not replay_out and not os.access(os.getcwd(), os.W_OK):

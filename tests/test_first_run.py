@@ -192,3 +192,17 @@ def test_trace_cells_wrap_and_json_fields_are_named():
     assert js[1] == {"t_us": 2.0, "cpu": 0, "event": "TLB fill", "slot": 2560, "pfn": 15}
     assert js[2] == {"t_us": 3.0, "cpu": 1, "event": "notifier: dirty?", "value": 1}
     assert all("a" not in e and "b" not in e for e in js)
+
+
+@pytest.mark.timeout(120)
+def test_trace_out_is_the_output_and_trace_file_the_input(tmp_path):
+    import json
+
+    out = tmp_path / "events.json"
+    p = cli("run", "--vcpus", "2", "--iterations", "300", "--trace-out", str(out))
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    assert d["events"] and all({"t_us", "cpu", "event"} <= set(e) for e in d["events"])
+    h = cli("run", "--help", env={"COLUMNS": "200", "PATH": ""})
+    assert "--trace-out" in h.stdout and "--trace-file" in h.stdout
+    assert "Output:" in h.stdout and "Input:" in h.stdout

@@ -1,7 +1,7 @@
 """Protocol event traces: bounded per-process rings, merged on a violation.
 
 Why it exists: a lost flush is an interleaving, and a count of violations
-does not explain one.  When tracing is on (``--trace FILE`` or ``stress``),
+does not explain one.  When tracing is on (``--trace-out FILE`` or ``stress``),
 each process appends protocol events (dirty stores, zaps, flush start and
 end, kicks, acks, TLB fills, frees) with a CLOCK_MONOTONIC timestamp to its
 own ring in shared memory (single writer, no lock).  The coordinator merges
