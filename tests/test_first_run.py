@@ -206,3 +206,90 @@ def test_trace_out_is_the_output_and_trace_file_the_input(tmp_path):
     h = cli("run", "--help", env={"COLUMNS": "200", "PATH": ""})
     assert "--trace-out" in h.stdout and "--trace-file" in h.stdout
     assert "Output:" in h.stdout and "Input:" in h.stdout
+
+
+def run_in_pty(args, columns=80, timeout=100):
+    """Run the CLI with stdout and stderr on a pseudo-terminal of ``columns``
+    columns (as in an 80-column xterm); returns (exit code, text without
+    ANSI escapes)."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = dict(os.environ, COLUMNS=str(columns), LINES="50", TERM="xterm")
+    p = subprocess.Popen([*CLI, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif p.poll() is not None:
+                break
+        code = p.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n")
+    return code, text
+
+
+@pytest.mark.timeout(150)
+def test_run_tables_fit_80_columns_without_cutting_anything():
+    from smpemu.harness.report import COLUMNS
+
+    code, text = run_in_pty(["run", "--vcpus", "16", "--iterations", "400"])
+    assert code == 0, text[-3000:]
+    final = [line.split("\r")[-1] for line in text.splitlines()]
+    assert "…" not in text, text
+    assert max(len(line) for line in final) <= 80, max(final, key=len)
+    for name in COLUMNS:  # the full --json names, split only at the dot (ack_latency_us / p50)
+        for part in name.split("."):
+            assert part in text, name
+    assert "total" in text and "host" in text
+    # the legend: columns, oversubscription, and whose IPIs they are
+    flat = " ".join(text.split())
+    assert "ipis_avoided: targets not kicked" in flat
+    assert "16 vCPUs on" in flat and ("oversubscribed" in flat or "not oversubscribed" in flat)
+    assert "host: swap pressure" in flat and "of the IPIs" in flat
+
+
+def test_tables_split_to_any_width_and_latency_is_a_bucket_range():
+    from rich.console import Console
+
+    from smpemu.harness.report import fmt_latency, latency_range, run_tables
+
+    row = {"steps": 123_456_789, "steps_per_s": 9_876_543.2, "tlb_hits": 123_456_000, "tlb_misses": 789,
+           "faults": 12_345_678, "invlpg": 1_234_567, "flush_requests": 7_654_321, "remote_flushes": 7_654_321,
+           "violations": 0, "ipis_sent": 98_765_432, "ipis_received": 98_765_432, "ipis_avoided": 1_234_567,
+           "ack_latency_us": {"p50": 2008.2, "p99": 5208.7}}
+    result = {"config": {"vcpus": 2}, "vcpus": [{"id": 0, "pid": 1, "cpus": [0], **row},
+                                                {"id": 1, "pid": 2, "cpus": [1], **row}],
+              "host": {"pid": 3, **row}, "totals": row}
+    for width in (60, 80, 120):
+        con = Console(width=width, record=True, file=open("/dev/null", "w"))
+        for t in run_tables(result, width):
+            con.print(t)
+        out = con.export_text()
+        assert "…" not in out and max(len(x) for x in out.splitlines()) <= width, out
+        assert "98,765,432" in out and "123,456,789" in out
+    lo, hi = latency_range(2008.2)
+    assert lo < 2008.2 < hi and abs(hi / lo - 2 ** (1 / 8)) < 1e-9  # one bucket: 8 per power of two
+    assert fmt_latency(2008.2) == f"{lo:,.0f}-{hi:,.0f}" and fmt_latency(None) == "-"
