@@ -34,6 +34,11 @@ if not out.is_terminal:
 err = Console(stderr=True)
 
 
+def examples(*lines: str) -> str:
+    """A command's --help epilog: one example per paragraph (rich reflows lines)."""
+    return "Examples:\n\n" + "\n\n".join(lines)
+
+
 def _print_version(value: bool) -> None:
     if value:
         out.print(f"smpemu {__version__}", markup=False, highlight=False)
@@ -83,7 +88,15 @@ def _progress_run(cfg):
         return run(cfg, progress=lambda f, steps: prog.update(task, completed=f, steps=steps))
 
 
-@app.command()
+@app.command(epilog=examples(
+    "# the seed's test: 16 vCPU processes, 10 s\nsmpemu run --vcpus 16 --workload malloc-touch",
+    "# pre-patch eager flushing, a fixed amount of work, counters as JSON\n"
+    "smpemu run --vcpus 4 --policy eager --iterations 5000 --json out.json",
+    "# vCPU 0 on core 0, vCPU 1 on core 1, stores drained in any order\n"
+    "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
+    "# your own guest operations (format: workloads/trace.py)\n"
+    "smpemu run --workload trace --trace-file my.trace --vcpus 2",
+))
 @_guard
 def run(
     vcpus: int = typer.Option(16, help="Number of vCPU processes."),
@@ -149,7 +162,16 @@ def run(
     raise typer.Exit(result["exit_code"])
 
 
-@app.command()
+@app.command(epilog=examples(
+    "# find the seed's lost flush; show the interleaving, write its events as JSON\n"
+    "smpemu stress --policy deferred-v3 --seed 31 --trace-out t.json",
+    "# attack the fix for 60 s, cycling vCPU counts and two pinnings across rounds\n"
+    "smpemu stress --policy deferred-v4 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
+    "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
+    "# the missing smp_wmb() matters only under a relaxed memory model\n"
+    "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+))
 @_guard
 def stress(
     policy: str = typer.Option("deferred-v4", help="Flush policy to attack."),
@@ -280,7 +302,7 @@ def default_replay_name(policy: str, seed: int, now: float | None = None) -> str
     return path
 
 
-@app.command("list")
+@app.command("list", epilog=examples("# every name the other commands accept\nsmpemu list"))
 @_guard
 def list_cmd():
     """List flush policies, workloads, memory models and protocol points."""
@@ -305,7 +327,9 @@ def list_cmd():
     out.print("protocol points: " + ", ".join(POINT_NAMES))
 
 
-@app.command()
+@app.command(epilog=examples("# cores, topology, and the default placement of 16 vCPUs\nsmpemu info",
+                             "# where spread pinning puts 16 vCPUs\nsmpemu info --vcpus 16 --pin spread",
+                             "# a core list: vCPU i on core [0, 1][i % 2]\nsmpemu info --vcpus 4 --pin 0,1"))
 @_guard
 def info(
     vcpus: int = typer.Option(16, help="vCPUs to place."),
@@ -342,7 +366,8 @@ def info(
     out.print(t)
 
 
-@app.command()
+@app.command(epilog=examples("# list what would be removed\nsmpemu clean --dry-run",
+                             "# remove objects of runs whose coordinator died\nsmpemu clean"))
 @_guard
 def clean(dry_run: bool = typer.Option(False, help="Only list what would be removed.")):
     """Remove shared objects left by runs whose coordinator is dead."""
@@ -355,7 +380,9 @@ def clean(dry_run: bool = typer.Option(False, help="Only list what would be remo
     out.print(f"{verb} {len(removed)} object(s); {len(kept)} belong to live runs and were kept")
 
 
-@app.command()
+@app.command(epilog=examples("# every .litmus file in a directory\nsmpemu litmus ../shared/litmus/",
+                             "# one test, under TSO, 20000 instances\n"
+                             "smpemu litmus MP+poonceonces.litmus --iterations 20000 --memory-model tso"))
 @_guard
 def litmus(
     files: List[str] = typer.Argument(..., help="Litmus files or directories."),
@@ -388,7 +415,7 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
-@app.command()
+@app.command(epilog=examples("smpemu version\nsmpemu --version"))
 def version():
     """Print the version."""
     out.print(__version__)

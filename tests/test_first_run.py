@@ -293,3 +293,25 @@ def test_tables_split_to_any_width_and_latency_is_a_bucket_range():
     lo, hi = latency_range(2008.2)
     assert lo < 2008.2 < hi and abs(hi / lo - 2 ** (1 / 8)) < 1e-9  # one bucket: 8 per power of two
     assert fmt_latency(2008.2) == f"{lo:,.0f}-{hi:,.0f}" and fmt_latency(None) == "-"
+
+
+COMMANDS = ("run", "stress", "replay", "list", "info", "clean", "litmus", "version")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_examples_that_fit_80_columns(command):
+    import os
+
+    p = cli(command, "--help", env=dict(os.environ, COLUMNS="80"), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "Examples:" in p.stdout
+    ex = p.stdout[p.stdout.index("Examples:"):]
+    rows = [x.strip() for x in ex.splitlines()]
+    cmds = [i for i, x in enumerate(rows) if x.startswith("smpemu")]
+    assert cmds, ex
+    assert all(len(x) <= 80 for x in p.stdout.splitlines()), p.stdout
+    # no example wraps: the line after a command is blank, a comment or another command
+    for i in cmds:
+        nxt = rows[i + 1] if i + 1 < len(rows) else ""
+        assert nxt == "" or nxt.startswith(("#", "smpemu")), (rows[i], nxt)

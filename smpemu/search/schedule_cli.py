@@ -29,7 +29,9 @@ def _recorded_decisions(doc: dict) -> int | None:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("replay")
+    @app.command("replay", epilog="Examples:\n\n# a file written by smpemu stress --schedule pct\n"
+                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json\n\n"
+                                  "# the replayed run's results as JSON\nsmpemu replay r.json --json replayed.json")
     @guard
     def replay(
         file: str = typer.Argument(..., help="A replay file written by `smpemu stress --schedule pct`."),
