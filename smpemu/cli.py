@@ -21,6 +21,7 @@ from rich.table import Table
 
 from smpemu import __version__
 from smpemu.errors import EXIT_INTERNAL, SmpemuError, UsageError
+from smpemu.harness.status import Status
 
 app = typer.Typer(
     add_completion=False,
@@ -85,7 +86,13 @@ def _progress_run(cfg):
         console=err, transient=True, disable=not err.is_terminal,
     ) as prog:
         task = prog.add_task(f"{cfg.vcpus} vCPUs, {cfg.policy}", total=1.0, steps=0)
-        return run(cfg, progress=lambda f, steps: prog.update(task, completed=f, steps=steps))
+        status = Status("run", enabled=not err.is_terminal)
+
+        def progress(f, steps):
+            prog.update(task, completed=f, steps=steps)
+            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPUs, {cfg.policy}")
+
+        return run(cfg, progress=progress)
 
 
 @app.command(epilog=examples(
@@ -248,13 +255,25 @@ def stress(
               + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
                  if schedule else ""))
 
+    status = Status("stress", enabled=not err.is_terminal)
+    seen = {"rounds": 0, "steps": 0}
+
+    def on_progress(f, steps):
+        status(lambda: f"round {seen['rounds']}, {seen['steps'] + steps:,} guest steps, no violation yet "
+                       f"(timeout {timeout:g} s)")
+
     def on_round(info):
+        seen["rounds"] += 1
+        seen["steps"] += info["steps"]
+        status(lambda: f"{seen['rounds']} round(s), {seen['steps']:,} guest steps, "
+                       f"{'a violation' if info['violations'] else 'no violation yet'} (timeout {timeout:g} s)")
         verdict = f"[red]{info['violations']} violation(s)[/red]" if info["violations"] else "clean"
         how = f"{info['decisions']:,} decisions" if "decisions" in info else f"delays {info['delays']}"
         out.print(f"  round {info['round']}: seed {info['seed']}, {info['vcpus']} vCPUs, pin {info['pin']}, "
                   f"{how}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
 
-    res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round)
+    res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round,
+                     progress=on_progress)
     d = res.as_dict()
     if res.found:
         v = res.first["violations"][0]

@@ -208,7 +208,7 @@ def test_trace_out_is_the_output_and_trace_file_the_input(tmp_path):
     assert "Output:" in h.stdout and "Input:" in h.stdout
 
 
-def run_in_pty(args, columns=80, timeout=100):
+def run_in_pty(args, columns=80, timeout=100, env=None):
     """Run the CLI with stdout and stderr on a pseudo-terminal of ``columns``
     columns (as in an 80-column xterm); returns (exit code, text without
     ANSI escapes)."""
@@ -223,7 +223,7 @@ def run_in_pty(args, columns=80, timeout=100):
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = dict(os.environ, COLUMNS=str(columns), LINES="50", TERM="xterm")
+    env = dict(os.environ, **(env or {}), COLUMNS=str(columns), LINES="50", TERM="xterm")
     p = subprocess.Popen([*CLI, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
     chunks = []
@@ -315,3 +315,27 @@ def test_every_command_help_has_examples_that_fit_80_columns(command):
     for i in cmds:
         nxt = rows[i + 1] if i + 1 < len(rows) else ""
         assert nxt == "" or nxt.startswith(("#", "smpemu")), (rows[i], nxt)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("args,what", [
+    (["stress", "--timeout", "3", "--round", "1", "--vcpus", "2"], "stress"),
+    (["run", "--vcpus", "2", "--duration", "3"], "run"),
+])
+def test_status_lines_on_stderr_when_not_a_terminal(args, what):
+    import os
+
+    # a status every 0.5 s; the command runs >= 3 s and reports progress
+    # 10 times a second, so at least one line is due whatever the load
+    p = cli(*args, env=dict(os.environ, SMPEMU_STATUS_EVERY="0.5"))
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-2000:])
+    lines = [x for x in p.stderr.splitlines() if x.startswith(f"smpemu {what}: ")]
+    assert lines, p.stderr
+    assert all(x.endswith(" s)") for x in lines)
+
+
+@pytest.mark.timeout(120)
+def test_no_status_lines_in_a_terminal():
+    code, text = run_in_pty(["run", "--vcpus", "2", "--duration", "2"], env={"SMPEMU_STATUS_EVERY": "0.5"})
+    assert code == 0, text[-2000:]
+    assert "smpemu run: " not in text

@@ -50,7 +50,10 @@ def register(app, out, err, guard) -> None:
         out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
-        r = run(cfg)
+        from smpemu.harness.status import Status
+
+        status = Status("replay", enabled=not err.is_terminal)
+        r = run(cfg, progress=lambda f, steps: status(f"{f:.0%} of the recorded decisions, {steps:,} guest steps"))
         d = r.as_dict()
         got = identity(r)
         if r.violations:

@@ -68,7 +68,7 @@ class StressResult:
 
 def stress(base: RunConfig, timeout: float, round_s: float, until_violation: bool = True,
            vcpus_cycle=None, pin_cycle=None, fixed_delays: dict | None = None,
-           on_round=None, schedule: str | None = None) -> StressResult:
+           on_round=None, schedule: str | None = None, progress=None) -> StressResult:
     """Run rounds until a violation (if ``until_violation``) or ``timeout`` seconds."""
     t_start = time.monotonic()
     rounds = []
@@ -95,7 +95,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
             schedule=schedule,
         )
         t_round = time.monotonic() - t_start
-        r = run(cfg)
+        r = run(cfg, progress=progress)  # progress(fraction, steps) of this round
         d = r.as_dict()
         info = {"round": k, "seed": seed, "vcpus": cfg.vcpus, "pin": cfg.pin,
                 "delays": {p: list(v) for p, v in delays.items()},
