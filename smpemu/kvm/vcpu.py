@@ -226,12 +226,13 @@ class VCPU:
         mm = self.mm
         sem = wake_sem if wake_sem is not None else self.kick
         deadline = time.monotonic() + timeout
+        self.exit_guest()
         while True:
             woke = False
-            self.exit_guest()
             mm.store(self.a_halted, 1)
             mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-            if not mm.load(self.a_flag):
+            pending = mm.load(self.a_flag)
+            if not pending:
                 mm.drain()  # before blocking
                 try:
                     sem.acquire(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -240,13 +241,18 @@ class VCPU:
                         self.ctx.counters[C["ipis_received"]] += 1
                 except Exception:
                     pass
-            mm.store(self.a_halted, 0)
-            self.enter_guest()  # serves whatever is pending
-            if woke:
-                return True
+            ending = not woke and (self.ctx.stopping() or time.monotonic() >= deadline)
+            if woke or pending or ending:
+                mm.store(self.a_halted, 0)
+                self.enter_guest()  # serves whatever is pending
+                if woke:
+                    return True
+                if ending:
+                    return False
+                self.exit_guest()  # a request was pending: served, halt again
+            # a timeout tick stays halted, outside guest mode: a requester that
+            # saw us halted must never find us in guest mode without a wake-up
             self.ctx.check_alive()
-            if self.ctx.stopping() or time.monotonic() >= deadline:
-                return False
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def publish(self) -> None:
