@@ -417,6 +417,27 @@ def litmus(
     raise typer.Exit(litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed))
 
 
+@app.command(epilog=examples(
+    "# every benchmark, short version (about a minute on 2 cores)\nsmpemu bench --quick",
+    "# only the IPI round trips, results as JSON\nsmpemu bench --quick --only ipi --json bench.json",
+))
+@_guard
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
+                                           "baseline_value, ratio, ...}} here."),
+    only: str = typer.Option("ipi,guest_steps,deferral,scaling", help="Comma-separated subset of "
+                             "ipi, guest_steps, deferral, scaling."),
+    iterations: Optional[int] = typer.Option(None, help="deferral: guest steps per vCPU (both policies)."),
+):
+    """Run the benchmarks, each against a baseline measured in the same run (as `python -m bench`)."""
+    from smpemu.study.bench.main import check_options, run_all
+
+    if iterations is not None and iterations < 1:
+        raise UsageError(f"--iterations must be >= 1 (got {iterations})")
+    run_all(check_options(only, json_out), quick, json_out, iterations)
+
+
 def _register_extensions() -> None:
     """Commands that live in their own modules register themselves here."""
     try:

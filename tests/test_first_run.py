@@ -339,3 +339,30 @@ def test_no_status_lines_in_a_terminal():
     code, text = run_in_pty(["run", "--vcpus", "2", "--duration", "2"], env={"SMPEMU_STATUS_EVERY": "0.5"})
     assert code == 0, text[-2000:]
     assert "smpemu run: " not in text
+
+
+@pytest.mark.timeout(120)
+def test_ipi_halted_bench_checks_both_sides_are_blocked_in_the_kernel():
+    # a functional check of the benchmark's two sides (20 round trips each),
+    # no timing assertion: every timed round trip started with the other
+    # process asleep in the kernel (state S), as /proc says
+    from smpemu.study.bench import ipi_latency as b
+
+    halt_checked, sem_checked = [], []
+    assert b.flush_roundtrip(20, b._target_halted, wake=True, checked=halt_checked) > 0
+    assert b.sem_pingpong(20, sem_checked) > 0
+    for line in halt_checked + sem_checked:
+        assert line.startswith("state S before 20/20 round trips, wchan "), line
+
+
+@pytest.mark.timeout(60)
+def test_smpemu_bench_and_python_m_bench_share_options_and_errors(tmp_path):
+    import os
+
+    p = cli("bench", "--only", "nope", timeout=50, cwd=tmp_path)  # any directory
+    assert p.returncode == 2 and "unknown benchmark(s) nope" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    q = subprocess.run([sys.executable, "-m", "bench", "--only", "nope"], capture_output=True, text=True,
+                       timeout=50, cwd=root)
+    assert q.returncode == 2 and "unknown benchmark(s) nope" in q.stderr, q.stderr
