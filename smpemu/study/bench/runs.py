@@ -4,7 +4,8 @@ Why it exists: the design's targets for the seed's workload are ratios of two
 whole runs made in the same session (deferred-v4 / eager at 16 vCPUs), and
 the cost of a flush as vCPUs are added is a small sweep.  Both are grids of
 ``coordinator.run`` calls, so they go through ``smpemu.study.sweep.collect`` (runs
-alternated, medians of the repeats).
+alternated, medians of the repeats).  Ack latencies print as the range of the
+histogram bucket that holds them (8 buckets per power of two).
 """
 
 from __future__ import annotations
@@ -38,16 +39,19 @@ def deferral(iterations: int, repeat: int) -> dict:
     }
     print(f"deferral: malloc-touch, 16 vCPUs, {iterations} steps/vCPU, median of {repeat}")
     print(f"  {'policy':<13}{'ipis_sent':>10}{'(by host)':>10}{'remote_flushes':>16}{'(by host)':>10}{'wall_s':>9}"
-          f"{'ack p50/p99 us':>20}{'host reclaims':>15}")
+          f"{'ack p50 / p99 us':>30}{'host reclaims':>15}")
     for name, r in (("eager", e), ("deferred-v4", d)):
         print(f"  {name:<13}{r['ipis_sent']:>10.0f}{r['host_ipis_sent']:>10.0f}{r['remote_flushes']:>16.0f}"
               f"{r['host_remote_flushes']:>10.0f}{r['wall_s']:>9.2f}"
-              f"{_us(r['ack_latency_p50_us']):>11}/{_us(r['ack_latency_p99_us']):<8}{r['host_reclaims']:>15.0f}")
+              f"{_us(r['ack_latency_p50_us']):>16} / {_us(r['ack_latency_p99_us']):<13}{r['host_reclaims']:>15.0f}")
     return res
 
 
 def _us(v) -> str:
-    return "-" if v is None else f"{v:,.0f}"
+    """An ack-latency percentile as its histogram bucket's range (us): no false precision."""
+    from smpemu.harness.report import fmt_latency
+
+    return fmt_latency(v)
 
 
 def scaling(iterations: int, repeat: int, workload: str = "invlpg-storm") -> dict:
@@ -56,10 +60,10 @@ def scaling(iterations: int, repeat: int, workload: str = "invlpg-storm") -> dic
                                     iterations=iterations, repeat=repeat))
     rows = [m[("eager", n)] for n in SCALING_VCPUS]
     print(f"scaling: {workload}, eager, {iterations} steps/vCPU, median of {repeat}")
-    print(f"  {'vcpus':>5}{'remote flushes/s':>18}{'ipis/s':>10}{'ack p50 us':>12}{'ack p99 us':>12}{'steps/s':>11}")
+    print(f"  {'vcpus':>5}{'remote flushes/s':>18}{'ipis/s':>10}{'ack p50 us':>16}{'ack p99 us':>16}{'steps/s':>11}")
     for n, r in zip(SCALING_VCPUS, rows):
-        print(f"  {n:>5}{r['remote_flushes_per_s']:>18,.0f}{r['ipis_per_s']:>10,.0f}{_us(r['ack_latency_p50_us']):>12}"
-              f"{_us(r['ack_latency_p99_us']):>12}{r['steps_per_s']:>11,.0f}")
+        print(f"  {n:>5}{r['remote_flushes_per_s']:>18,.0f}{r['ipis_per_s']:>10,.0f}{_us(r['ack_latency_p50_us']):>16}"
+              f"{_us(r['ack_latency_p99_us']):>16}{r['steps_per_s']:>11,.0f}")
     one, two, top = rows[0], rows[1], rows[-1]
     n = SCALING_VCPUS[-1]
     return {
