@@ -223,7 +223,7 @@ def stress(
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
         raise UsageError(f"--round must be > 0 seconds (got {round_s})")
-    from smpemu.study.sweep import parse_list
+    from smpemu.study.grid import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
     from smpemu.harness.pinning import parse_pins

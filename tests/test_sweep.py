@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from smpemu.study import sweep
+from smpemu.study import csvlog, grid
 from smpemu.errors import UsageError
 
 TINY = ["--vcpus", "1,2", "--policy", "eager,deferred-v4", "--iterations", "300", "--repeat", "2"]
@@ -147,9 +147,9 @@ def test_bad_trace_line_is_named_before_any_run(tmp_path):
 @pytest.mark.timeout(10)
 def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
-    o = sweep.SweepOptions(vcpus=[1], policies=["eager"], iterations=10, plot_path=str(tmp_path / "p.png"))
+    o = grid.SweepOptions(vcpus=[1], policies=["eager"], iterations=10, plot_path=str(tmp_path / "p.png"))
     with pytest.raises(UsageError, match=r"pip install -e \.\[plot\]"):
-        sweep.validate(o)
+        grid.validate(o)
 
 
 @pytest.mark.timeout(10)
@@ -158,12 +158,12 @@ def test_exit_code_and_medians():
            "aborted": "", "exit_code": 0, "ipis_sent": 10, "ack_latency_p50_us": None}
     rows = [dict(run, repeat=0, ipis_sent=10), dict(run, repeat=1, ipis_sent=30),
             dict(run, repeat=2, ipis_sent=20)]
-    m = sweep.median_row(rows)
+    m = csvlog.median_row(rows)
     assert m["kind"] == "median" and m["ipis_sent"] == 20 and m["ack_latency_p50_us"] is None
-    assert sweep.exit_code(rows) == 0
-    assert sweep.exit_code(rows + [dict(run, aborted="vcpu 1 died")]) == 4
-    assert sweep.exit_code(rows + [dict(run, aborted="x"), dict(run, violations=2)]) == 3
-    assert sweep.flatten({"a": 1, "ack_latency_us": {"p50": 2, "p99": 3}}) == {
+    assert grid.exit_code(rows) == 0
+    assert grid.exit_code(rows + [dict(run, aborted="vcpu 1 died")]) == 4
+    assert grid.exit_code(rows + [dict(run, aborted="x"), dict(run, violations=2)]) == 3
+    assert grid.flatten({"a": 1, "ack_latency_us": {"p50": 2, "p99": 3}}) == {
         "a": 1, "ack_latency_p50_us": 2, "ack_latency_p99_us": 3}
 
 

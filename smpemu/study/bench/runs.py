@@ -3,21 +3,21 @@
 Why it exists: the design's targets for the seed's workload are ratios of two
 whole runs made in the same session (deferred-v4 / eager at 16 vCPUs), and
 the cost of a flush as vCPUs are added is a small sweep.  Both are grids of
-``coordinator.run`` calls, so they go through ``smpemu.study.sweep.collect`` (runs
+``coordinator.run`` calls, so they go through ``smpemu.study.grid.collect`` (runs
 alternated, medians of the repeats).  Ack latencies print as the range of the
 histogram bucket that holds them (8 buckets per power of two).
 """
 
 from __future__ import annotations
 
-from smpemu.study import sweep
+from smpemu.study import grid
 
 SCALING_VCPUS = [1, 2, 4, 8, 16]
 
 
-def _medians(o: sweep.SweepOptions) -> dict:
+def _medians(o: grid.SweepOptions) -> dict:
     """{(policy, vcpus): median row} of a grid."""
-    return {(r["policy"], r["vcpus"]): r for r in sweep.collect(o) if r["kind"] == "median"}
+    return {(r["policy"], r["vcpus"]): r for r in grid.collect(o) if r["kind"] == "median"}
 
 
 def _entry(value, unit, baseline, baseline_value, target=None, better="lower"):
@@ -28,7 +28,7 @@ def _entry(value, unit, baseline, baseline_value, target=None, better="lower"):
 
 def deferral(iterations: int, repeat: int) -> dict:
     """malloc-touch, 16 vCPUs, same iterations: deferred-v4 / eager."""
-    m = _medians(sweep.SweepOptions(vcpus=[16], policies=["eager", "deferred-v4"], workload="malloc-touch",
+    m = _medians(grid.SweepOptions(vcpus=[16], policies=["eager", "deferred-v4"], workload="malloc-touch",
                                     iterations=iterations, repeat=repeat))
     e, d = m[("eager", 16)], m[("deferred-v4", 16)]
     base = "eager, same run set"
@@ -56,7 +56,7 @@ def _us(v) -> str:
 
 def scaling(iterations: int, repeat: int, workload: str = "invlpg-storm") -> dict:
     """Flush cost as vCPUs are added: eager invlpg-storm (every invlpg a remote flush)."""
-    m = _medians(sweep.SweepOptions(vcpus=SCALING_VCPUS, policies=["eager"], workload=workload,
+    m = _medians(grid.SweepOptions(vcpus=SCALING_VCPUS, policies=["eager"], workload=workload,
                                     iterations=iterations, repeat=repeat))
     rows = [m[("eager", n)] for n in SCALING_VCPUS]
     print(f"scaling: {workload}, eager, {iterations} steps/vCPU, median of {repeat}")

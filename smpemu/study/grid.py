@@ -1,0 +1,189 @@
+"""A sweep's grid: its options, its points, one run of a point and its row.
+
+Why it exists: a scaling study is a grid (vCPUs x policies x pinnings,
+repeated) of ``coordinator.run`` calls; this is the part every way of running
+the grid shares (in this process, on dask workers, or from bench/): the
+options, their validation before the first run starts, the config of a
+point, the flattened row of a finished run, and the sweep's exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import workloads
+from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_VIOLATION, UsageError
+from smpemu.harness.config import RunConfig, check_writable
+from smpemu.harness.coordinator import plan, run
+from smpemu.study.csvlog import RowLog
+from smpemu.study.plot import require_matplotlib
+from smpemu.study.remote import require_dask
+
+
+@dataclass
+class SweepOptions:
+    vcpus: list
+    policies: list
+    workload: str = "malloc-touch"
+    pins: list = field(default_factory=lambda: ["compact"])
+    repeat: int = 3
+    duration: float | None = None
+    iterations: int | None = None
+    seed: int = 1
+    memory_model: str = "native"
+    requests: str = "modern"
+    swap_rate: float = 1000.0
+    guest_mem: str = "64M"
+    preempt_exit: int = 0
+    ipi_route: str = "direct"
+    trace_file: str | None = None
+    csv_path: str | None = None
+    json_path: str | None = None
+    plot_path: str | None = None
+    resume: bool = False
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    policy: str
+    pin: str
+    vcpus: int
+    repeat: int
+
+
+def parse_list(text: str, opt: str, conv=str) -> list:
+    """'1,2,4' -> [1, 2, 4]; empty items, bad items -> UsageError; duplicates dropped."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not items or any(not t for t in items):
+        raise UsageError(f"{opt} {text!r}: expected a comma-separated list such as "
+                         f"{'1,2,4' if conv is int else 'a,b'}")
+    out = []
+    for t in items:
+        try:
+            v = conv(t)
+        except ValueError:
+            raise UsageError(f"{opt} {text!r}: {t!r} is not a number") from None
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def points(o: SweepOptions) -> list[Point]:
+    """Repeats outermost, so a noisy moment of the host spreads over all points."""
+    return [Point(p, pin, v, r) for r in range(o.repeat) for v in o.vcpus
+            for p in o.policies for pin in o.pins]
+
+
+def config_of(o: SweepOptions, pt: Point) -> RunConfig:
+    cfg = RunConfig(vcpus=pt.vcpus, workload=o.workload, policy=pt.policy, pin=pt.pin,
+                    memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
+                    guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
+                    swap_rate=o.swap_rate, preempt_exit=o.preempt_exit, ipi_route=o.ipi_route)
+    if o.trace_file:
+        cfg.trace_file = o.trace_file  # until RunConfig has the field
+    return cfg
+
+
+def validate(o: SweepOptions) -> list[Point]:
+    """Every check that can fail, before the first run starts."""
+    if o.repeat < 1:
+        raise UsageError(f"--repeat must be >= 1 (got {o.repeat})")
+    if any(v < 1 for v in o.vcpus):
+        raise UsageError(f"--vcpus: every count must be at least 1 (got {o.vcpus})")
+    if o.duration is not None and o.iterations is not None:
+        raise UsageError("give --duration or --iterations, not both")
+    if o.workload == "script":
+        raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
+    if o.trace_file and o.workload != "trace":
+        raise UsageError(f"--trace-file is for --workload trace (not {o.workload})")
+    if o.resume and not o.csv_path:
+        raise UsageError("--resume needs --csv: the CSV is what it resumes from")
+    for path, opt in ((o.csv_path, "--csv"), (o.json_path, "--json"), (o.plot_path, "--plot")):
+        if path:
+            check_writable(path, opt)
+    if o.plot_path:
+        require_matplotlib()
+    if o.scheduler:
+        require_dask()
+        if o.trace_file or o.workload == "trace":
+            raise UsageError("--scheduler cannot run the trace workload: `smpemu run` has no trace-file option yet")
+    pts = points(o)
+    for pt in pts[: len(pts) // o.repeat]:  # one repeat covers every distinct config
+        cfg = config_of(o, pt)
+        guest, _, _ = plan(cfg)
+        check = getattr(workloads.get(cfg.workload), "validate_config", None)
+        if check is not None:
+            check(cfg, guest)
+    return pts
+
+
+# -- rows ---------------------------------------------------------------------------
+def flatten(totals: dict) -> dict:
+    """Totals as flat columns: ack_latency_us {p50, p99} -> ack_latency_p50_us, ..."""
+    row = {}
+    for k, v in totals.items():
+        if isinstance(v, dict):
+            base, unit = (k[:-3], "_us") if k.endswith("_us") else (k, "")
+            for sub, x in v.items():
+                row[f"{base}_{sub}{unit}"] = x
+        else:
+            row[k] = v
+    return row
+
+
+def config_cols(o: SweepOptions, pt: Point) -> dict:
+    return {"kind": "run", "workload": o.workload, "policy": pt.policy, "pin": pt.pin,
+            "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
+            "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
+            "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations,
+            "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
+
+
+def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
+    t = result["totals"]
+    wall = t.get("wall_s") or 0
+    row = config_cols(o, pt)
+    row.update(flatten(t))
+    row["ipis_per_s"] = round(t["ipis_sent"] / wall, 1) if wall else 0.0
+    row["remote_flushes_per_s"] = round(t["remote_flushes"] / wall, 1) if wall else 0.0
+    row["steps_per_vcpu_s"] = round(t["steps"] / wall / pt.vcpus, 1) if wall else 0.0
+    host = result.get("host") or {}
+    row["host_reclaims"] = host.get("reclaims")
+    row["host_ipis_sent"] = host.get("ipis_sent")  # the mmu notifier's share of the IPIs
+    row["host_remote_flushes"] = host.get("remote_flushes")
+    row["aborted"] = result.get("aborted") or ""
+    row["exit_code"] = result.get("exit_code", EXIT_OK)
+    return row
+
+
+def exit_code(rows: list[dict]) -> int:
+    runs = [r for r in rows if r.get("kind") == "run"]
+    if any((r.get("violations") or 0) > 0 for r in runs):
+        return EXIT_VIOLATION
+    if any(r.get("aborted") for r in runs):
+        return EXIT_ABORTED
+    return EXIT_OK
+
+
+# -- running points in this process ------------------------------------------------------
+class Interrupted(Exception):
+    pass
+
+
+def run_local(cfg: RunConfig, progress=None) -> dict:
+    """One point in this process; Ctrl-C during it -> Interrupted (its row is dropped)."""
+    res = run(cfg, progress=progress)
+    if res.interrupted:
+        raise Interrupted(res.interrupted)
+    return res.as_dict()
+
+
+def collect(o: SweepOptions) -> list[dict]:
+    """Run a grid in this process, quietly, and return its rows (for bench/)."""
+    pts = validate(o)
+    log = RowLog(None, False)
+    for pt in pts:
+        log.add(run_row(o, pt, run_local(config_of(o, pt))))
+    log.add_medians(o.repeat)
+    return log.rows

@@ -1,0 +1,90 @@
+"""The sweep's figure: six panels of scaling against vCPUs (matplotlib, optional).
+
+Why it exists: a scaling study ends as one figure: IPIs, flushes, throughput
+and ack latency against vCPUs, one line per policy (and pinning), the median
+of the repeats with a min..max band, the host's core count marked.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+from smpemu.errors import UsageError
+
+
+def require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install -e .[plot]") from None
+
+
+PANELS = (  # column, title, log y
+    ("ipis_per_s", "IPIs sent per second", True),
+    ("remote_flushes_per_s", "remote flushes per second", True),
+    ("steps_per_s", "guest steps per second (all vCPUs)", False),
+    ("ack_latency_p50_us", "flush ack latency p50 (us)", True),
+    ("ack_latency_p99_us", "flush ack latency p99 (us)", True),
+    ("steps_per_vcpu_s", "guest steps per second per vCPU", False),
+)
+
+
+def series(rows: list[dict], metric: str, positive: bool = False) -> dict:
+    """{(policy, pin): [(vcpus, median, min, max)]} over the run rows
+    (``positive``: only values > 0, for a log axis)."""
+    acc: dict = {}
+    for r in rows:
+        v = r.get(metric)
+        if r.get("kind") != "run" or not isinstance(v, (int, float)) or (positive and v <= 0):
+            continue
+        acc.setdefault((r["policy"], r["pin"]), {}).setdefault(int(r["vcpus"]), []).append(v)
+    return {k: [(n, statistics.median(xs), min(xs), max(xs)) for n, xs in sorted(d.items())]
+            for k, d in acc.items()}
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+
+    pins = {r["pin"] for r in rows if r.get("kind") == "run"}
+    xs = sorted({int(r["vcpus"]) for r in rows if r.get("kind") == "run"})
+    cores = len(os.sched_getaffinity(0))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
+    for ax, (metric, label, logy) in zip(axes.flat, PANELS):
+        for (policy, pin), pts in sorted(series(rows, metric, logy).items()):
+            n, med, lo, hi = zip(*pts)
+            name = policy if len(pins) == 1 else f"{policy} ({pin})"
+            line, = ax.plot(n, med, marker="o", label=name)
+            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        if xs and xs[-1] > cores:
+            ax.axvline(cores, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f" {cores} host cores", (cores, 1), xycoords=("data", "axes fraction"),
+                        va="top", fontsize=8, color="grey")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs or [1])
+        ax.set_xticklabels([str(x) for x in xs] or ["1"])
+        if logy:
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(plain)
+        ax.set_xlabel("vCPUs")
+        ax.set_title(label)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=10)
+    fig.suptitle(title + "\nline: median of repeats; band: min..max", fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def title_of(o) -> str:
+    work = f"{o.iterations} steps/vCPU" if o.iterations else f"{o.duration} s"
+    return (f"smpemu sweep: {o.workload}, {work}, {o.repeat} repeat(s), memory model {o.memory_model}, "
+            f"requests {o.requests}, swap {o.swap_rate:g}/s, {len(os.sched_getaffinity(0))} host cores")
