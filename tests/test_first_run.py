@@ -295,7 +295,7 @@ def test_tables_split_to_any_width_and_latency_is_a_bucket_range():
     assert fmt_latency(2008.2) == f"{lo:,.0f}-{hi:,.0f}" and fmt_latency(None) == "-"
 
 
-COMMANDS = ("run", "stress", "replay", "list", "info", "clean", "litmus", "version")
+COMMANDS = ("run", "stress", "replay", "sweep", "bench", "list", "info", "clean", "litmus", "version")
 
 
 @pytest.mark.timeout(120)
@@ -366,3 +366,42 @@ def test_smpemu_bench_and_python_m_bench_share_options_and_errors(tmp_path):
     q = subprocess.run([sys.executable, "-m", "bench", "--only", "nope"], capture_output=True, text=True,
                        timeout=50, cwd=root)
     assert q.returncode == 2 and "unknown benchmark(s) nope" in q.stderr, q.stderr
+
+
+@pytest.mark.timeout(200)
+def test_sweep_pin_syntax_table_at_80_columns_and_status(tmp_path):
+    import csv
+    import os
+
+    a, b = _two_cores()
+    # ';' between alternatives, ',' inside the core list: two pinnings, not three
+    f = tmp_path / "s.csv"
+    code, text = run_in_pty(["sweep", "--vcpus", "2", "--policy", "eager,deferred-v4", "--pin", f"compact;{a},{b}",
+                             "--repeat", "1", "--iterations", "200", "--csv", str(f)], timeout=180)
+    assert code == 0, text[-3000:]
+    rows = list(csv.DictReader(open(f)))
+    assert sorted({r["pin"] for r in rows}) == sorted({"compact", f"{a},{b}"})
+    assert len([r for r in rows if r["kind"] == "run"]) == 4
+    final = [line.split("\r")[-1] for line in text.splitlines()]
+    assert "…" not in text and max(len(x) for x in final) <= 80, max(final, key=len)
+    for h in ("vcpus", "policy", "pin", "ipis", "remote", "steps/s", "ack p50", "ack p99", "violations"):
+        assert h in text, h
+    assert "ipis = ipis_sent" in " ".join(text.split())  # the legend names the CSV columns
+    # "0,1" is one pinning in sweep as in run
+    g = tmp_path / "t.csv"
+    p = cli("sweep", "--vcpus", "2", "--policy", "eager", "--pin", f"{a},{b}", "--repeat", "1",
+            "--duration", "1", "--csv", str(g), env=dict(os.environ, SMPEMU_STATUS_EVERY="0.2"), timeout=150)
+    assert p.returncode == 0, p.stderr
+    assert [r["pin"] for r in csv.DictReader(open(g)) if r["kind"] == "run"] == [f"{a},{b}"]
+    # not a terminal: a status line (the run lasts >= 1 s, a line is due every 0.2 s)
+    assert [x for x in p.stderr.splitlines() if x.startswith("smpemu sweep: ")], p.stderr
+    q = cli("sweep", "--pin", "compact,spread", timeout=50)
+    assert q.returncode == 2 and "'compact,spread' is not a pinning" in q.stderr, q.stderr
+
+
+def test_sweep_passes_the_trace_file_to_remote_runs():
+    from smpemu.harness.config import RunConfig
+    from smpemu.study.remote import cli_args
+
+    a = cli_args(RunConfig(vcpus=2, workload="trace", trace_file="/abs/t.trace", duration=1.0))
+    assert a[a.index("--trace-file") + 1] == "/abs/t.trace"

@@ -102,33 +102,42 @@ def _width(header: str, cells) -> int:
     return max([len(x) for x in header.split("\n")] + [len(c) for c in cells])
 
 
+def fit_tables(lead: list, cols: list, styles: list, width: int = 80, title: str | None = None) -> list[Table]:
+    """Tables no wider than ``width``: every table repeats the ``lead`` columns
+    (what identifies a row) and gets as many of ``cols`` as fit, in order.
+    A column is ``(header, cells, justify)``; no cell or header is ever cut."""
+    def w(col):  # a column's width: its widest line + 2 padding + 1 border
+        return _width(col[0], col[1]) + 3
+
+    base = 1 + sum(w(c) for c in lead)
+    groups: list[list] = [[]]
+    used = base
+    for col in cols:
+        if groups[-1] and used + w(col) > width:
+            groups.append([])
+            used = base
+        groups[-1].append(col)
+        used += w(col)
+    tables = []
+    for k, group in enumerate(groups):
+        t = Table(header_style="bold", title=title if k == 0 else None)
+        for header, _, justify in lead + group:
+            t.add_column(header, justify=justify, no_wrap=True)
+        for i, style in enumerate(styles):
+            t.add_row(*(cells[i] for _, cells, _ in lead + group), style=style)
+        tables.append(t)
+    return tables
+
+
 def run_tables(result: dict, width: int = 80) -> list[Table]:
     """The run's counters as tables no wider than ``width`` columns: each
     table repeats the vcpu column, and gets as many counters as fit, with the
     full --json names as headers (no cell or name is ever cut)."""
     rows = list(_rows(result))
-    cols = [("cpus", [r[2] for r in rows])]  # pids: in --json (every table repeats vcpu instead)
-    cols += [(c, [_fmt(_value(r[3], c), c) for r in rows]) for c in COLUMNS]
-    lead = _width("vcpu", [r[0] for r in rows]) + 3  # a column: cell + 2 padding + 1 border
-    groups: list[list] = [[]]
-    used = 1 + lead
-    for name, cells in cols:
-        w = _width(_header(name), cells) + 3
-        if groups[-1] and used + w > width:
-            groups.append([])
-            used = 1 + lead
-        groups[-1].append((name, cells))
-        used += w
-    tables = []
-    for group in groups:
-        t = Table(header_style="bold")
-        t.add_column("vcpu", justify="right", no_wrap=True)
-        for name, _ in group:
-            t.add_column(_header(name), justify="left" if name == "cpus" else "right", no_wrap=True)
-        for i, r in enumerate(rows):
-            t.add_row(r[0], *(cells[i] for _, cells in group), style=r[4])
-        tables.append(t)
-    return tables
+    lead = [("vcpu", [r[0] for r in rows], "right")]
+    cols = [("cpus", [r[2] for r in rows], "left")]  # pids: in --json (every table repeats vcpu instead)
+    cols += [(_header(c), [_fmt(_value(r[3], c), c) for r in rows], "right") for c in COLUMNS]
+    return fit_tables(lead, cols, [r[4] for r in rows], width)
 
 
 def legend(result: dict) -> list[str]:
