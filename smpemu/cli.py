@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 from typing import List, Optional
 
 import typer
@@ -272,8 +273,14 @@ def stress(
         out.print(f"  round {info['round']}: seed {info['seed']}, {info['vcpus']} vCPUs, pin {info['pin']}, "
                   f"{how}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
 
-    res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round,
-                     progress=on_progress)
+    t_start = time.monotonic()
+    try:
+        res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round,
+                         progress=on_progress)
+    except KeyboardInterrupt:  # between two rounds (inside one, the round ends and reports it)
+        out.print(f"[yellow]interrupted[/yellow]: no violation in {time.monotonic() - t_start:.1f} s, "
+                  f"{seen['rounds']} round(s), {seen['steps']:,} guest steps")
+        raise typer.Exit(130)
     d = res.as_dict()
     if res.found:
         v = res.first["violations"][0]
@@ -311,8 +318,6 @@ def stress(
 
 def default_replay_name(policy: str, seed: int, now: float | None = None) -> str:
     """smpemu-replay-POLICY-sSEED-YYYYmmdd-HHMMSS.json, never an existing file's name."""
-    import time
-
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     base = f"smpemu-replay-{policy}-s{seed}-{stamp}"
     path, k = f"{base}.json", 2

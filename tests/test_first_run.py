@@ -405,3 +405,24 @@ def test_sweep_passes_the_trace_file_to_remote_runs():
 
     a = cli_args(RunConfig(vcpus=2, workload="trace", trace_file="/abs/t.trace", duration=1.0))
     assert a[a.index("--trace-file") + 1] == "/abs/t.trace"
+
+
+@pytest.mark.timeout(120)
+def test_interrupted_stress_says_so_with_a_rounded_time():
+    import re
+    import signal
+
+    p = subprocess.Popen([*CLI, "stress", "--policy", "deferred-v4", "--vcpus", "2", "--timeout", "60",
+                          "--round", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stdout:  # the first finished round: the stress is under way
+            if line.lstrip().startswith("round 0:"):
+                break
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, (rest, err)
+    m = re.search(r"interrupted: no violation in (\S+) s", rest)
+    assert m and re.fullmatch(r"\d+\.\d", m.group(1)), rest
