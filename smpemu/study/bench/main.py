@@ -77,12 +77,17 @@ def _num(v) -> str:
 def print_table(res: dict) -> None:
     print()
     print(f"{'benchmark':<30}{'value':>14} {'unit':<10}{'baseline':<34}{'baseline':>12}{'ratio':>8}{'target':>10}  met")
+    from smpemu.harness.report import fmt_latency
+
     for k, e in res.items():
         t = e.get("target")
         tgt = "-" if t is None else ("<= " if e.get("better", "lower") == "lower" else ">= ") + f"{t:.2f}"
         r = e.get("ratio")
-        print(f"{k:<30}{_num(e['value']):>14} {e['unit']:<10}{e['baseline']:<34}{_num(e['baseline_value']):>12}"
-              f"{'-' if r is None else f'{r:.3f}':>8}{tgt:>10}  {met(e)}")
+        # ack latencies are histogram buckets (8 per power of two): print the bucket, and the ratio coarsely
+        num = fmt_latency if ".ack_" in k else _num
+        ratio = "-" if r is None else f"{r:.2g}" if ".ack_" in k else f"{r:.3f}"
+        print(f"{k:<30}{num(e['value']):>14} {e['unit']:<10}{e['baseline']:<34}{num(e['baseline_value']):>12}"
+              f"{ratio:>8}{tgt:>10}  {met(e)}")
 
 
 def check_options(only: str, json_path: str | None) -> list[str]:
