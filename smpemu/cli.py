@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 from typing import List, Optional
 
 import typer
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from smpemu import __version__
 from smpemu.errors import EXIT_INTERNAL, SmpemuError, UsageError
+from smpemu.harness.status import Status
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +36,25 @@ out = Console()
 if not out.is_terminal:
     out = Console(width=160)  # logs and pipes: wide enough for the run tables
 err = Console(stderr=True)
+
+
+def examples(*lines: str) -> str:
+    """A command's --help epilog: one example per paragraph (rich reflows lines)."""
+    return "Examples:\n\n" + "\n\n".join(lines)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"smpemu {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+):
+    """Emulate SMP TLB-flush IPIs with real processes, shared memory and semaphores."""
 
 
 def _guard(fn):
@@ -52,6 +73,13 @@ def _guard(fn):
     return wrapper
 
 
+def _trace_out(trace_out: Optional[str], alias: Optional[str]) -> Optional[str]:
+    """--trace-out FILE, or the old spelling --trace FILE (kept, hidden, for scripts)."""
+    if trace_out and alias and trace_out != alias:
+        raise UsageError("give --trace-out once (--trace is its old name)")
+    return trace_out or alias
+
+
 def _progress_run(cfg):
     from smpemu.harness.coordinator import run
 
@@ -61,16 +89,31 @@ def _progress_run(cfg):
         console=err, transient=True, disable=not err.is_terminal,
     ) as prog:
         task = prog.add_task(f"{cfg.vcpus} vCPUs, {cfg.policy}", total=1.0, steps=0)
-        return run(cfg, progress=lambda f, steps: prog.update(task, completed=f, steps=steps))
+        status = Status("run", enabled=not err.is_terminal)
+
+        def progress(f, steps):
+            prog.update(task, completed=f, steps=steps)
+            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPUs, {cfg.policy}")
+
+        return run(cfg, progress=progress)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "# the seed's test: 16 vCPU processes, 10 s\nsmpemu run --vcpus 16 --workload malloc-touch",
+    "# pre-patch eager flushing, a fixed amount of work, counters as JSON\n"
+    "smpemu run --vcpus 4 --policy eager --iterations 5000 --json out.json",
+    "# vCPU 0 on core 0, vCPU 1 on core 1, stores drained in any order\n"
+    "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
+    "# your own guest operations (format: workloads/trace.py)\n"
+    "smpemu run --workload trace --trace-file my.trace --vcpus 2",
+))
 @_guard
 def run(
     vcpus: int = typer.Option(16, help="Number of vCPU processes."),
     workload: str = typer.Option("malloc-touch", help="Guest workload (see `smpemu list`)."),
     policy: str = typer.Option("deferred-v4", help="Flush policy (see `smpemu list`)."),
-    pin: str = typer.Option("compact", help="compact | spread | none | a core list such as 0,1,3."),
+    pin: str = typer.Option("compact", help="compact | spread | none | a core list such as 0,1,3 (vCPU i on "
+                            "the list's core i mod its length)."),
     cpus: Optional[str] = typer.Option(None, help="Restrict to these host cores (e.g. 0-3)."),
     memory_model: str = typer.Option("native", help="native | tso | relaxed."),
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default 10 unless --iterations)."),
@@ -87,8 +130,12 @@ def run(
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
     delay: List[str] = typer.Option([], help="Widen a race: POINT=US or POINT=LO-HI (repeatable)."),
-    trace_file: Optional[str] = typer.Option(None, help="Input of the trace workload (see workloads/trace.py)."),
-    trace_out: Optional[str] = typer.Option(None, "--trace", help="Record protocol events; write the window before the first violation (or the last events) here as JSON."),
+    trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
+                                             "(see workloads/trace.py)."),
+    trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: record protocol events and write "
+                                            "the window before the first violation (or the last events) here "
+                                            "as JSON."),
+    trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
     """Run the emulator and print per-vCPU and total counters."""
@@ -96,6 +143,7 @@ def run(
     from smpemu.kvm.points import parse_delay
     from smpemu.harness.report import print_result, write_json
 
+    trace_out = _trace_out(trace_out, trace_alias)
     delays = dict(parse_delay(d) for d in delay)
     if not 0.0 <= share <= 1.0:
         raise UsageError(f"--share must be between 0 and 1 (got {share})")
@@ -110,7 +158,7 @@ def run(
     if trace_out:
         from smpemu.harness.config import check_writable
 
-        check_writable(trace_out, "--trace")
+        check_writable(trace_out, "--trace-out")
     if workload == "script":
         raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
     result = _progress_run(cfg).as_dict()
@@ -124,13 +172,23 @@ def run(
     raise typer.Exit(result["exit_code"])
 
 
-@app.command()
+@app.command(epilog=examples(
+    "# find the seed's lost flush; show the interleaving, write its events as JSON\n"
+    "smpemu stress --policy deferred-v3 --seed 31 --trace-out t.json",
+    "# attack the fix for 60 s, cycling vCPU counts and two pinnings across rounds\n"
+    "smpemu stress --policy deferred-v4 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
+    "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
+    "# the missing smp_wmb() matters only under a relaxed memory model\n"
+    "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+))
 @_guard
 def stress(
     policy: str = typer.Option("deferred-v4", help="Flush policy to attack."),
     workload: str = typer.Option("share-unmap", help="Guest workload (share-unmap is built for races)."),
     vcpus: str = typer.Option("4", help="vCPU count, or a list to cycle across rounds (e.g. 2,4,8)."),
-    pin: str = typer.Option("compact", help="Pinning, or a ;-separated list to cycle (e.g. compact;spread)."),
+    pin: str = typer.Option("compact", help="Pinning (compact | spread | none | a core list such as 0,1), or "
+                            "alternatives to cycle across rounds, separated by ';' (e.g. \"compact;spread;0,1\")."),
     memory_model: str = typer.Option("native", help="native | tso | relaxed."),
     requests: str = typer.Option("modern", help="modern | 2009."),
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
@@ -143,7 +201,9 @@ def stress(
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
-    trace_out: Optional[str] = typer.Option(None, "--trace", help="Write the violation's event window here (JSON)."),
+    trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: write the violation's event "
+                                            "window here (JSON)."),
+    trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
     schedule: Optional[str] = typer.Option(None, help="pct: each round under a seeded controlled schedule, "
                                            "replayable (docs/schedules.md); no delays."),
     max_decisions: int = typer.Option(5000, help="With --schedule: scheduling decisions per round."),
@@ -151,7 +211,9 @@ def stress(
     pct_epoch: int = typer.Option(4, help="With --schedule pct: decisions per epoch (fresh priorities)."),
     sched_steps: int = typer.Option(8, help="With --schedule: guest steps between two scheduling points."),
     replay_out: Optional[str] = typer.Option(None, "--replay-out", help="With --schedule: write the replay file "
-                                             "here (default: smpemu-replay-SEED.json in the current directory)."),
+                                             "here (default: smpemu-replay-POLICY-sSEED-TIME.json in the current "
+                                             "directory, a new name every run)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --replay-out file."),
 ):
     """Run a policy until the lost-flush oracle fires or the timeout passes."""
     from smpemu.harness.config import RunConfig, check_writable
@@ -159,6 +221,7 @@ def stress(
     from smpemu.harness.report import write_json
     from smpemu.search.stress import stress as run_stress
 
+    trace_out = _trace_out(trace_out, trace_alias)
     if not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
@@ -166,13 +229,17 @@ def stress(
     from smpemu.study.grid import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
-    plist = [p.strip() for p in pin.split(";") if p.strip()]
+    from smpemu.harness.pinning import parse_pins
+
+    plist = parse_pins(pin)
     delays = dict(parse_delay(d) for d in delay)
     if schedule is not None and delays:
         raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")
     if replay_out and schedule is None:
         raise UsageError("--replay-out needs --schedule pct")
-    for path, opt in ((json_out, "--json"), (trace_out, "--trace"), (replay_out, "--replay-out")):
+    if replay_out and os.path.exists(replay_out) and not force:
+        raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out"), (replay_out, "--replay-out")):
         if path:
             check_writable(path, opt)
     if schedule is not None and not replay_out and not os.access(os.getcwd(), os.W_OK):
@@ -191,13 +258,31 @@ def stress(
               + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
                  if schedule else ""))
 
+    status = Status("stress", enabled=not err.is_terminal)
+    seen = {"rounds": 0, "steps": 0}
+
+    def on_progress(f, steps):
+        status(lambda: f"round {seen['rounds']}, {seen['steps'] + steps:,} guest steps, no violation yet "
+                       f"(timeout {timeout:g} s)")
+
     def on_round(info):
+        seen["rounds"] += 1
+        seen["steps"] += info["steps"]
+        status(lambda: f"{seen['rounds']} round(s), {seen['steps']:,} guest steps, "
+                       f"{'a violation' if info['violations'] else 'no violation yet'} (timeout {timeout:g} s)")
         verdict = f"[red]{info['violations']} violation(s)[/red]" if info["violations"] else "clean"
         how = f"{info['decisions']:,} decisions" if "decisions" in info else f"delays {info['delays']}"
         out.print(f"  round {info['round']}: seed {info['seed']}, {info['vcpus']} vCPUs, pin {info['pin']}, "
                   f"{how}: {info['steps']:,} steps in {info['wall_s']} s, {verdict}")
 
-    res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round)
+    t_start = time.monotonic()
+    try:
+        res = run_stress(base, timeout, round_s, until_violation, vlist, plist, delays or None, on_round,
+                         progress=on_progress)
+    except KeyboardInterrupt:  # between two rounds (inside one, the round ends and reports it)
+        out.print(f"[yellow]interrupted[/yellow]: no violation in {time.monotonic() - t_start:.1f} s, "
+                  f"{seen['rounds']} round(s), {seen['steps']:,} guest steps")
+        raise typer.Exit(130)
     d = res.as_dict()
     if res.found:
         v = res.first["violations"][0]
@@ -214,12 +299,14 @@ def stress(
         if res.replay is not None:
             from smpemu.search.replay_file import describe_last, write_doc
 
-            path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
+            path = replay_out or default_replay_name(policy, res.replay["seed"])
             write_doc(res.replay, path)
             out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
         total = sum(r["steps"] for r in res.rounds)
-        out.print(f"[green]no violation[/green] in {res.elapsed_s} s, {len(res.rounds)} round(s), {total:,} guest steps")
+        how = "[yellow]interrupted[/yellow]: no violation" if res.interrupted else (
+            "[red]no verdict[/red]: no violation" if res.aborted else "[green]no violation[/green]")
+        out.print(f"{how} in {res.elapsed_s:.1f} s, {len(res.rounds)} round(s), {total:,} guest steps")
     if res.aborted:
         out.print(f"[red]aborted:[/red] {res.aborted}")
     if json_out:
@@ -231,7 +318,17 @@ def stress(
     raise typer.Exit(4 if res.aborted else 0)
 
 
-@app.command("list")
+def default_replay_name(policy: str, seed: int, now: float | None = None) -> str:
+    """smpemu-replay-POLICY-sSEED-YYYYmmdd-HHMMSS.json, never an existing file's name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = f"smpemu-replay-{policy}-s{seed}-{stamp}"
+    path, k = f"{base}.json", 2
+    while os.path.exists(path):
+        path, k = f"{base}-{k}.json", k + 1
+    return path
+
+
+@app.command("list", epilog=examples("# every name the other commands accept\nsmpemu list"))
 @_guard
 def list_cmd():
     """List flush policies, workloads, memory models and protocol points."""
@@ -256,7 +353,9 @@ def list_cmd():
     out.print("protocol points: " + ", ".join(POINT_NAMES))
 
 
-@app.command()
+@app.command(epilog=examples("# cores, topology, and the default placement of 16 vCPUs\nsmpemu info",
+                             "# where spread pinning puts 16 vCPUs\nsmpemu info --vcpus 16 --pin spread",
+                             "# a core list: vCPU i on core [0, 1][i % 2]\nsmpemu info --vcpus 4 --pin 0,1"))
 @_guard
 def info(
     vcpus: int = typer.Option(16, help="vCPUs to place."),
@@ -271,8 +370,12 @@ def info(
 
     from smpemu.harness import pinning
 
+    from smpemu.harness.config import MAX_VCPUS
+
     if vcpus < 1:
         raise UsageError(f"--vcpus must be at least 1 (got {vcpus})")
+    if vcpus > MAX_VCPUS:
+        raise UsageError(f"--vcpus {vcpus} is too many: at most {MAX_VCPUS} (as for run)")
     cores = pinning.allowed_cores(cpus)
     out.print(f"smpemu {__version__}, Python {platform.python_version()}, {platform.machine()}")
     out.print(f"logical cpus: {psutil.cpu_count()}, physical cores: {psutil.cpu_count(logical=False)}, "
@@ -289,7 +392,8 @@ def info(
     out.print(t)
 
 
-@app.command()
+@app.command(epilog=examples("# list what would be removed\nsmpemu clean --dry-run",
+                             "# remove objects of runs whose coordinator died\nsmpemu clean"))
 @_guard
 def clean(dry_run: bool = typer.Option(False, help="Only list what would be removed.")):
     """Remove shared objects left by runs whose coordinator is dead."""
@@ -302,7 +406,9 @@ def clean(dry_run: bool = typer.Option(False, help="Only list what would be remo
     out.print(f"{verb} {len(removed)} object(s); {len(kept)} belong to live runs and were kept")
 
 
-@app.command()
+@app.command(epilog=examples("# every .litmus file in a directory\nsmpemu litmus ../shared/litmus/",
+                             "# one test, under TSO, 20000 instances\n"
+                             "smpemu litmus MP+poonceonces.litmus --iterations 20000 --memory-model tso"))
 @_guard
 def litmus(
     files: List[str] = typer.Argument(..., help="Litmus files or directories."),
@@ -316,6 +422,27 @@ def litmus(
     except ImportError as e:
         raise UsageError(f"litmus runner unavailable: {e}") from None
     raise typer.Exit(litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed))
+
+
+@app.command(epilog=examples(
+    "# every benchmark, short version (about a minute on 2 cores)\nsmpemu bench --quick",
+    "# only the IPI round trips, results as JSON\nsmpemu bench --quick --only ipi --json bench.json",
+))
+@_guard
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
+                                           "baseline_value, ratio, ...}} here."),
+    only: str = typer.Option("ipi,guest_steps,deferral,scaling", help="Comma-separated subset of "
+                             "ipi, guest_steps, deferral, scaling."),
+    iterations: Optional[int] = typer.Option(None, help="deferral: guest steps per vCPU (both policies)."),
+):
+    """Run the benchmarks, each against a baseline measured in the same run (as `python -m bench`)."""
+    from smpemu.study.bench.main import check_options, run_all
+
+    if iterations is not None and iterations < 1:
+        raise UsageError(f"--iterations must be >= 1 (got {iterations})")
+    run_all(check_options(only, json_out), quick, json_out, iterations)
 
 
 def _register_extensions() -> None:
@@ -335,7 +462,7 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
-@app.command()
+@app.command(epilog=examples("smpemu version\nsmpemu --version"))
 def version():
     """Print the version."""
     out.print(__version__)

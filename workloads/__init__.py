@@ -32,4 +32,11 @@ def get(name: str):
 
 
 def describe() -> dict[str, str]:
-    return {n: (get(n).__doc__ or "").strip().splitlines()[0] for n in WORKLOADS}
+    """name -> first line of its docstring, without the leading ``name:``."""
+    out = {}
+    for n in WORKLOADS:
+        first = ((get(n).__doc__ or "").strip().splitlines() or [""])[0]
+        if first.startswith(n + ":"):
+            first = first[len(n) + 1:].strip()
+        out[n] = first
+    return out

@@ -20,6 +20,8 @@ malloc range.  Ops:
     ["spin", EVT]              stay in guest mode, taking interrupts, until the event
     ["busy", EVT]              stay in guest mode *not* taking interrupts until the event
                                (a vCPU preempted in guest mode, or with interrupts off)
+    ["wait_halted", V]         until vCPU V is halted (outside guest mode, blocked): a signal
+                               posted before a halt cannot say that the halt has happened
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
@@ -30,7 +32,8 @@ from __future__ import annotations
 from smpemu.errors import AckTimeout, UsageError
 from smpemu.kvm.waits import try_take
 
-CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
+CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy",
+           "flush", "wait_halted"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 
 
@@ -49,6 +52,9 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
             for x in op[1:]:
                 if isinstance(x, str) and op[0] in ("signal", "wait", "spin", "busy") and x not in events:
                     raise UsageError(f"script: {k} op {n}: unknown event {x!r}")
+            if op[0] == "wait_halted" and not (len(op) == 2 and isinstance(op[1], int) and 0 <= op[1] < n_vcpus
+                                               and str(op[1]) != str(k)):
+                raise UsageError(f"script: {k} op {n}: wait_halted needs another vCPU's number (0..{n_vcpus - 1})")
     return events
 
 
@@ -111,7 +117,13 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.exit_guest()
             ctx.policy.flush_remote(ctx)
             cpu.enter_guest()
-
+        elif kind == "wait_halted":  # until vCPU v is halted (outside guest mode)
+            a_halted = ctx.a_halted[int(op[1])]
+            # pairs with the store of halted (then mb()) in vcpu.halt(), which
+            # follows its exit from guest mode: halted seen => outside guest mode
+            if not ctx.waits.wait_until(ctx, "script.wait", lambda took: bool(ctx.mm.load(a_halted)),
+                                        watch=(a_halted,), timeout=timeout, slice_s=0.001):
+                raise AckTimeout(f"cpu {cpu.me}: vcpu {op[1]} did not halt within {timeout} s")
 
 def run_host(ctx, mmu, spec) -> None:
     cfg = spec.cfg

@@ -37,7 +37,7 @@ replay finishes at once.  Example::
     cpu *:
     cpu 1-3: halt 100
 
-The file is ``RunConfig.trace_file``.  Malformed input raises UsageError
+The file is ``--trace-file FILE`` (``RunConfig.trace_file``).  Malformed input raises UsageError
 naming the file and the line.
 """
 
@@ -145,7 +145,7 @@ def parse(text: str, path: str = "<trace>") -> list[Op]:
 
 def load(path: str | None) -> list[Op]:
     if not path:
-        raise UsageError("the trace workload needs a trace file (RunConfig.trace_file)")
+        raise UsageError("the trace workload needs a trace file: --trace-file FILE")
     try:
         with open(path) as f:
             text = f.read()

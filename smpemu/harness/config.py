@@ -18,6 +18,7 @@ from smpemu.memory.model import MODELS
 STRATEGIES = ("pct", "replay")  # controlled schedules (smpemu.search.strategies)
 
 MAX_VCPUS = 256
+MAX_GUEST_PAGES = (1 << 22) - 1  # an spte holds gfn and pfn in 22 bits each (kvm/spte.py)
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?\s*$")
 
 
@@ -84,6 +85,8 @@ class RunConfig:
             raise UsageError(f"--vcpus {self.vcpus} is too many: at most {MAX_VCPUS}")
         policies.get(self.policy)
         workloads.get(self.workload)
+        if self.trace_file and self.workload != "trace":
+            raise UsageError(f"--trace-file is the input of --workload trace (not {self.workload})")
         if self.memory_model not in MODELS:
             raise UsageError(f"unknown memory model {self.memory_model!r}; choose one of: {', '.join(MODELS)}")
         if self.requests not in ("modern", "2009"):
@@ -92,6 +95,8 @@ class RunConfig:
             raise UsageError(f"--duration must be > 0 seconds (got {self.duration})")
         if self.iterations is not None and self.iterations < 1:
             raise UsageError(f"--iterations must be >= 1 (got {self.iterations})")
+        if self.duration is not None and self.iterations is not None:
+            raise UsageError("give --duration or --iterations, not both")
         if self.duration is None and self.iterations is None:
             self.duration = 10.0
         if not self.ack_timeout > 0:
@@ -113,8 +118,9 @@ class RunConfig:
         pages = self.guest_pages
         if pages < 64:
             raise UsageError(f"--guest-mem {self.guest_mem} is too small: at least 256K")
-        if pages > (1 << 22) - 1:
-            raise UsageError(f"--guest-mem {self.guest_mem} is too large: at most 16G")
+        if pages > MAX_GUEST_PAGES:
+            raise UsageError(f"--guest-mem {self.guest_mem} is too large: at most {MAX_GUEST_PAGES} pages of 4K "
+                             f"(16G minus 4K; e.g. 16383M)")
         pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
         if self.json_path:
             check_writable(self.json_path, "--json")

@@ -265,7 +265,15 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
                 wall = monitor(cfg, arena, procs, sig, result, progress, t0, res.sems)
             else:
                 wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
-            _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
+            stuck = _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
+            if stuck and result.aborted is None:
+                # a process that never came back (e.g. from a protocol point) ran for
+                # an unknown part of the run: its counters are not the run's
+                grace = cfg.ack_timeout + STOP_GRACE_S
+                result.aborted = (", ".join(f"{'vcpu %d' % i if i < N else 'host'} (pid {procs[i].pid})"
+                                            for i in stuck)
+                                  + f": did not stop within {grace:g} s of the end of the run (stuck in a "
+                                    "protocol point or a wait); killed, so the counters are incomplete")
             if router is not None:
                 router.stop()
                 result.routed_ipis = router.delivered
@@ -393,14 +401,21 @@ def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
             progress(min(frac, 1.0), int(arena.counters[:N, C["steps"]].sum()))
 
 
-def _stop(arena, procs, cfg, abort: bool) -> None:
+STOP_GRACE_S = 3.0  # beyond the ack timeout, for a process to notice the stop and leave
+
+
+def _stop(arena, procs, cfg, abort: bool) -> list[int]:
+    """Tell every process to stop; kill the ones that do not.  Returns their indices."""
     arena.ctl[CTL_STOP, 0] = -1 if abort else 1
-    deadline = time.monotonic() + cfg.ack_timeout + 3.0
+    deadline = time.monotonic() + cfg.ack_timeout + STOP_GRACE_S
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
+    stuck = []
+    for i, p in enumerate(procs):
         if p.exitcode is None:
+            stuck.append(i)
             _kill(p)
+    return stuck
 
 
 def _trace_window(arena, cfg, result: RunResult) -> dict:

@@ -1,5 +1,9 @@
 """Where each vCPU runs: --pin compact|spread|none|LIST and --cpus.
 
+One ``--pin`` syntax in every command: ``,`` joins the cores of one list
+(``0,1``), ``;`` separates alternatives where a command takes several
+(``stress``, ``sweep``: ``"compact;spread;0,1"``).
+
 Why it exists: scaling studies need placements that mean the same thing on a
 2-core laptop and a 128-core server.  ``compact`` fills cores in order
 (neighbours first; oversubscribed: vCPU i on core floor(i*n/N)); ``spread``
@@ -15,6 +19,29 @@ import os
 from smpemu.errors import UsageError
 
 PIN_POLICIES = ("compact", "spread", "none")
+PIN_SYNTAX = ("expected compact, spread, none or a core list like 0,1,3 or 0-3 "
+              "(',' joins the cores of one list; ';' separates alternatives in stress and sweep)")
+
+
+def parse_pins(text: str, opt: str = "--pin") -> list[str]:
+    """Alternatives for stress and sweep: 'compact;spread;0,1' -> ['compact', 'spread', '0,1'].
+
+    One syntax everywhere: ',' inside a core list, ';' between alternatives,
+    so '0,1' is always one pinning (vCPU i on core [0, 1][i % 2])."""
+    parts = [p.strip() for p in str(text).split(";")]
+    if not parts or any(not p for p in parts):
+        raise UsageError(f"{opt} {text!r}: an empty pinning; separate alternatives with ';' "
+                         f"(e.g. 'compact;spread;0,1')")
+    out: list[str] = []
+    for p in parts:
+        if p not in PIN_POLICIES:
+            try:
+                parse_core_list(p)
+            except UsageError:
+                raise UsageError(f"{opt} {text!r}: {p!r} is not a pinning: {PIN_SYNTAX}") from None
+        if p not in out:
+            out.append(p)
+    return out
 
 
 def allowed_cores(cpus: str | None = None) -> list[int]:
@@ -42,10 +69,12 @@ def parse_core_list(text: str, opt: str = "--pin") -> list[int]:
             else:
                 out.append(int(part))
     except ValueError:
-        raise UsageError(
-            f"{opt} {text!r}: expected compact, spread, none or a core list like 0,1,3 or 0-3"
-            if opt == "--pin" else f"{opt} {text!r}: expected a core list like 0,1,3 or 0-3"
-        ) from None
+        if opt != "--pin":
+            raise UsageError(f"{opt} {text!r}: expected a core list like 0,1,3 or 0-3") from None
+        if ";" in str(text):
+            raise UsageError(f"--pin {text!r}: one pinning here; ';' separates alternatives only in "
+                             f"stress and sweep (e.g. --pin 'compact;0,1')") from None
+        raise UsageError(f"--pin {text!r}: {PIN_SYNTAX}") from None
     if any(c < 0 for c in out):
         raise UsageError(f"{opt} {text!r}: core numbers are >= 0")
     return out

@@ -1,7 +1,9 @@
-"""Printing and saving results: the rich table and the JSON file.
+"""Printing and saving results: the rich tables, their legend, the JSON file.
 
-Why it exists: the table and ``--json`` must use the same counter names, so
-both are produced from the one ``RunResult.as_dict()``.
+Why it exists: the tables and ``--json`` must use the same counter names, so
+both are produced from the one ``RunResult.as_dict()``; and the tables must
+stay readable in an 80-column terminal, so they are split to the console's
+width rather than cut.
 """
 
 from __future__ import annotations
@@ -11,58 +13,169 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-TABLES = (
-    ("steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests", "remote_flushes"),
-    ("ipis_sent", "ipis_received", "ipis_avoided", "ack_latency_us", "violations", "wall_s", "steps_per_s"),
+# the run's counters in the order the tables show them (each name is a key of --json)
+COLUMNS = ("steps", "steps_per_s", "tlb_hits", "tlb_misses", "faults", "invlpg", "flush_requests",
+           "remote_flushes", "violations", "ipis_sent", "ipis_received", "ipis_avoided",
+           "ack_latency_us.p50", "ack_latency_us.p99")  # wall_s, the same in every row, heads the tables
+HIST_PER_OCTAVE = 8  # the ack-latency histogram's buckets per power of two (harness/worker.hist_bucket)
+
+LEGEND = (
+    "steps: guest steps (tlb_hits + tlb_misses + exits); faults: shadow page faults; invlpg: guest "
+    "invlpgs; flush_requests: flush requests made; remote_flushes: kvm_flush_remote_tlbs() calls; "
+    "ipis_avoided: targets not kicked (outside guest mode, so they flush on entry, or already kicked); "
+    "ack_latency_us: a requester's wait for acks, p50 and p99 as the range of the histogram bucket "
+    "(9% wide) holding them.  pids and every other counter: --json."
 )
 
 
-def _fmt(v) -> str:
+def latency_range(mid_us: float) -> tuple[float, float]:
+    """The bounds of the histogram bucket whose geometric middle ``mid_us`` is
+    (the p50/p99 of --json): a percentile is known only to within its bucket."""
+    half = 2 ** (1 / (2 * HIST_PER_OCTAVE))
+    return mid_us / half, mid_us * half
+
+
+def fmt_latency(mid_us) -> str:
+    """'1,923-2,097' (us): the bucket, not a false precision."""
+    if mid_us is None:
+        return "-"
+    lo, hi = latency_range(mid_us)
+    if hi >= 100:
+        return f"{lo:,.0f}-{hi:,.0f}"
+    if hi >= 10:
+        return f"{lo:.1f}-{hi:.1f}"
+    return f"{lo:.2f}-{hi:.2f}"
+
+
+def _fmt(v, name: str = "") -> str:
     if v is None:
         return "-"
-    if isinstance(v, dict):  # ack_latency_us
-        return f"{_fmt(v.get('p50'))} / {_fmt(v.get('p99'))}"
+    if name.startswith("ack_latency_us."):
+        return fmt_latency(v)
+    if name == "wall_s":
+        return f"{v:.3f}"
     if isinstance(v, float):
-        return f"{v:,.1f}"
+        return f"{v:,.0f}" if name == "steps_per_s" else f"{v:,.1f}"
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
 
 
-def run_tables(result: dict) -> list[Table]:
-    """Two tables (rows: each vCPU, the host, the total) with the JSON's names."""
+def _cores(cpus: list) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+def _value(d: dict, name: str):
+    if "." in name:
+        top, sub = name.split(".", 1)
+        return (d.get(top) or {}).get(sub)
+    return d.get(name)
+
+
+def _header(name: str) -> str:
+    # two lines for the two percentiles: ack_latency_us / p50
+    return name.replace(".", "\n")
+
+
+def _rows(result: dict):
+    """(name, pid, cpus, counters dict, style) per vCPU, the host and the total."""
+    for v in result["vcpus"]:
+        yield str(v["id"]), str(v["pid"]), _cores(v["cpus"]), v, None
+    h = result.get("host") or {}
+    if h:
+        yield "host", str(h.get("pid", "")), "any", h, "dim"
+    yield "total", "", "", result["totals"], "bold"
+
+
+def _width(header: str, cells) -> int:
+    return max([len(x) for x in header.split("\n")] + [len(c) for c in cells])
+
+
+def fit_tables(lead: list, cols: list, styles: list, width: int = 80, title: str | None = None) -> list[Table]:
+    """Tables no wider than ``width``: every table repeats the ``lead`` columns
+    (what identifies a row) and gets as many of ``cols`` as fit, in order.
+    A column is ``(header, cells, justify)``; no cell or header is ever cut."""
+    def w(col):  # a column's width: its widest line + 2 padding + 1 border
+        return _width(col[0], col[1]) + 3
+
+    base = 1 + sum(w(c) for c in lead)
+    groups: list[list] = [[]]
+    used = base
+    for col in cols:
+        if groups[-1] and used + w(col) > width:
+            groups.append([])
+            used = base
+        groups[-1].append(col)
+        used += w(col)
     tables = []
-    for cols in TABLES:
-        t = Table(header_style="bold")
-        t.add_column("vcpu", justify="right")
-        if cols is TABLES[0]:
-            t.add_column("pid", justify="right")
-            t.add_column("cpus")
-        for c in cols:
-            t.add_column(c + (" p50 / p99" if c == "ack_latency_us" else ""), justify="right")
-
-        def row(name, pid, cpus, d, style=None):
-            lead = [name, pid, cpus] if cols is TABLES[0] else [name]
-            t.add_row(*lead, *(_fmt(d.get(c)) for c in cols), style=style)
-
-        for v in result["vcpus"]:
-            row(str(v["id"]), str(v["pid"]), ",".join(map(str, v["cpus"])), v)
-        h = result.get("host") or {}
-        if h:
-            row("host", str(h.get("pid", "")), "any", h, style="dim")
-        row("total", "", "", result["totals"], style="bold")
+    for k, group in enumerate(groups):
+        t = Table(header_style="bold", title=title if k == 0 else None)
+        for header, _, justify in lead + group:
+            t.add_column(header, justify=justify, no_wrap=True)
+        for i, style in enumerate(styles):
+            t.add_row(*(cells[i] for _, cells, _ in lead + group), style=style)
         tables.append(t)
     return tables
 
 
-def print_result(result: dict, console: Console | None = None) -> None:
+def run_tables(result: dict, width: int = 80) -> list[Table]:
+    """The run's counters as tables no wider than ``width`` columns: each
+    table repeats the vcpu column, and gets as many counters as fit, with the
+    full --json names as headers (no cell or name is ever cut)."""
+    rows = list(_rows(result))
+    lead = [("vcpu", [r[0] for r in rows], "right")]
+    cols = [("cpus", [r[2] for r in rows], "left")]  # pids: in --json (every table repeats vcpu instead)
+    cols += [(_header(c), [_fmt(_value(r[3], c), c) for r in rows], "right") for c in COLUMNS]
+    return fit_tables(lead, cols, [r[4] for r in rows], width)
+
+
+def legend(result: dict) -> list[str]:
+    """What the columns mean, how oversubscribed the run was, whose IPIs they are."""
+    cfg = result["config"]
+    lines = [LEGEND]
+    n = cfg["vcpus"]
+    cores = sorted({c for v in result["vcpus"] for c in v.get("cpus", [])})
+    if cores:
+        k = len(cores)
+        over = n / k
+        if over > 1:
+            lines.append(f"{n} vCPUs on {k} core{'s' if k > 1 else ''}: {over:g}x oversubscribed; most vCPUs "
+                         f"wait for a core at any moment, so a flush waiting for their acks waits for the "
+                         f"host scheduler.")
+        else:
+            lines.append(f"{n} vCPUs on {k} cores: not oversubscribed.")
+    host = result.get("host") or {}
+    total = result["totals"].get("ipis_sent") or 0
+    if host and total:
+        share = host.get("ipis_sent", 0) / total
+        lines.append(f"host: swap pressure (--swap-rate {cfg.get('swap_rate'):g}/s); it sent {share:.0%} of "
+                     f"the IPIs{' (most)' if share > 0.5 else ''}: each reclaim's mmu-notifier must flush every "
+                     f"vCPU's TLB before the page is freed, so it cannot defer as a guest invlpg can.")
+    return lines
+
+
+def print_result(result: dict, console: Console | None = None, legend_on: bool = True) -> None:
     console = console or Console()
     cfg = result["config"]
     console.print(f"[bold]{cfg['workload']}[/bold]: {cfg['vcpus']} vCPUs, policy {cfg['policy']}, "
                   f"memory model {cfg['memory_model']}, requests {cfg['requests']}, "
                   f"pin {cfg['pin']}, seed {cfg['seed']}, {result['totals']['wall_s']} s")
-    for t in run_tables(result):
+    for t in run_tables(result, console.width):
         console.print(t)
+    if legend_on:
+        for line in legend(result):
+            console.print(line, markup=False, highlight=False, style="dim")
     for v in result["violations"][:10]:
         console.print(
             f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
@@ -75,7 +188,12 @@ def print_result(result: dict, console: Console | None = None) -> None:
         console.print(f"[red]aborted:[/red] {result['aborted']}")
     if result.get("interrupted"):
         console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
-    verdict = "[red]violations found[/red]" if n else "[green]no violation[/green]"
+    if n:
+        verdict = "[red]violations found[/red]"
+    elif result.get("aborted") or result.get("interrupted"):
+        verdict = "[yellow]no violation seen, but the run is incomplete[/yellow]"
+    else:
+        verdict = "[green]no violation[/green]"
     console.print(f"{verdict}; ipis_sent={result['totals']['ipis_sent']:,}")
 
 

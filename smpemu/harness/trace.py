@@ -1,7 +1,7 @@
 """Protocol event traces: bounded per-process rings, merged on a violation.
 
 Why it exists: a lost flush is an interleaving, and a count of violations
-does not explain one.  When tracing is on (``--trace FILE`` or ``stress``),
+does not explain one.  When tracing is on (``--trace-out FILE`` or ``stress``),
 each process appends protocol events (dirty stores, zaps, flush start and
 end, kicks, acks, TLB fills, frees) with a CLOCK_MONOTONIC timestamp to its
 own ring in shared memory (single writer, no lock).  The coordinator merges
@@ -11,6 +11,7 @@ CPU, like the seed's CPU0/CPU1 diagram.
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 # event codes -> (name, meaning of a, meaning of b)
@@ -18,7 +19,7 @@ EVENTS = {
     1: ("set dirty", "value", ""),
     2: ("zap spte", "slot", "gfn"),
     3: ("flush: dirty = 0", "", ""),
-    4: ("flush: requests sent", "targets", "kicked"),
+    4: ("flush: requests sent", "targets", "ipis_sent"),  # ipis_sent: the requester's count so far
     5: ("flush: all acked", "", ""),
     6: ("serve: TLB flushed, ack", "", ""),
     7: ("TLB fill", "slot", "pfn"),
@@ -114,24 +115,40 @@ def describe(code: int, a: int, b: int) -> str:
 
 
 def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30) -> str:
-    """Columns, one per CPU (vCPUs then the host), time flowing down."""
+    """Columns, one per CPU (vCPUs then the host), time flowing down.
+
+    A cell longer than its column wraps onto further lines (at spaces, so a
+    ``name=value`` field stays whole); nothing is cut."""
     cpus = sorted({e[1] for e in events})
     names = {c: (f"vCPU{c}" if c < n_vcpus else "host") for c in cpus}
     head = f"{'t (us)':>10}  " + "".join(f"{names[c]:<{width}}" for c in cpus)
-    lines = [head, f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)]
+    lines = [head.rstrip(), (f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)).rstrip()]
     for ts, cpu, code, a, b in events:
-        cells = ["" for _ in cpus]
         text = describe(code, a, b)
         if mark_ns is not None and ts == mark_ns and code == CODE["VIOLATION"]:
             text = ">> " + text
-        cells[cpus.index(cpu)] = text[: width - 1]
-        lines.append(f"{(ts - t0_ns) / 1000:>10.1f}  " + "".join(f"{c:<{width}}" for c in cells))
+        col = cpus.index(cpu)
+        parts = textwrap.wrap(text, width - 2, subsequent_indent="  ", break_on_hyphens=False) or [""]
+        for k, part in enumerate(parts):
+            cells = ["" for _ in cpus]
+            cells[col] = part
+            stamp = f"{(ts - t0_ns) / 1000:>10.1f}" if k == 0 else " " * 10
+            lines.append((f"{stamp}  " + "".join(f"{c:<{width}}" for c in cells)).rstrip())
     return "\n".join(lines)
 
 
+def fields_of(code: int, a: int, b: int) -> dict:
+    """An event's fields by name (``{"slot": 5, "pfn": 9}``), as ``describe`` shows them."""
+    if code not in EVENTS:
+        return {"a": a, "b": b}
+    _, an, bn = EVENTS[code]
+    return {**({an: a} if an else {}), **({bn: b} if bn else {})}
+
+
 def as_json(events, n_vcpus: int, t0_ns: int) -> list[dict]:
+    """One dict per event: t_us, cpu, event, then its fields by name (per event kind)."""
     return [
         {"t_us": round((ts - t0_ns) / 1000, 3), "cpu": cpu if cpu < n_vcpus else "host",
-         "event": EVENTS.get(code, (str(code),))[0], "a": a, "b": b}
+         "event": EVENTS.get(code, (str(code),))[0], **fields_of(code, a, b)}
         for ts, cpu, code, a, b in events
     ]

@@ -7,19 +7,31 @@ those decisions, prints the violation and its interleaving as ``stress``
 does, and says whether it is the recorded one: same kind, vcpu, slot and pfn,
 found at the same protocol point of the last decision.  Exit codes as
 everywhere: 3 a violation (matching or not; the text says which), 0 none, 4
-aborted, including a replay that diverged from the recording, 2 a replay file
-that is not one (wrong version, malformed decisions).
+aborted, including a replay that diverged from the recording or a file that
+holds fewer decisions than it recorded (cut short: "incomplete"), 2 a replay
+file that is not one (wrong version, malformed decisions).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+from smpemu.errors import EXIT_ABORTED
+
+
+def _recorded_decisions(doc: dict) -> int | None:
+    """How many decisions the recording made (its last one's index + 1), if it says."""
+    last = (doc.get("schedule") or {}).get("last") or {}
+    n = last.get("decision")
+    return n + 1 if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+
 
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("replay")
+    @app.command("replay", epilog="Examples:\n\n# a file written by smpemu stress --schedule pct\n"
+                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json\n\n"
+                                  "# the replayed run's results as JSON\nsmpemu replay r.json --json replayed.json")
     @guard
     def replay(
         file: str = typer.Argument(..., help="A replay file written by `smpemu stress --schedule pct`."),
@@ -39,7 +51,10 @@ def register(app, out, err, guard) -> None:
         out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
-        r = run(cfg)
+        from smpemu.harness.status import Status
+
+        status = Status("replay", enabled=not err.is_terminal)
+        r = run(cfg, progress=lambda f, steps: status(f"{f:.0%} of the recorded decisions, {steps:,} guest steps"))
         d = r.as_dict()
         got = identity(r)
         if r.violations:
@@ -67,6 +82,16 @@ def register(app, out, err, guard) -> None:
             out.print(f"[red]not reproduced[/red]: no violation after {r.schedule['decisions'] if r.schedule else 0} "
                       f"decisions; recorded {want['kind']} of vcpu {want['vcpu']} at {want['point']}")
             d["replay"] = {"file": file, "recorded": want, "matches": False}
+        recorded = _recorded_decisions(doc)
+        if recorded is not None and len(cfg.replay) < recorded and not r.violations:
+            # the file was cut: running out of decisions proves nothing either way
+            out.print(f"[red]incomplete[/red]: {file} holds {len(cfg.replay):,} of the {recorded:,} decisions it "
+                      f"recorded; the replay ran out of decisions before the recorded end")
+            d["replay"] = {**d.get("replay", {"file": file}), "incomplete": True,
+                           "decisions_in_file": len(cfg.replay), "decisions_recorded": recorded}
+            if json_out:
+                write_json(d, json_out)
+            raise typer.Exit(EXIT_ABORTED)
         elif got is not None:
             out.print("the recording had no violation")
         if r.aborted and not (r.schedule and r.schedule.get("divergence")):

@@ -69,7 +69,7 @@ class StressResult:
 
 def stress(base: RunConfig, timeout: float, round_s: float, until_violation: bool = True,
            vcpus_cycle=None, pin_cycle=None, fixed_delays: dict | None = None,
-           on_round=None, schedule: str | None = None) -> StressResult:
+           on_round=None, schedule: str | None = None, progress=None) -> StressResult:
     """Run rounds until a violation (if ``until_violation``) or ``timeout`` seconds."""
     t_start = time.monotonic()
     rounds = []
@@ -96,7 +96,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
             schedule=schedule,
         )
         t_round = time.monotonic() - t_start
-        r = run(cfg)
+        r = run(cfg, progress=progress)  # progress(fraction, steps) of this round
         d = r.as_dict()
         info = {"round": k, "seed": seed, "vcpus": cfg.vcpus, "pin": cfg.pin,
                 "delays": {p: list(v) for p, v in delays.items()},
@@ -108,7 +108,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
         if on_round:
             on_round(info)
         if d["interrupted"] or d["aborted"]:
-            return StressResult(bool(r.violations), rounds, time.monotonic() - t_start,
+            return StressResult(bool(r.violations), rounds, round(time.monotonic() - t_start, 3),
                                 first=d, aborted=d["aborted"], interrupted=d["interrupted"])
         if r.violations and hit is None:
             v = r.violations[0]

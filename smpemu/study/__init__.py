@@ -1,4 +1,5 @@
-"""Studies: scaling sweeps over vCPUs, policies and pinnings, their CSV logs and plots.
+"""Studies: scaling sweeps over vCPUs, policies and pinnings, their CSV logs and plots;
+the benchmarks (``bench/``).
 
 It never imports the search, the litmus runner or the CLI.
 

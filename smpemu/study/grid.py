@@ -9,6 +9,8 @@ point, the flattened row of a finished run, and the sweep's exit code.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 
 import workloads
@@ -80,8 +82,8 @@ def config_of(o: SweepOptions, pt: Point) -> RunConfig:
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
                     guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
                     swap_rate=o.swap_rate, preempt_exit=o.preempt_exit, ipi_route=o.ipi_route)
-    if o.trace_file:
-        cfg.trace_file = o.trace_file  # until RunConfig has the field
+    if o.trace_file:  # absolute: a --scheduler worker runs `smpemu run` in another directory
+        cfg.trace_file = os.path.abspath(o.trace_file)
     return cfg
 
 
@@ -106,8 +108,6 @@ def validate(o: SweepOptions) -> list[Point]:
         require_matplotlib()
     if o.scheduler:
         require_dask()
-        if o.trace_file or o.workload == "trace":
-            raise UsageError("--scheduler cannot run the trace workload: `smpemu run` has no trace-file option yet")
     pts = points(o)
     for pt in pts[: len(pts) // o.repeat]:  # one repeat covers every distinct config
         cfg = config_of(o, pt)

@@ -31,6 +31,8 @@ def cli_args(cfg: RunConfig) -> list[str]:
          "--guest-mem", cfg.guest_mem, "--seed", cfg.seed,
          "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route]
     a += ["--iterations", cfg.iterations] if cfg.iterations else ["--duration", cfg.duration or 10.0]
+    if cfg.trace_file:  # the trace workload's input: at this path on the worker too
+        a += ["--trace-file", cfg.trace_file]
     return [str(x) for x in a]
 
 

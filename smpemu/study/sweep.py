@@ -22,6 +22,9 @@ import json
 from typing import Optional
 
 from smpemu.errors import EXIT_SIGINT
+from smpemu.harness.pinning import parse_pins
+from smpemu.harness.report import fit_tables, fmt_latency
+from smpemu.harness.status import Status
 from smpemu.study.csvlog import RowLog, run_key
 from smpemu.study.grid import (Interrupted, SweepOptions, config_cols, config_of, exit_code, parse_list,
                                run_local, run_row, validate)
@@ -29,28 +32,37 @@ from smpemu.study.plot import plot, title_of
 from smpemu.study.remote import connect, sweep_remote
 
 
-SUMMARY = (("ipis_sent", "ipis"), ("remote_flushes", "remote flushes"), ("ipis_per_s", "ipis/s"),
-           ("steps_per_s", "steps/s"), ("ack_latency_p50_us", "ack p50 us"),
-           ("ack_latency_p99_us", "ack p99 us"), ("wall_s", "wall s"), ("violations", "violations"),
+# (CSV / JSON column, table header): short headers, so that the table fits 80 columns
+SUMMARY = (("ipis_sent", "ipis"), ("remote_flushes", "remote\nflushes"), ("ipis_per_s", "ipis/s"),
+           ("steps_per_s", "steps/s"), ("ack_latency_p50_us", "ack p50\nus"),
+           ("ack_latency_p99_us", "ack p99\nus"), ("wall_s", "wall s"), ("violations", "violations"),
            ("aborted", "aborted"))
+SUMMARY_LEGEND = ("medians of the repeats; columns (CSV and JSON names): " + ", ".join(
+    f"{h.replace(chr(10), ' ')} = {c}" for c, h in SUMMARY if h != c)
+    + "; ack latencies: the histogram bucket holding the percentile")
 
 
-def summary_table(rows: list[dict]):
-    from rich.table import Table
+def _cell(c: str, v) -> str:
+    if v is None:
+        return "-"
+    if c.startswith("ack_latency_"):
+        return fmt_latency(v)
+    if isinstance(v, float):
+        return f"{v:,.2f}" if c == "wall_s" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
-    t = Table(title="sweep: median of repeats", header_style="bold")
-    for c in ("vcpus", "policy", "pin"):
-        t.add_column(c, justify="right" if c == "vcpus" else "left")
-    for _, name in SUMMARY:
-        t.add_column(name, justify="right")
+
+def summary_tables(rows: list[dict], width: int = 80) -> list:
+    """The median rows, split into tables that fit ``width`` columns."""
     meds = sorted((r for r in rows if r.get("kind") == "median"),
                   key=lambda r: (int(r["vcpus"]), str(r["policy"]), str(r["pin"])))
-    for r in meds:
-        cells = [r.get(c) for c, _ in SUMMARY]
-        t.add_row(str(r["vcpus"]), str(r["policy"]), str(r["pin"]),
-                  *("-" if v is None else f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
-                    else str(v) for v in cells))
-    return t
+    lead = [("vcpus", [str(r["vcpus"]) for r in meds], "right"),
+            ("policy", [str(r["policy"]) for r in meds], "left"),
+            ("pin", [str(r["pin"]) for r in meds], "left")]
+    cols = [(h, [_cell(c, r.get(c)) for r in meds], "right") for c, h in SUMMARY]
+    return fit_tables(lead, cols, [None] * len(meds), width, title="sweep: median of repeats")
 
 
 def write_json(o: SweepOptions, rows: list[dict], path: str) -> None:
@@ -77,6 +89,7 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
     interrupted = False
     prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+    status = Status("sweep", enabled=not err.is_terminal)  # a log's sign of life
     try:
         with prog:
             task = prog.add_task("sweep", total=len(todo))
@@ -86,6 +99,7 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
                 finished[0] += 1
                 prog.update(task, completed=finished[0])
                 log.add_medians(o.repeat)
+                status(f"{finished[0]} of {len(todo)} runs done")
 
             if o.scheduler and todo:
                 def on_result(pt, res):
@@ -96,8 +110,13 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
             for pt in ([] if o.scheduler else todo):
                 prog.update(task, description=f"{pt.vcpus} vCPUs {pt.policy} {pt.pin} r{pt.repeat + 1}/{o.repeat}")
                 base = finished[0]
-                res = run_local(config_of(o, pt),
-                                progress=lambda f, _s, b=base: prog.update(task, completed=b + f))
+
+                def progress(f, _steps, b=base, pt=pt):
+                    prog.update(task, completed=b + f)
+                    status(lambda: f"{b} of {len(todo)} runs done; now {pt.vcpus} vCPUs, {pt.policy}, "
+                                   f"pin {pt.pin}, repeat {pt.repeat + 1}/{o.repeat} ({f:.0%})")
+
+                res = run_local(config_of(o, pt), progress=progress)
                 log.add(run_row(o, pt, res))
                 on_done(pt)
     except (KeyboardInterrupt, Interrupted):
@@ -111,7 +130,9 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
                   + (f" in {o.csv_path} (--resume to go on)" if o.csv_path else ""), highlight=False)
         return EXIT_SIGINT
     if out is not None:
-        out.print(summary_table(log.rows))
+        for t in summary_tables(log.rows, out.width):
+            out.print(t)
+        out.print(SUMMARY_LEGEND, markup=False, highlight=False, style="dim")
     if o.plot_path:
         plot(log.rows, o.plot_path, title_of(o))
     return exit_code(log.rows)
@@ -120,13 +141,21 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("sweep")
+    @app.command("sweep", epilog="Examples:\n\n" + "\n\n".join((
+        "# the README's figure: eager against deferred-v4, 1 to 16 vCPUs, 3 repeats\n"
+        "smpemu sweep --csv out.csv --plot out.png",
+        "# two pinnings (';' between them) at 2 and 8 vCPUs, 5 s runs\n"
+        "smpemu sweep --vcpus 2,8 --pin \"compact;spread\" --duration 5 --csv pin.csv",
+        "# go on after a Ctrl-C: runs already in the CSV are skipped\n"
+        "smpemu sweep --csv out.csv --resume",
+    )))
     @guard
     def sweep(
         vcpus: str = typer.Option("1,2,4,8,16", help="vCPU counts, comma-separated."),
         policy: str = typer.Option("eager,deferred-v4", help="Flush policies, comma-separated."),
         workload: str = typer.Option("malloc-touch", help="Guest workload (see `smpemu list`)."),
-        pin: str = typer.Option("compact", help="Pinnings, comma-separated: compact, spread, none."),
+        pin: str = typer.Option("compact", help="Pinnings, separated by ';': compact, spread, none or a core "
+                                "list such as 0,1 (e.g. \"compact;spread;0,1\")."),
         repeat: int = typer.Option(3, help="Runs of each point (the CSV gets their median too)."),
         duration: Optional[float] = typer.Option(None, help="Seconds per run (default 2 unless --iterations)."),
         iterations: Optional[int] = typer.Option(None, help="Guest steps per vCPU per run, instead of --duration."),
@@ -137,7 +166,8 @@ def register(app, out, err, guard) -> None:
         guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M)."),
         preempt_exit: int = typer.Option(0, help="Oversubscribed vCPUs leave guest mode every N steps (0: off)."),
         ipi_route: str = typer.Option("direct", help="direct | coordinator (see smpemu run --help)."),
-        trace_file: Optional[str] = typer.Option(None, help="Trace file of the trace workload."),
+        trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
+                                                 "(with --scheduler: at the same path on every worker)."),
         csv_out: Optional[str] = typer.Option(None, "--csv", help="Append one row per run here (flushed as it goes)."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write every row as JSON here at the end."),
         plot_out: Optional[str] = typer.Option(None, "--plot", help="Write the scaling figure (PNG) here."),
@@ -149,7 +179,7 @@ def register(app, out, err, guard) -> None:
             duration = 2.0
         o = SweepOptions(
             vcpus=parse_list(vcpus, "--vcpus", int), policies=parse_list(policy, "--policy"),
-            workload=workload, pins=parse_list(pin, "--pin"), repeat=repeat, duration=duration,
+            workload=workload, pins=parse_pins(pin), repeat=repeat, duration=duration,
             iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
             swap_rate=swap_rate, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
             trace_file=trace_file, csv_path=csv_out,
