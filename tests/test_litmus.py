@@ -290,8 +290,9 @@ def _processes_tagged(tag: str) -> list[int]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("delay", [0.0, 0.2])  # the signal lands in a different phase of the next test
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_ends_the_batch_after_printing_the_finished_tests(signum, code):
+def test_a_signal_ends_the_batch_after_printing_the_finished_tests(signum, code, delay):
     tag = f"SMPEMU_TEST_TAG={uuid.uuid4().hex}"
     env = dict(os.environ, SMPEMU_TEST_TAG=tag.split("=")[1])
     proc = subprocess.Popen(
@@ -310,6 +311,7 @@ def test_a_signal_ends_the_batch_after_printing_the_finished_tests(signum, code)
             if line.startswith("Observation ") or not line:
                 break
         assert lines[-1].startswith("Observation "), "".join(lines)
+        time.sleep(delay)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -468,3 +470,20 @@ def test_parse_errors_for_comments_and_files(tmp_path):
     (tmp_path / "bin.litmus").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UsageError, match="cannot read litmus file"):
         parse_file(tmp_path / "bin.litmus")
+
+
+@pytest.mark.timeout(60)
+def test_cli_writes_json_rows_with_exactly_the_listed_keys(tmp_path):
+    out_json = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "smpemu.cli", "litmus", str(corpus("SB")), str(corpus("spin-trylock")),
+         "--iterations", "300", "--memory-model", "tso", "--seed", "28", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=50,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out_json.read_text())["tests"]
+    assert [tuple(r) for r in rows] == [C.JSON_KEYS] * 2
+    assert rows[1] == {
+        "name": "spin-trylock", "file": str(corpus("spin-trylock")), "expected": "Never", "model": "Never",
+        "observed": "Never", "positive": 0, "negative": 300, "status": "OK", "error": None,
+    }  # fmt: skip

@@ -46,6 +46,7 @@ from smpemu.errors import (
 from smpemu.litmus import exhaustive as X
 from smpemu.litmus import program as G
 from smpemu.litmus.parser import parse_file
+from smpemu.litmus import runner as R
 from smpemu.litmus.runner import LitmusResult, format_result, run_test, state_line
 from smpemu.memory.model import MODELS
 
@@ -178,12 +179,6 @@ def exit_code(rows: list[Row]) -> int:
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class _Interrupted(BaseException):
-    def __init__(self, code: int):
-        super().__init__(code)
-        self.code = code
-
-
 class _Status:
     """A one-line status on stderr every ``every`` s, when stderr is not a terminal."""
 
@@ -275,10 +270,8 @@ def litmus_command(
     rows: list[Row] = []
     status = _Status(len(files), status_every)
 
-    def on_signal(signum, frame):
-        raise _Interrupted(EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM)
-
-    old = {s: signal.signal(s, on_signal) for s in _SIGNALS}
+    R._interrupts.clear()
+    old = {s: signal.signal(s, R.on_signal) for s in _SIGNALS}
     interrupted = None
     try:
         for k, path in enumerate(files):
@@ -291,8 +284,8 @@ def litmus_command(
                 print(text, flush=True)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # a pending signal is handled here
-    except _Interrupted as e:
-        interrupted = e.code
+    except R.Interrupted as e:
+        interrupted = EXIT_SIGINT if e.signum == signal.SIGINT else EXIT_SIGTERM
     finally:
         for s, h in old.items():
             signal.signal(s, h)

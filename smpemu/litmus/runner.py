@@ -25,14 +25,16 @@ does, in Python:
 The delays are counted in model loads, not in time, so they scale with the
 cost of the test's own operations on a fast, slow or loaded machine.  Each
 thread's code is compiled to a small Python function, as litmus7 compiles a
-test to C.
+test to C, from the steps of ``smpemu.litmus.program`` (the code the
+exhaustive enumerator runs too); its blocking primitives (spin_lock, a
+grace period) wait here with one bounded ``wait_until``.
 
 Layout of the segment (int64 words; B = batch size, T = threads):
 
     | name  | shape         | writer(s)                   | readers            |
     |-------|---------------|-----------------------------|--------------------|
     | cells | vars x B      | threads (model), coordinator| threads, coordinator|
-    |       |               | (reset, between batches)    | (after a batch)     |
+    |       | (+ RCU words) | (reset, between batches)    | (after a batch)     |
     | regs  | registers x B | the register's thread       | coordinator         |
     | sync  | T x 8 (pad)   | thread t: words 8t (arrive),| other threads       |
     |       |               | 8t+1 (scratch), 8t+2 (sleep)| (not the scratch)   |
@@ -70,6 +72,24 @@ BUSY_BITS = 4  # 0..15 idle loads after them, before the final drain
 SPINS = 2048  # barrier spins (~0.1 ms) before sleeping
 YIELDS = 16  # yields to a partner pinned to our own core before sleeping
 SLEEP_SLICE = 0.002  # s; bounds the cost of a missed wake-up
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_interrupts: list[int] = []  # signals seen by on_signal()
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (see ``on_signal``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def on_signal(signum, frame) -> None:
+    """A handler for SIGINT/SIGTERM that ends a run cleanly: it raises
+    ``Interrupted``, and records the signal, because a blocking posix_ipc call
+    runs the handler and then replaces its exception by SignalError."""
+    _interrupts.append(signum)
+    raise Interrupted(signum)
 
 
 @dataclass
@@ -320,6 +340,7 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
         # (prints what finished, kills us); SIGTERM kills us outright.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # forked while the parent held them
         cpus = sorted(os.sched_getaffinity(0))
         core = t % len(cpus)  # round-robin pinning
         os.sched_setaffinity(0, {cpus[core]})
@@ -463,6 +484,10 @@ def _wait_done(done, watch: _Watch, t: int, batch_no: int, timeout: float) -> No
             return
         except posix_ipc.BusyError:
             pass
+        except posix_ipc.SignalError:
+            # posix_ipc ran our handler but replaced its exception by this one
+            if _interrupts:
+                raise Interrupted(_interrupts[-1]) from None
         watch.check(batch_no)
         if time.monotonic() > deadline:
             watch.blame(watch.laggard(), batch_no, f"P{t} did not finish the batch within {timeout} s")
@@ -524,21 +549,29 @@ def run_test(
     conns: list = []
     arena = None
     try:
-        mm = rs.shm("litmus", n_words * 8)
-        sems = {}
-        for t in range(n_threads):
-            for what, initial in (("fence", 1), ("go", 0), ("done", 0), ("wake", 0)):
-                sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
-        for k in range(N_ATOMIC_LOCKS):
-            sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
-        arena = np.frombuffer(mm, dtype=np.int64)
-        for t in range(n_threads):
-            recv, send = ctx.Pipe(duplex=False)
-            conns.append(recv)
-            p = ctx.Process(target=_thread_main, args=(t, plan, mm, sems, send), name=f"smpemu-litmus-P{t}", daemon=True)
-            procs.append(p)
-            p.start()
-            send.close()
+        # A signal between creating an object (or a process) and recording it
+        # would leak it: hold signals until everything is recorded.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            mm = rs.shm("litmus", n_words * 8)
+            sems = {}
+            for t in range(n_threads):
+                for what, initial in (("fence", 1), ("go", 0), ("done", 0), ("wake", 0)):
+                    sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
+            for k in range(N_ATOMIC_LOCKS):
+                sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
+            arena = np.frombuffer(mm, dtype=np.int64)
+            for t in range(n_threads):
+                recv, send = ctx.Pipe(duplex=False)
+                conns.append(recv)
+                p = ctx.Process(
+                    target=_thread_main, args=(t, plan, mm, sems, send), name=f"smpemu-litmus-P{t}", daemon=True
+                )
+                procs.append(p)
+                p.start()
+                send.close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is handled here
         watch = _Watch(procs, conns, arena, sync_base)
 
         hist: Counter = Counter()
@@ -564,14 +597,20 @@ def run_test(
             if p.exitcode != 0:
                 raise AbortError(f"litmus thread P{t} (pid {p.pid}) ended with exit code {p.exitcode}")
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-            p.join(5)
-        for c in conns:
-            c.close()
-        del arena
-        rs.close()
+        # A signal now would cut the cleanup short: hold it until every
+        # process is reaped and every POSIX object unlinked.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+                p.join(5)
+            for c in conns:
+                c.close()
+            del arena
+            rs.close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is handled here
 
     res = LitmusResult(test, prog, model, iterations, columns, hist, 0, 0, elapsed, seed)
     res.positive = sum(hist[s] for s in res.witnesses())
