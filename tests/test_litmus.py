@@ -487,3 +487,35 @@ def test_cli_writes_json_rows_with_exactly_the_listed_keys(tmp_path):
         "name": "spin-trylock", "file": str(corpus("spin-trylock")), "expected": "Never", "model": "Never",
         "observed": "Never", "positive": 0, "negative": 300, "status": "OK", "error": None,
     }  # fmt: skip
+
+
+def test_a_bad_dereference_is_an_error_naming_the_line(tmp_path, capsys):
+    text = """C bad-deref
+{}
+P0(int *x)
+{
+	int r0;
+	int r1;
+	r0 = READ_ONCE(*x);
+	r1 = READ_ONCE(*r0);
+}
+exists (0:r1=0)
+"""
+    path = write(tmp_path, "bad-deref", text)
+    assert litmus_command([str(path)], iterations=10, seed=29) == EXIT_USAGE
+    assert f"{path}:8: P0 dereferences a value that is not an address" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)
+def test_the_verdict_table_marks_where_the_model_differs_from_herd(tmp_path, capsys):
+    from smpemu.litmus.table import table
+
+    for name in ("SB", "MP"):
+        (tmp_path / f"{name}.litmus").write_text(corpus(name).read_text())
+    for mm in ("tso", "relaxed"):
+        litmus_command([str(tmp_path)], iterations=300, memory_model=mm, seed=30, json_path=str(tmp_path / f"{mm}.json"))
+    capsys.readouterr()
+    text = table(str(tmp_path), str(tmp_path / "tso.json"), str(tmp_path / "relaxed.json"))
+    mp = next(line for line in text.splitlines() if line.startswith("| MP |"))
+    assert "| Sometimes | Never ≠ | Sometimes |" in mp
+    assert "in 300 iterations per test" in text

@@ -223,10 +223,10 @@ def run_one(path: Path, iterations: int, memory_model: str, seed: int, status: _
         test = parse_file(path)
         row.name, row.expected = test.name, test.expected
         prog = G.build(test)
+        mres = X.explore(prog, memory_model)
     except UsageError as e:
         row.status, row.error, row.exit_code = ERROR, str(e), EXIT_USAGE
         return row, f"smpemu litmus: {e}\n"
-    mres = X.explore(prog, memory_model)
     if not mres.complete:
         row.status, row.exit_code = ABORTED, EXIT_ABORTED
         row.error = f"the model's enumeration stopped after {mres.explored} states (incomplete)"

@@ -145,10 +145,18 @@ def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelR
     reg_cols = [(t, prog.threads[t].slots[r]) for t, r in test.registers()]
     var_cols = [variables.index(v) for v in test.condition_vars()]
 
+    def run(t: int, pc: int, R: list) -> int:
+        try:
+            return steps[t][pc](R, 0)
+        except (KeyError, ZeroDivisionError) as e:  # *r of a non-address, x / 0
+            what = "dereferences a value that is not an address" if isinstance(e, KeyError) else "divides by zero"
+            line = prog.threads[t].instrs[pc].line
+            raise UsageError(f"{test.path}:{line}: P{t} {what} in some execution") from None
+
     def settle(t: int, pc: int, R: list) -> int:
         """Run thread t's local steps at once: they commute with everything."""
         while pc < sizes[t] and pure[t][pc]:
-            pc = steps[t][pc](R, 0)
+            pc = run(t, pc, R)
         return pc
 
     pcs0, regs0 = [], []
@@ -175,7 +183,7 @@ def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelR
                 m.restore(bufs[t])
                 R = list(regs[t])
                 try:
-                    nxt = steps[t][pc](R, 0)
+                    nxt = run(t, pc, R)
                 except Blocked:
                     nxt = None
                 if nxt is not None:
