@@ -410,6 +410,8 @@ def test_condition_without_parentheses_and_other_quantifiers():
     assert parse_text(base + "forall (0:r0=0 \\/ 0:r0=1)").quantifier == "forall"
     assert parse_text(base + "exists (0:r0=1) /\\ (x=1)").condition_display() == "((0:r0=1) /\\ (x=1))"
     assert parse_text(base + "exists (x=0:r0) (* a (* nested *) comment *)").condition[2] == ("reg", 0, "r0")
+    t = parse_text(base + "exists\n(x!=1 /\\ 0:r0==0)")
+    assert t.condition == ("and", ("not", ("eq", ("var", "x"), ("val", 1))), ("eq", ("reg", 0, "r0"), ("val", 0)))
 
 
 def good_lines():

@@ -26,7 +26,7 @@ Accepted::
     }
     locations [0:r0; x]
     filter (0:r0=1)
-    exists (0:r0=1 /\ ~(1:r1=x \/ x=2) /\ 0:r0=1:r2)      (also ~exists, forall)
+    exists (0:r0=1 /\ ~(1:r1=x \/ x=2) /\ 0:r0=1:r2 /\ x!=3)  (also ~exists, forall)
 
 ``//`` and ``/* */`` comments may appear anywhere; ``(* *)`` anywhere but in a
 thread body, where ``(*`` is code, as in ``WRITE_ONCE(*x, 1)``.  A parameter
@@ -691,7 +691,13 @@ class _Parser:
             self.next()
             return (tok.text,)
         left = self.cond_term(ths, shared, left_side=True)
-        self.expect("=", "in the condition")
+        if self.at("!="):
+            self.next()
+            return ("not", ("eq", left, self.cond_term(ths, shared, left_side=False)))
+        if self.at("=="):
+            self.next()
+        else:
+            self.expect("=", "in the condition")
         right = self.cond_term(ths, shared, left_side=False)
         return ("eq", left, right)
 
