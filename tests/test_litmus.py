@@ -262,8 +262,7 @@ def test_command_rejects_bad_input(tmp_path):
         litmus_command([str(good)], memory_model="pso")
     with pytest.raises(UsageError, match="must be positive"):
         litmus_command([str(good)], iterations=0)
-    with pytest.raises(UsageError, match="does not exist"):
-        litmus_command([str(tmp_path / "missing.litmus")])
+    assert litmus_command([str(tmp_path / "missing.litmus"), str(good)], iterations=100, seed=31) == EXIT_USAGE
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no \\*.litmus file"):
         litmus_command([str(tmp_path / "empty")])

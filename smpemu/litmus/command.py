@@ -65,7 +65,9 @@ PLAIN_NOTE = (
 
 
 def collect(paths: list[str]) -> list[Path]:
-    """Files as given; directories expand to their ``*.litmus``, sorted."""
+    """Files as given; directories expand to their ``*.litmus``, sorted.
+    A file that does not exist stays in the list: it becomes its own error
+    row, as an unreadable one does, and the others still run."""
     if not paths:
         raise UsageError("no litmus file given")
     files: list[Path] = []
@@ -76,10 +78,8 @@ def collect(paths: list[str]) -> list[Path]:
             if not found:
                 raise UsageError(f"no *.litmus file in directory {raw!r}")
             files.extend(found)
-        elif p.exists():
-            files.append(p)
         else:
-            raise UsageError(f"litmus file {raw!r} does not exist")
+            files.append(p)
     return files
 
 
