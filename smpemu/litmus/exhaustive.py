@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 
 from smpemu.errors import UsageError
-from smpemu.litmus import parser as P
 from smpemu.litmus import program as G
 from smpemu.memory import make_model
 

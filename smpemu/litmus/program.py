@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from smpemu.errors import UsageError
 from smpemu.litmus import parser as P
 
 PTR_BASE = 1 << 40  # pointer values: PTR_BASE + index of the variable
@@ -68,9 +67,6 @@ class Program:
     atomic: set[str]  # variables every store of which takes the atomic lock
     threads: list[ThreadCode]
 
-    def pointer(self, var: str) -> int:
-        return PTR_BASE + self.variables.index(var)
-
     def show(self, value: int) -> str:
         """A value as herd7 prints it: addresses by the variable's name."""
         k = value - PTR_BASE
@@ -92,7 +88,7 @@ def _initial(value, variables: list[str]) -> int:
 
 
 def build(test: P.LitmusTest) -> Program:
-    """Lower every thread of ``test``; errors are UsageErrors naming the line."""
+    """Lower every thread of ``test`` (the parser has checked it)."""
     variables = list(test.init)
     uses_rcu = False
     srcu_domains: list[str] = []
@@ -176,9 +172,6 @@ class _Lowering:
     def emit(self, lines, pure=False, jump=None) -> int:
         self.instrs.append(Instr(list(lines), pure, jump, self.line))
         return len(self.instrs) - 1
-
-    def error(self, msg: str):
-        return UsageError(f"{self.test.path}:{self.line}: {msg}")
 
     def var_addr(self, var: str) -> str:
         return f"B[{self.variables.index(var)}] + i"
