@@ -393,12 +393,14 @@ def compile_body(code: ThreadCode, ns: dict, epilogue: list[str]):
     steps."""
     init = repr(list(code.initial))
     if code.straight:
-        src = ["def body(i):", f"    R = {init}"]
+        # registers as Python locals (R[k] -> r_k): the hot path of a sampled run
+        src = ["def body(i):"] + [f"    r_{k} = {v!r}" for k, v in enumerate(code.initial)]
         for ins in code.instrs:
             src += ["    " + line for line in ins.lines]
         src += ["    " + line for line in epilogue]
+        text = re.sub(r"\bR\[(\d+)\]", r"r_\1", "\n".join(src))
         ns = dict(ns, cdiv=_cdiv, cmod=_cmod)
-        exec(compile(_inline_bases("\n".join(src), ns), f"<litmus P{code.index}>", "exec"), ns)
+        exec(compile(_inline_bases(text, ns), f"<litmus P{code.index}>", "exec"), ns)
         return ns["body"]
     steps = compile_steps(code, ns)
     n = len(steps)
