@@ -235,6 +235,12 @@ def test_status_tells_the_two_kinds_of_not_seen():
         hist = Counter({s: 10 for s in mres.states if not prog.holds(test.condition, mres.columns, s)})
         res = litmus_runner.LitmusResult(test, prog, verdict, 30, mres.columns, hist, 0, 30, 0.0, 0)
         assert C.judge(res, mres)[:2] == (status, EXIT_OK)
+    # a Result line stronger than the model: not seen yet, but not plain OK either
+    test = parse_text(corpus("SB").read_text().replace("Result: Sometimes", "Result: Never"))
+    prog, mres = model(test, "tso")
+    hist = Counter({s: 10 for s in mres.states if not prog.holds(test.condition, mres.columns, s)})
+    res = litmus_runner.LitmusResult(test, prog, "tso", 30, mres.columns, hist, 0, 30, 0.0, 0)
+    assert C.judge(res, mres)[:2] == (C.WEAKER, EXIT_OK)
 
 
 def test_exit_code_priority():
