@@ -164,6 +164,14 @@ def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelR
         pcs0.append(settle(t, 0, R))
         regs0.append(tuple(R))
     empty = tuple(m.snapshot() for m in models)
+    empties = set(empty)  # what an empty buffer's snapshot looks like
+    cur = list(empty)  # the snapshot each model is in now: restore only when it differs
+
+    def restore(t: int, snap) -> None:
+        if cur[t] is not snap:
+            models[t].restore(snap)
+            cur[t] = snap
+
     initial = (init_mem, tuple(pcs0), tuple(regs0), empty)
     seen = {initial}
     stack = [initial]
@@ -179,33 +187,34 @@ def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelR
             pc = pcs[t]
             if pc < sizes[t]:
                 words[:] = mem
-                m.restore(bufs[t])
+                restore(t, bufs[t])
                 R = list(regs[t])
                 try:
                     nxt = run(t, pc, R)
-                except Blocked:
+                except Blocked:  # raised before any effect: the model is unchanged
                     nxt = None
                 if nxt is not None:
                     moved = True
                     nxt = settle(t, nxt, R)
+                    cur[t] = snap = m.snapshot()
                     new = (
                         tuple(words),
                         pcs[:t] + (nxt,) + pcs[t + 1 :],
                         regs[:t] + (tuple(R),) + regs[t + 1 :],
-                        bufs[:t] + (m.snapshot(),) + bufs[t + 1 :],
+                        bufs[:t] + (snap,) + bufs[t + 1 :],
                     )
                     if new not in seen:
                         seen.add(new)
                         stack.append(new)
-            if not _empty(bufs[t]):
-                words[:] = mem
-                m.restore(bufs[t])
+            if bufs[t] not in empties:
+                restore(t, bufs[t])
                 for j in m.drain_choices():
                     moved = True
                     words[:] = mem
-                    m.restore(bufs[t])
+                    restore(t, bufs[t])
                     m.drain_entry(j)
-                    new = (tuple(words), pcs, regs, bufs[:t] + (m.snapshot(),) + bufs[t + 1 :])
+                    cur[t] = snap = m.snapshot()
+                    new = (tuple(words), pcs, regs, bufs[:t] + (snap,) + bufs[t + 1 :])
                     if new not in seen:
                         seen.add(new)
                         stack.append(new)
@@ -218,10 +227,6 @@ def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelR
             complete = False
             break
     return ModelResult(model, columns, finals, len(seen), stuck, time.perf_counter() - start, complete)
-
-
-def _empty(snap) -> bool:
-    return all(not seg for seg in snap)
 
 
 def _initial(value, variables) -> int:
