@@ -415,13 +415,17 @@ def litmus(
     iterations: int = typer.Option(100000, help="Test instances per file."),
     memory_model: str = typer.Option("relaxed", help="native | tso | relaxed."),
     seed: Optional[int] = typer.Option(None, help="Seed (default: random, printed)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write one row per test to this JSON file."),
 ):
-    """Run Linux-kernel-memory-model litmus tests through the memory-model layer."""
+    """Run Linux-kernel-memory-model litmus tests through the memory-model layer,
+    with the model's exact verdict (every execution it allows) beside the sampled one."""
     try:
         from smpemu.litmus.command import litmus_command
     except ImportError as e:
         raise UsageError(f"litmus runner unavailable: {e}") from None
-    raise typer.Exit(litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed))
+    raise typer.Exit(
+        litmus_command(files, iterations=iterations, memory_model=memory_model, seed=seed, json_path=json_out)
+    )
 
 
 @app.command(epilog=examples(

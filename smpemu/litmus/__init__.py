@@ -1,8 +1,14 @@
 """Litmus tests (C, Linux-kernel memory model format) on smpemu's memory models.
 
 Why it exists: to show, with real processes, that each ``--memory-model``
-allows exactly what it claims (see docs/memory-models.md).  ``parser`` reads
-a test, ``runner`` runs it litmus7-style, ``command`` is ``smpemu litmus``.
+allows exactly what it claims (see docs/memory-models.md and docs/litmus.md).
+
+- ``parser``: a test's syntax tree (every primitive of herd7's linux-kernel.def);
+- ``program``: each thread lowered to steps, the code both of the following run;
+- ``runner``: the sampled verdict, litmus7-style, on real processes;
+- ``exhaustive``: the model's exact verdict, every execution, in one process;
+- ``command``: ``smpemu litmus``, batches, exit codes, JSON, signals.
+
 It never imports the search, the studies or the CLI.
 
 May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.

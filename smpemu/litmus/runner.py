@@ -25,14 +25,16 @@ does, in Python:
 The delays are counted in model loads, not in time, so they scale with the
 cost of the test's own operations on a fast, slow or loaded machine.  Each
 thread's code is compiled to a small Python function, as litmus7 compiles a
-test to C.
+test to C, from the steps of ``smpemu.litmus.program`` (the code the
+exhaustive enumerator runs too); its blocking primitives (spin_lock, a
+grace period) wait here with one bounded ``wait_until``.
 
 Layout of the segment (int64 words; B = batch size, T = threads):
 
     | name  | shape         | writer(s)                   | readers            |
     |-------|---------------|-----------------------------|--------------------|
     | cells | vars x B      | threads (model), coordinator| threads, coordinator|
-    |       |               | (reset, between batches)    | (after a batch)     |
+    |       | (+ RCU words) | (reset, between batches)    | (after a batch)     |
     | regs  | registers x B | the register's thread       | coordinator         |
     | sync  | T x 8 (pad)   | thread t: words 8t (arrive),| other threads       |
     |       |               | 8t+1 (scratch), 8t+2 (sleep)| (not the scratch)   |
@@ -46,6 +48,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import re
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -55,6 +59,7 @@ import posix_ipc
 
 from smpemu.errors import AbortError, AckTimeout, UsageError
 from smpemu.litmus import parser as P
+from smpemu.litmus import program as G
 from smpemu.memory import MODELS, make_model
 from smpemu.harness.resources import ResourceSet, new_run_id
 
@@ -67,11 +72,30 @@ BUSY_BITS = 4  # 0..15 idle loads after them, before the final drain
 SPINS = 2048  # barrier spins (~0.1 ms) before sleeping
 YIELDS = 16  # yields to a partner pinned to our own core before sleeping
 SLEEP_SLICE = 0.002  # s; bounds the cost of a missed wake-up
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_interrupts: list[int] = []  # signals seen by on_signal()
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (see ``on_signal``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def on_signal(signum, frame) -> None:
+    """A handler for SIGINT/SIGTERM that ends a run cleanly: it raises
+    ``Interrupted``, and records the signal, because a blocking posix_ipc call
+    runs the handler and then replaces its exception by SignalError."""
+    _interrupts.append(signum)
+    raise Interrupted(signum)
 
 
 @dataclass
 class LitmusResult:
     test: P.LitmusTest
+    program: G.Program
     model: str
     iterations: int
     columns: list[str]  # "0:r0", ..., "x", ...
@@ -105,18 +129,16 @@ class LitmusResult:
         exp = self.test.expected
         return (exp == "Never" and self.positive > 0) or (exp == "Always" and self.negative > 0)
 
+    def kept(self, state: tuple) -> bool:
+        """Whether the ``filter`` keeps a final state (no filter: all)."""
+        f = self.test.filter
+        return f is None or self.program.holds(f, self.columns, state)
+
     def witnesses(self) -> list[tuple]:
-        return [s for s in self.histogram if self._holds(s)]
+        return [s for s in self.histogram if self.kept(s) and self._holds(s)]
 
     def _holds(self, state: tuple) -> bool:
-        regs, mem = {}, {}
-        for col, v in zip(self.columns, state):
-            if ":" in col:
-                t, r = col.split(":")
-                regs[(int(t), r)] = v
-            else:
-                mem[col] = v
-        return P.evaluate(self.test.condition, regs, mem)
+        return self.program.holds(self.test.condition, self.columns, state)
 
 
 def format_result(res: LitmusResult) -> str:
@@ -125,9 +147,7 @@ def format_result(res: LitmusResult) -> str:
     kind = {"exists": "Allowed", "~exists": "Forbidden", "forall": "Required"}[t.quantifier]
     lines = [f"Test {t.name} {kind}", f"States {len(res.histogram)}"]
     for state in sorted(res.histogram):
-        mark = "*>" if res._holds(state) else ":>"
-        cells = " ".join(f"{c}={v};" for c, v in zip(res.columns, state))
-        lines.append(f"{res.histogram[state]:<8} {mark}{cells}")
+        lines.append(f"{res.histogram[state]:<8} {state_line(res, state)}")
     lines.append("Ok" if res.validated else "No")
     lines.append("Witnesses")
     lines.append(f"Positive: {res.positive} Negative: {res.negative}")
@@ -139,44 +159,88 @@ def format_result(res: LitmusResult) -> str:
     return "\n".join(lines)
 
 
+def state_line(res: LitmusResult, state: tuple) -> str:
+    """One final state as litmus7 prints it: ``*>`` when the condition holds,
+    ``:>`` otherwise, ``#>`` when the filter drops it."""
+    mark = ("*>" if res._holds(state) else ":>") if res.kept(state) else "#>"
+    show = res.program.show
+    return mark + " ".join(f"{c}={show(v)};" for c, v in zip(res.columns, state))
+
+
 # -- code generation ------------------------------------------------------------------
 
 
-def _compile_thread(th: P.Thread, var_base: dict[str, int], reg_base: dict[str, int], ns: dict):
-    """Compile a thread to ``body(i)``: instance i's operations, as Python.
+def _namespace(model, words, plan: "_Plan", who: str, keep_busy) -> dict:
+    """The primitives a thread's compiled steps call, in the runner's flavour:
+    blocking operations wait (see ``_wait_until``), bounded by the timeout."""
+    load, cmpxchg, drain = model.load, model.cmpxchg, model.drain
+    timeout = plan.timeout
 
-    As litmus7 compiles a test to C, the ops become straight-line calls on
-    the model's bound methods; registers are Python locals; the loaded
-    values are written to the regs area after the instance's final drain.
-    """
+    def wait_until(ready, what: str) -> None:
+        """The one blocking wait: drain (others may wait for our stores), spin,
+        then yield and sleep, until ``ready()``; past the timeout, abort."""
+        if ready():
+            return
+        drain()
+        deadline = time.monotonic() + timeout
+        n = 0
+        while not ready():
+            n += 1
+            if n > SPINS:
+                if n % 16 == 0:
+                    time.sleep(SLEEP_SLICE / 10)  # the holder may be off the CPU
+                    if time.monotonic() > deadline:
+                        raise AckTimeout(f"litmus {who}: {what} did not happen within {timeout} s")
+                else:
+                    os.sched_yield()
 
-    def val(v):
-        return f"r_{v}" if isinstance(v, str) else str(int(v))
+    def lock(a):
+        # pairs with the release store of spin_unlock in the previous holder
+        wait_until(lambda: load(a) == 0 and cmpxchg(a, 0, 1) == 0, "spin_lock")
 
-    src = ["def body(i):"]
-    src += [f"    r_{r} = {v}" for r, v in th.regs.items()]
-    for op in th.ops:
-        a = f"{var_base[op.var]} + i" if op.var else None
-        k = op.kind
-        if k in (P.STORE, P.STORE_RELEASE):
-            src.append(f"    {k}({a}, {val(op.args[0])})")
-        elif k in (P.LOAD, P.LOAD_ACQUIRE):
-            src.append(f"    r_{op.reg} = {k}({a})")
-        elif k in (P.WMB, P.RMB, P.MB):
-            src.append(f"    {k}()")
-        elif k == P.XCHG:
-            src.append(f"    r_{op.reg} = xchg({a}, {val(op.args[0])})")
-        elif k == P.CMPXCHG:
-            src.append(f"    r_{op.reg} = cmpxchg({a}, {val(op.args[0])}, {val(op.args[1])})")
-        elif k == P.ASSIGN:
-            src.append(f"    r_{op.reg} = {val(op.args[0])}")
-        else:  # pragma: no cover - the parser only makes the kinds above
-            raise AssertionError(k)
-    src.append(f"    keep_busy({BUSY_BITS})  # the buffer drains at random moments meanwhile")
-    src.append("    drain()")
-    src += [f"    words[{reg_base[r]} + i] = r_{r}" for r in th.regs]
-    exec(compile("\n".join(src), f"<litmus P{th.index}>", "exec"), ns)
-    return ns["body"]
+    def unlock_wait(a):
+        wait_until(lambda: load(a) == 0, "spin_unlock_wait")
+
+    def wait_change(a, snap):
+        # pairs with the release store of rcu_read_unlock in the reader
+        wait_until(lambda: load(a) != snap, "the RCU grace period")
+
+    def rmw(a, delta):
+        while True:  # lock-free: a failed cmpxchg means another thread's succeeded
+            old = load(a)
+            if cmpxchg(a, old, old + delta) == old:
+                return old
+
+    base = [plan.var_base[v] for v in plan.program.variables]
+    return {
+        "load": load,
+        "load_acquire": model.load_acquire,
+        "store": model.store,
+        "store_release": model.store_release,
+        "mb": model.mb,
+        "rmb": model.rmb,
+        "wmb": model.wmb,
+        "xchg": model.xchg,
+        "cmpxchg": cmpxchg,
+        "drain": drain,
+        "rmw": rmw,
+        "lock": lock,
+        "unlock_wait": unlock_wait,
+        "wait_change": wait_change,
+        "keep_busy": keep_busy,
+        "words": words,
+        "B": base,
+        "A": {G.PTR_BASE + k: b for k, b in enumerate(base)},
+    }
+
+
+def _compile_thread(code: G.ThreadCode, reg_base: dict[str, int], ns: dict):
+    """Compile a thread to ``body(i)``: instance i's operations, then the
+    random busy tail during which its buffer drains, the final drain, and
+    the registers written to the regs area."""
+    epilogue = [f"keep_busy({BUSY_BITS})  # the buffer drains at random moments meanwhile", "drain()"]
+    epilogue += [f"words[{reg_base[r]} + i] = R[{code.slots[r]}]" for r in code.named]
+    return G.compile_body(code, ns, epilogue)
 
 
 # -- the thread processes ---------------------------------------------------------
@@ -187,6 +251,7 @@ class _Plan:
     """Everything a thread process needs; inherited through fork."""
 
     test: P.LitmusTest
+    program: G.Program
     model: str
     seed: int
     batches: list[int]
@@ -225,22 +290,24 @@ class _Barrier:
         self.arrive = arrive(t)
         self.sleep = arrive(t) + 2  # written by this thread only
         self.wake = wake[t]
-        self.others = [(arrive(u), arrive(u) + 2, wake[u], same_core(u)) for u in range(n_threads) if u != t]
+        self.others = [
+            (arrive(u), arrive(u) + 2, wake[u], same_core(u), f"P{u}") for u in range(n_threads) if u != t
+        ]
         self.timeout = timeout
         self.who = f"P{t}"
 
     def meet(self, target: int) -> None:
         words = self.words
         words[self.arrive] = target  # pairs with the wait loops in the others
-        for _, sleep, wake, _ in self.others:
+        for _, sleep, wake, _, _ in self.others:
             until = words[sleep]
             if until and target >= until:  # it sleeps until we reach "until"
                 wake.release()  # pairs with self.wake.acquire() in _wait()
-        for arrive, _, _, same_core in self.others:
+        for arrive, _, _, same_core, partner in self.others:
             if words[arrive] < target:
-                self._wait(arrive, target, same_core)
+                self._wait(arrive, target, same_core, partner)
 
-    def _wait(self, arrive: int, target: int, same_core: bool) -> None:
+    def _wait(self, arrive: int, target: int, same_core: bool, partner: str) -> None:
         words = self.words
         for _ in range(YIELDS if same_core else SPINS):
             if same_core:
@@ -259,7 +326,7 @@ class _Barrier:
                 except posix_ipc.BusyError:
                     if time.monotonic() > deadline:
                         raise AckTimeout(
-                            f"litmus {self.who}: the other threads did not reach instance {target} within {self.timeout} s"
+                            f"litmus {self.who} waited {self.timeout} s for {partner} to reach instance {target}"
                         ) from None
         finally:
             words[self.sleep] = 0
@@ -269,15 +336,20 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
     """Body of the process that runs litmus thread ``P<t>``."""
     who = f"P{t}"
     try:
+        # Ctrl-C reaches the whole process group: the coordinator handles it
+        # (prints what finished, kills us); SIGTERM kills us outright.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # forked while the parent held them
         cpus = sorted(os.sched_getaffinity(0))
         core = t % len(cpus)  # round-robin pinning
         os.sched_setaffinity(0, {cpus[core]})
         words = memoryview(mm).cast("q")
         batch = plan.batch
-        atomic_rows = {plan.var_base[v] // batch for v in plan.test.atomic_vars()}
+        atomic_rows = {plan.var_base[v] // batch for v in plan.program.atomic}
 
         def is_atomic(addr: int) -> bool:
-            return addr // batch in atomic_rows  # the cells of an xchg'd variable
+            return addr // batch in atomic_rows  # the cells of an atomic variable
 
         model = make_model(
             plan.model,
@@ -297,22 +369,9 @@ def _thread_main(t: int, plan: _Plan, mm, sems: dict, conn) -> None:
             for _ in range(delay_bits(bits)):
                 load(scratch)
 
-        th = plan.test.threads[t]
-        ns = {
-            "store": model.store,
-            "store_release": model.store_release,
-            "load": model.load,
-            "load_acquire": model.load_acquire,
-            "wmb": model.wmb,
-            "rmb": model.rmb,
-            "mb": model.mb,
-            "xchg": model.xchg,
-            "cmpxchg": model.cmpxchg,
-            "drain": model.drain,
-            "keep_busy": keep_busy,
-            "words": words,
-        }
-        body = _compile_thread(th, plan.var_base, {r: plan.reg_base[(t, r)] for r in th.regs}, ns)
+        code = plan.program.threads[t]
+        ns = _namespace(model, words, plan, who, keep_busy)
+        body = _compile_thread(code, {r: plan.reg_base[(t, r)] for r in code.named}, ns)
         n_threads = len(plan.test.threads)
         barrier = _Barrier(
             words,
@@ -359,7 +418,64 @@ def _wait_for_go(go, parent: int, timeout: float, who: str) -> None:
 # -- the coordinator -------------------------------------------------------------------
 
 
-def _wait_done(done, procs, t: int, conns, batch_no: int, timeout: float) -> None:
+def _proc_state(pid: int) -> str:
+    """'stopped', 'running' or 'gone', from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+    return "stopped" if state in ("T", "t") else "running"
+
+
+class _Watch:
+    """The coordinator's view of the thread processes, to name the culprit.
+
+    A thread whose partner stops (SIGSTOP, an endless wait) times out at the
+    barrier and dies saying whom it waited for: the report then names that
+    partner, with the instance it reached (its *arrive* word), not the thread
+    that noticed.
+    """
+
+    def __init__(self, procs, conns, arena, sync_base: int):
+        self.procs = procs
+        self.conns = conns
+        self.arena = arena
+        self.sync_base = sync_base
+        self.reasons: dict[int, str] = {}
+
+    def reason(self, u: int) -> str:
+        if u not in self.reasons:
+            c = self.conns[u]
+            self.reasons[u] = c.recv() if c.poll() else f"exit code {self.procs[u].exitcode}"
+        return self.reasons[u]
+
+    def check(self, batch_no: int) -> None:
+        """Raise AbortError if a thread died (0: finished its last batch)."""
+        dead = [u for u, p in enumerate(self.procs) if p.exitcode not in (None, 0)]
+        if not dead:
+            return
+        own = [u for u in dead if not re.search(r"waited .* for P\d+", self.reason(u))]
+        if own:
+            u = own[0]
+            raise AbortError(f"litmus thread P{u} (pid {self.procs[u].pid}) died in batch {batch_no}: {self.reason(u)}")
+        m = re.search(r"for (P\d+) to reach", self.reason(dead[0]))
+        self.blame(int(m.group(1)[1:]), batch_no, self.reason(dead[0]))
+
+    def blame(self, u: int, batch_no: int, why: str) -> None:
+        p = self.procs[u]
+        state = _proc_state(p.pid) if p.exitcode is None else f"dead ({self.reason(u)})"
+        reached = int(self.arena[self.sync_base + SYNC_STRIDE * u])
+        raise AbortError(
+            f"litmus thread P{u} (pid {p.pid}) {state} at instance {reached} of batch {batch_no} ({why})"
+        )
+
+    def laggard(self) -> int:
+        n = len(self.procs)
+        return min(range(n), key=lambda u: int(self.arena[self.sync_base + SYNC_STRIDE * u]))
+
+
+def _wait_done(done, watch: _Watch, t: int, batch_no: int, timeout: float) -> None:
     """Wait for thread t to finish a batch; abort if any thread died."""
     deadline = time.monotonic() + timeout
     while True:
@@ -368,12 +484,13 @@ def _wait_done(done, procs, t: int, conns, batch_no: int, timeout: float) -> Non
             return
         except posix_ipc.BusyError:
             pass
-        for u, p in enumerate(procs):
-            if p.exitcode not in (None, 0):  # 0: finished its last batch already
-                why = conns[u].recv() if conns[u].poll() else f"exit code {p.exitcode}"
-                raise AbortError(f"litmus thread P{u} (pid {p.pid}) died in batch {batch_no}: {why}")
+        except posix_ipc.SignalError:
+            # posix_ipc ran our handler but replaced its exception by this one
+            if _interrupts:
+                raise Interrupted(_interrupts[-1]) from None
+        watch.check(batch_no)
         if time.monotonic() > deadline:
-            raise AckTimeout(f"litmus thread P{t} did not finish batch {batch_no} within {timeout} s")
+            watch.blame(watch.laggard(), batch_no, f"P{t} did not finish the batch within {timeout} s")
 
 
 def _tally(hist: Counter, arena, column_bases: list[int], count: int) -> None:
@@ -394,23 +511,27 @@ def run_test(
     seed: int = 0,
     batch: int = DEFAULT_BATCH,
     timeout: float = 10.0,
+    program: G.Program | None = None,
+    progress=None,
 ) -> LitmusResult:
     """Run ``iterations`` instances of ``test`` under ``model``.
 
-    ``timeout`` bounds every wait of a thread (barrier, go, atomic lock);
-    the coordinator gives a batch twice as long, so that a thread's own
-    diagnosis comes first.
+    ``timeout`` bounds every wait of a thread (barrier, go, atomic lock,
+    spin_lock, grace period); the coordinator gives a batch twice as long,
+    so that a thread's own diagnosis comes first.  ``progress(done)`` is
+    called after every batch.
     """
     if model not in MODELS:
         raise UsageError(f"unknown memory model {model!r} (choose one of {', '.join(MODELS)})")
     if iterations <= 0:
         raise UsageError(f"iterations must be positive, got {iterations}")
+    prog = program or G.build(test)
     batch = max(1, min(batch, iterations))
     batches = [batch] * (iterations // batch)
     if iterations % batch:
         batches.append(iterations % batch)
 
-    variables = list(test.init)
+    variables = prog.variables
     regs = test.registers()
     var_base = {v: k * batch for k, v in enumerate(variables)}
     reg_start = len(variables) * batch
@@ -419,42 +540,55 @@ def run_test(
     n_threads = len(test.threads)
     n_words = sync_base + SYNC_STRIDE * n_threads
     cond_vars = test.condition_vars()
-    columns = [f"{t}:{r}" for t, r in regs] + cond_vars
+    columns = test.columns()
 
-    plan = _Plan(test, model, seed, batches, batch, var_base, reg_base, sync_base, timeout)
+    plan = _Plan(test, prog, model, seed, batches, batch, var_base, reg_base, sync_base, timeout)
     ctx = multiprocessing.get_context("fork")
     rs = ResourceSet(new_run_id())
     procs: list = []
     conns: list = []
     arena = None
     try:
-        mm = rs.shm("litmus", n_words * 8)
-        sems = {}
-        for t in range(n_threads):
-            for what, initial in (("fence", 1), ("go", 0), ("done", 0), ("wake", 0)):
-                sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
-        for k in range(N_ATOMIC_LOCKS):
-            sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
-        arena = np.frombuffer(mm, dtype=np.int64)
-        for t in range(n_threads):
-            recv, send = ctx.Pipe(duplex=False)
-            conns.append(recv)
-            p = ctx.Process(target=_thread_main, args=(t, plan, mm, sems, send), name=f"smpemu-litmus-P{t}", daemon=True)
-            procs.append(p)
-            p.start()
-            send.close()
+        # A signal between creating an object (or a process) and recording it
+        # would leak it: hold signals until everything is recorded.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            mm = rs.shm("litmus", n_words * 8)
+            sems = {}
+            for t in range(n_threads):
+                for what, initial in (("fence", 1), ("go", 0), ("done", 0), ("wake", 0)):
+                    sems[f"{what}{t}"] = rs.sem(f"{what}{t}", initial)
+            for k in range(N_ATOMIC_LOCKS):
+                sems[f"alock{k}"] = rs.sem(f"alock{k}", 1)
+            arena = np.frombuffer(mm, dtype=np.int64)
+            for t in range(n_threads):
+                recv, send = ctx.Pipe(duplex=False)
+                conns.append(recv)
+                p = ctx.Process(
+                    target=_thread_main, args=(t, plan, mm, sems, send), name=f"smpemu-litmus-P{t}", daemon=True
+                )
+                procs.append(p)
+                p.start()
+                send.close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is handled here
+        watch = _Watch(procs, conns, arena, sync_base)
 
         hist: Counter = Counter()
-        init_vals = [test.init[v] for v in variables]
+        init_vals = [_initial(test.init.get(v, 0), variables) for v in variables]
         start = time.perf_counter()
+        done_iterations = 0
         for b, count in enumerate(batches):
             for k, v in enumerate(init_vals):  # threads are parked on go: no race
                 arena[k * batch : k * batch + count] = v
             for t in range(n_threads):
                 sems[f"go{t}"].release()  # pairs with _wait_for_go() in the threads
             for t in range(n_threads):
-                _wait_done(sems[f"done{t}"], procs, t, conns, b, 2 * timeout)
+                _wait_done(sems[f"done{t}"], watch, t, b, 2 * timeout)
             _tally(hist, arena, [reg_base[tr] for tr in regs] + [var_base[v] for v in cond_vars], count)
+            done_iterations += count
+            if progress is not None:
+                progress(done_iterations)
         elapsed = time.perf_counter() - start
         for t, p in enumerate(procs):
             p.join(timeout)
@@ -463,16 +597,28 @@ def run_test(
             if p.exitcode != 0:
                 raise AbortError(f"litmus thread P{t} (pid {p.pid}) ended with exit code {p.exitcode}")
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-            p.join(5)
-        for c in conns:
-            c.close()
-        del arena
-        rs.close()
+        # A signal now would cut the cleanup short: hold it until every
+        # process is reaped and every POSIX object unlinked.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+                p.join(5)
+            for c in conns:
+                c.close()
+            del arena
+            rs.close()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held signal is handled here
 
-    res = LitmusResult(test, model, iterations, columns, hist, 0, 0, elapsed, seed)
+    res = LitmusResult(test, prog, model, iterations, columns, hist, 0, 0, elapsed, seed)
     res.positive = sum(hist[s] for s in res.witnesses())
-    res.negative = iterations - res.positive
+    res.negative = sum(c for s, c in hist.items() if res.kept(s)) - res.positive
     return res
+
+
+def _initial(value, variables) -> int:
+    if isinstance(value, tuple):
+        return G.PTR_BASE + variables.index(value[1])
+    return int(value)

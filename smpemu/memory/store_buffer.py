@@ -141,6 +141,30 @@ class _BufferedModel(MemoryModel):
         """Let entry ``j`` of ``drain_choices()`` reach memory; returns (addr, value)."""
         raise NotImplementedError
 
+    # -- explorer state: a search memoises on it and branches from it ----------------
+    def snapshot(self) -> tuple:  # pragma: no cover - abstract
+        """The buffer's contents as a hashable value (for ``restore``)."""
+        raise NotImplementedError
+
+    def restore(self, snap: tuple) -> None:  # pragma: no cover - abstract
+        """Put the buffer back as ``snapshot()`` saw it (memory is the caller's)."""
+        raise NotImplementedError
+
+    def _refill(self, entries) -> None:
+        """Rebuild the forwarding table from the entries, oldest first."""
+        fwd: dict[int, list[int]] = {}
+        n = 0
+        for addr, val in entries:
+            f = fwd.get(addr)
+            if f is None:
+                fwd[addr] = [val, 1]
+            else:
+                f[0] = val
+                f[1] += 1
+            n += 1
+        self._fwd = fwd
+        self._n = n
+
     def _forget(self, addr: int) -> None:
         """Bookkeeping after one entry for ``addr`` reached memory."""
         self._n -= 1
@@ -193,6 +217,13 @@ class TsoModel(_BufferedModel):
         self.words[addr] = val
         self._forget(addr)
         return addr, val
+
+    def snapshot(self) -> tuple:
+        return tuple(self._buf)
+
+    def restore(self, snap: tuple) -> None:
+        self._buf = deque(snap)
+        self._refill(snap)
 
     # wmb()/rmb(): inherited no-ops; TSO already orders store->store, load->load.
 
@@ -250,6 +281,14 @@ class RelaxedModel(_BufferedModel):
         self.words[addr] = val
         self._forget(addr)
         return addr, val
+
+    def snapshot(self) -> tuple:
+        """One tuple per segment; a trailing () is a barrier after the last store."""
+        return tuple(tuple(seg) for seg in self._segs)
+
+    def restore(self, snap: tuple) -> None:
+        self._segs = [list(seg) for seg in snap] or [[]]
+        self._refill(e for seg in snap for e in seg)
 
     def _drain_before_barrier(self) -> None:
         while len(self._segs) > 1:
