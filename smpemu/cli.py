@@ -80,7 +80,9 @@ def run(
     spin_us: float = typer.Option(50.0, help="Microseconds a requester spins on acks before it blocks."),
     ipi_route: str = typer.Option("direct", help="direct (requesters kick, as KVM) | coordinator (it routes every kick)."),
     preempt_exit: int = typer.Option(0, help="Oversubscribed: leave guest mode and yield every N guest steps (0: off)."),
-    swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second."),
+    swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second, in total."),
+    reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
+                                             "concurrently, as kswapd and direct reclaim (default 2, 1 with --swap-rate 0)."),
     tlb_size: int = typer.Option(64, help="TLB entries per vCPU."),
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
@@ -102,7 +104,7 @@ def run(
         memory_model=memory_model, duration=duration, iterations=iterations,
         guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
         ipi_route=ipi_route, preempt_exit=preempt_exit,
-        swap_rate=swap_rate, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
+        swap_rate=swap_rate, reclaimers=reclaimers, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
     if trace_out:
@@ -138,6 +140,8 @@ def stress(
     seed: int = typer.Option(1, help="Seed of round 0 (round k uses seed + k)."),
     delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI; default: random delays per round."),
     reclaim: str = typer.Option("freed", help="Host reclaim: freed (just-freed pages at once) | mixed."),
+    reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
+                                             "concurrently (default 2)."),
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
@@ -178,14 +182,17 @@ def stress(
                          "writable here: pass --replay-out FILE")
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
                      memory_model=memory_model, requests=requests, seed=seed,
-                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, duration=1.0,
+                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
+                     duration=1.0,
                      schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
                      pct_epoch=pct_epoch, sched_steps=sched_steps)
     for v in vlist:
         for p in plist:
             dataclasses.replace(base, vcpus=v, pin=p).validate()
+    base.validate()  # resolves the defaults the header shows (reclaimers)
     out.print(f"stress: policy {policy}, workload {workload}, vcpus {vlist}, pin {plist}, "
-              f"memory model {memory_model}, requests {requests}, timeout {timeout} s, seed {seed}"
+              f"memory model {memory_model}, requests {requests}, {base.reclaimers} reclaimer(s), "
+              f"timeout {timeout} s, seed {seed}"
               + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
                  if schedule else ""))
 

@@ -1,4 +1,4 @@
-"""What one emulated CPU (a vCPU process or the host process) carries around.
+"""What one emulated CPU (a vCPU process or a host process) carries around.
 
 Why it exists: the MMU, the IPI protocol, the policies and the oracle all run
 inside whichever process is acting (a vCPU in invlpg, the host in its mmu
@@ -33,7 +33,7 @@ class RunParams:
 
 @dataclass
 class ProcContext:
-    pid_index: int  # 0..N-1 for vCPUs, N for the host
+    pid_index: int  # 0..N-1 for vCPUs, N..N+K-1 for the K host processes (reclaimers)
     arena: object  # smpemu.memory.arena.Arena
     mm: object  # smpemu.memory.model.MemoryModel
     sems: dict
@@ -52,7 +52,9 @@ class ProcContext:
         L = self.arena.layout
         g = L.geometry
         self.n_vcpus = g.n_vcpus
-        self.is_host = self.pid_index == g.n_vcpus
+        self.is_host = self.pid_index >= g.n_vcpus
+        self.host_index = self.pid_index - g.n_vcpus if self.is_host else -1  # reclaimer k
+        self.n_hosts = g.n_hosts
         self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
         self.my_seq = [0] * g.n_vcpus
         self.W = self.arena.words

@@ -30,7 +30,8 @@ def _fmt(v) -> str:
 
 
 def run_tables(result: dict) -> list[Table]:
-    """Two tables (rows: each vCPU, the host, the total) with the JSON's names."""
+    """Two tables (rows: each vCPU, each reclaimer if several, the host, the
+    total) with the JSON's names."""
     tables = []
     for cols in TABLES:
         t = Table(header_style="bold")
@@ -48,7 +49,12 @@ def run_tables(result: dict) -> list[Table]:
         for v in result["vcpus"]:
             row(str(v["id"]), str(v["pid"]), ",".join(map(str, v["cpus"])), v)
         h = result.get("host") or {}
-        if h:
+        rows = h.get("reclaimers") or []
+        if len(rows) > 1:  # one row per reclaimer, then the host's sum
+            for r in rows:
+                row(f"host{r['id']}", str(r.get("pid", "")), "any", r, style="dim")
+            row("host", "", "", h, style="dim")
+        elif h:
             row("host", str(h.get("pid", "")), "any", h, style="dim")
         row("total", "", "", result["totals"], style="bold")
         tables.append(t)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 
+from smpemu.kvm.layout import host_name
+
 # event codes -> (name, meaning of a, meaning of b)
 EVENTS = {
     1: ("set dirty", "value", ""),
@@ -113,10 +115,12 @@ def describe(code: int, a: int, b: int) -> str:
     return " ".join(parts)
 
 
-def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30) -> str:
-    """Columns, one per CPU (vCPUs then the host), time flowing down."""
+def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30,
+           n_hosts: int = 1) -> str:
+    """Columns, one per CPU (vCPUs, then the host processes: ``host`` when
+    there is one, ``host0``, ``host1``... when several), time flowing down."""
     cpus = sorted({e[1] for e in events})
-    names = {c: (f"vCPU{c}" if c < n_vcpus else "host") for c in cpus}
+    names = {c: (f"vCPU{c}" if c < n_vcpus else host_name(c - n_vcpus, n_hosts)) for c in cpus}
     head = f"{'t (us)':>10}  " + "".join(f"{names[c]:<{width}}" for c in cpus)
     lines = [head, f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)]
     for ts, cpu, code, a, b in events:
@@ -129,9 +133,10 @@ def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: 
     return "\n".join(lines)
 
 
-def as_json(events, n_vcpus: int, t0_ns: int) -> list[dict]:
+def as_json(events, n_vcpus: int, t0_ns: int, n_hosts: int = 1) -> list[dict]:
     return [
-        {"t_us": round((ts - t0_ns) / 1000, 3), "cpu": cpu if cpu < n_vcpus else "host",
+        {"t_us": round((ts - t0_ns) / 1000, 3),
+         "cpu": cpu if cpu < n_vcpus else host_name(cpu - n_vcpus, n_hosts),
          "event": EVENTS.get(code, (str(code),))[0], "a": a, "b": b}
         for ts, cpu, code, a, b in events
     ]

@@ -90,7 +90,7 @@ def make_context(idx: int, spec) -> ProcContext:
 
 def process_main(idx: int, spec, body) -> None:
     """Entry point of a forked process; never returns."""
-    _die_with_parent(f"smpemu-{'host' if idx == spec.cfg.vcpus else f'vcpu{idx}'}")
+    _die_with_parent("smpemu-" + spec.layout.geometry.name_of(idx).replace(" ", ""))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0

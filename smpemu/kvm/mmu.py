@@ -37,6 +37,7 @@ class MMU:
         self.a_unsync = L["unsync"].offset
         self.a_wp_time = L["wp_time_ns"].offset
         self.a_memslot = L["memslot"].offset
+        self.a_reclaiming = L["reclaiming"].offset
         self.a_free = L["free_pfns"].offset
         self.a_gen = L["pfn_gen"].offset
         self.a_nfree = ctx.arena.ctl_addr(CTL_NFREE)
@@ -225,7 +226,33 @@ class MMU:
 
     # -- host: mmu notifier invalidate + free ------------------------------------------------
     def host_invalidate(self, gfn: int) -> bool:
-        """invalidate_range_start/end around freeing gfn's page.  True if freed."""
+        """invalidate_range_start/end around freeing gfn's page.  True if freed.
+
+        One invalidation of a page at a time: in 2009 the notifier ran from
+        ptep_clear_flush_notify(), under the lock of the host pte it cleared,
+        so two reclaimers never invalidate the same page at once (the second
+        finds the pte gone and has nothing to unmap).  Here a reclaimer marks
+        the gfn ``reclaiming`` under pfn_lock first; one that finds it
+        marked returns at once.  Without that, a second reclaimer could find
+        no spte (the first zapped it and has not flushed yet), skip its flush
+        and free the page: a race of the emulator, not of the policies.
+        Different pages' invalidations still overlap freely.
+        """
+        ctx = self.ctx
+        mm = ctx.mm
+        W = self.W
+        self._pfn_lock()
+        try:
+            busy = W[self.a_reclaiming + gfn]
+            if not busy:
+                W[self.a_reclaiming + gfn] = ctx.pid_index + 1
+        finally:
+            self._pfn_unlock()
+        if busy:
+            return False  # another reclaimer is invalidating this page: it frees it
+        return self._invalidate(gfn)  # clears the mark when it frees, under pfn_lock
+
+    def _invalidate(self, gfn: int) -> bool:
         ctx = self.ctx
         mm = ctx.mm
         W = self.W
@@ -244,6 +271,7 @@ class MMU:
         freed = False
         self._pfn_lock()
         try:
+            W[self.a_reclaiming + gfn] = 0  # flushed: the page may be reclaimed again
             cur = W[self.a_memslot + gfn]
             if cur:
                 pfn = cur - 1

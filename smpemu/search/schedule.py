@@ -63,7 +63,7 @@ from smpemu import __version__
 from smpemu.errors import UsageError
 from smpemu.harness.config import STRATEGIES, RunConfig
 from smpemu.kvm.points import POINT_NAMES
-from smpemu.kvm.layout import C, CTL_SCHED_END
+from smpemu.kvm.layout import C, CTL_SCHED_END, proc_name
 from smpemu.kvm.vcpu import StopRun
 
 REPLAY_FORMAT = 1
@@ -107,8 +107,9 @@ class Divergence(Exception):
     """A replay found the run somewhere else than the recording."""
 
 
-def who(p: int, n_vcpus: int) -> str:
-    return "host" if p == n_vcpus else f"vcpu {p}"
+def who(p: int, n_vcpus: int, n_hosts: int = 1) -> str:
+    """'vcpu 2', 'host' (the only host process), 'host1' (one of several)."""
+    return proc_name(p, n_vcpus, n_hosts)
 
 
 # -- the process side ------------------------------------------------------------------
@@ -333,13 +334,15 @@ class PCT:
 class Replay:
     """Follow recorded decisions; any mismatch is a divergence."""
 
-    def __init__(self, decisions: list, n_vcpus: int):
+    def __init__(self, decisions: list, n_vcpus: int, n_hosts: int = 1):
         self.decisions = decisions
         self.N = n_vcpus
+        self.K = n_hosts
 
     def choose(self, k: int, enabled: list, co) -> int:
         p, name = self.decisions[k]
-        at = f"replay diverged at decision {k} of {len(self.decisions)}: recorded {who(p, self.N)} at {name}"
+        at = (f"replay diverged at decision {k} of {len(self.decisions)}: recorded "
+              f"{who(p, self.N, self.K)} at {name}")
         if not co.live[p]:
             raise Divergence(f"{at}, but it has finished")
         cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]
@@ -360,7 +363,8 @@ class _Coordinator:
         self.arena = arena
         self.procs = procs
         self.N = cfg.vcpus
-        self.n = n = cfg.vcpus + 1
+        self.K = cfg.reclaimers  # host processes: each is its own actor of the baton
+        self.n = n = cfg.vcpus + cfg.reclaimers
         L = arena.layout
         self.W = arena.words
         self.rows = [L["sched"].addr(p, 0) for p in range(n)]
@@ -376,7 +380,7 @@ class _Coordinator:
         self.end = None
         self.divergence = None
         if cfg.schedule == "replay":
-            self.strategy = Replay(cfg.replay, self.N)
+            self.strategy = Replay(cfg.replay, self.N, self.K)
             self.limit = len(cfg.replay)
         else:
             self.strategy = PCT(cfg.seed, n, cfg.pct_depth, cfg.pct_epoch)
@@ -392,8 +396,8 @@ class _Coordinator:
 
                 msg = read_error(self.arena, i)
                 if code < 0:
-                    msg = f"{who(i, self.N)} (pid {p.pid}) died ({signal.Signals(-code).name})"
-                return msg or f"{who(i, self.N)} (pid {p.pid}) exited with code {code}"
+                    msg = f"{who(i, self.N, self.K)} (pid {p.pid}) died ({signal.Signals(-code).name})"
+                return msg or f"{who(i, self.N, self.K)} (pid {p.pid}) exited with code {code}"
         return None
 
     def _await(self, p, sig, result, limit: float) -> bool:
@@ -413,7 +417,7 @@ class _Coordinator:
                 if p is None:
                     msg = f"the processes did not all reach their first scheduling point within {limit} s"
                 else:
-                    msg = (f"{who(p, self.N)} (pid {self.procs[p].pid}) did not reach its next scheduling "
+                    msg = (f"{who(p, self.N, self.K)} (pid {self.procs[p].pid}) did not reach its next scheduling "
                            f"point within {limit} s after decision {len(self.dec) - 1} (stopped or stuck)")
             if msg is not None:
                 result.aborted = msg
@@ -430,7 +434,7 @@ class _Coordinator:
             proc = self.procs[p]
             proc.join(self.cfg.ack_timeout)
             if proc.exitcode != 0:
-                return self._dead() or f"{who(p, self.N)} (pid {proc.pid}) did not exit after it finished"
+                return self._dead() or f"{who(p, self.N, self.K)} (pid {proc.pid}) did not exit after it finished"
             return None
         kind = W[r + R_KIND]
         if not kind:
@@ -479,7 +483,7 @@ class _Coordinator:
                 what = name
                 if c is not None and c[1] >= 0 and name.startswith("wait.") and name.endswith("_lock"):
                     what += f" (held by pid {self.W[c[1]]})"
-                parts.append(f"{who(p, self.N)} at {what}")
+                parts.append(f"{who(p, self.N, self.K)} at {what}")
         return f"schedule deadlock at decision {k}: no process can run: " + ", ".join(parts)
 
     def run(self, sig, result, progress) -> None:
@@ -538,7 +542,7 @@ class _Coordinator:
                 if not self._await(p, sig, result, step_limit):
                     break
                 if W[rows[p] + R_STATE] != DONE and W[rows[p] + R_COUNT] == count:
-                    msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N)}"
+                    msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N, self.K)}"
                 else:
                     msg = self._parked(p)
                 if msg:
@@ -648,10 +652,11 @@ def describe_last(doc: dict) -> str:
     """'found after N decisions, the last one vcpu 1 at invlpg.after_set_dirty'."""
     last = (doc.get("schedule") or {}).get("last") or {}
     n_vcpus = doc["config"]["vcpus"]
+    n_hosts = doc["config"].get("reclaimers") or 1
     if not last:
         return "no decision made"
     return (f"seed {doc['seed']}: {last['decision'] + 1} decisions, the last one "
-            f"{who(last['cpu'], n_vcpus)} at {last['point']}")
+            f"{who(last['cpu'], n_vcpus, n_hosts)} at {last['point']}")
 
 
 def load_replay(path: str):
@@ -677,14 +682,20 @@ def load_replay(path: str):
     if unknown:
         raise UsageError(f"replay file {path}: unknown configuration field(s) {', '.join(unknown)}")
     n_vcpus = cfgd.get("vcpus")
+    cfgd = dict(cfgd)
+    # files written before --reclaimers had one host process (requester N)
+    cfgd.setdefault("reclaimers", 1)
+    n_hosts = cfgd["reclaimers"]
+    if not isinstance(n_hosts, int) or isinstance(n_hosts, bool) or n_hosts < 1:
+        raise UsageError(f"replay file {path}: reclaimers is {n_hosts!r}, expected a number >= 1")
     dec = doc.get("decisions")
     if not isinstance(dec, list) or not dec:
         raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
     for i, d in enumerate(dec):
         if (not isinstance(d, list) or len(d) != 2 or not isinstance(d[0], int) or isinstance(d[0], bool)
-                or not isinstance(n_vcpus, int) or not 0 <= d[0] <= n_vcpus or d[1] not in PID):
-            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_vcpus}, point name]")
-    cfgd = dict(cfgd)
+                or not isinstance(n_vcpus, int) or not 0 <= d[0] < n_vcpus + n_hosts or d[1] not in PID):
+            hi = n_vcpus + n_hosts - 1 if isinstance(n_vcpus, int) else "N+K-1"
+            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{hi}, point name]")
     cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
     try:
         cfg = RunConfig(**cfgd)

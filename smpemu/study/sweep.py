@@ -30,10 +30,11 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_VIOLATION, Sm
 
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
 CONFIG_COLS = ("kind", "workload", "policy", "pin", "vcpus", "repeat", "seed", "run_seed",
-               "memory_model", "requests", "swap_rate", "guest_mem", "duration", "iterations",
+               "memory_model", "requests", "swap_rate", "reclaimers", "guest_mem", "duration", "iterations",
                "preempt_exit", "ipi_route")
 POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests",
-              "swap_rate", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
+              "swap_rate", "reclaimers", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
+NEW_COLS = ("reclaimers",)  # a CSV written before these columns existed can still be resumed
 RUN_KEY_COLS = POINT_COLS + ("repeat",)
 MAX_COLS = ("violations", "exit_code")  # a median row shows the worst repeat for these
 
@@ -52,6 +53,7 @@ class SweepOptions:
     memory_model: str = "native"
     requests: str = "modern"
     swap_rate: float = 1000.0
+    reclaimers: int | None = None  # None: 2 when the host reclaims (swap_rate > 0), else 1
     guest_mem: str = "64M"
     preempt_exit: int = 0
     ipi_route: str = "direct"
@@ -94,11 +96,19 @@ def points(o: SweepOptions) -> list[Point]:
             for p in o.policies for pin in o.pins]
 
 
+def reclaimers_of(o: SweepOptions) -> int:
+    """The number of host reclaimers of every run (RunConfig's default rule)."""
+    if o.reclaimers is not None:
+        return o.reclaimers
+    return 2 if o.swap_rate > 0 else 1
+
+
 def config_of(o: SweepOptions, pt: Point) -> RunConfig:
     cfg = RunConfig(vcpus=pt.vcpus, workload=o.workload, policy=pt.policy, pin=pt.pin,
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
                     guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
-                    swap_rate=o.swap_rate, preempt_exit=o.preempt_exit, ipi_route=o.ipi_route)
+                    swap_rate=o.swap_rate, reclaimers=reclaimers_of(o), preempt_exit=o.preempt_exit,
+                    ipi_route=o.ipi_route)
     if o.trace_file:
         cfg.trace_file = o.trace_file  # until RunConfig has the field
     return cfg
@@ -172,7 +182,7 @@ def config_cols(o: SweepOptions, pt: Point) -> dict:
     return {"kind": "run", "workload": o.workload, "policy": pt.policy, "pin": pt.pin,
             "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
             "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
-            "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations,
+            "reclaimers": reclaimers_of(o), "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations,
             "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
 
 
@@ -257,7 +267,7 @@ class RowLog:
                 rows = [{k: _typed(v) for k, v in row.items()} for row in r]
         except (OSError, csv.Error, UnicodeDecodeError) as e:
             raise UsageError(f"--resume: cannot read {path}: {e}") from None
-        if not {"kind", *RUN_KEY_COLS} <= set(self.header):
+        if not {"kind", *RUN_KEY_COLS} - set(NEW_COLS) <= set(self.header):
             raise UsageError(f"--resume: {path} is not a sweep CSV (no {', '.join(RUN_KEY_COLS)} columns)")
         self.rows = rows
 
@@ -327,6 +337,7 @@ def cli_args(cfg: RunConfig) -> list[str]:
     """The ``smpemu run`` arguments of a config (the options a sweep varies or passes)."""
     a = ["--vcpus", cfg.vcpus, "--workload", cfg.workload, "--policy", cfg.policy, "--pin", cfg.pin,
          "--memory-model", cfg.memory_model, "--requests", cfg.requests, "--swap-rate", cfg.swap_rate,
+         "--reclaimers", cfg.reclaimers if cfg.reclaimers is not None else 2 if cfg.swap_rate > 0 else 1,
          "--guest-mem", cfg.guest_mem, "--seed", cfg.seed,
          "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route]
     a += ["--iterations", cfg.iterations] if cfg.iterations else ["--duration", cfg.duration or 10.0]
@@ -460,7 +471,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
 def title_of(o: SweepOptions) -> str:
     work = f"{o.iterations} steps/vCPU" if o.iterations else f"{o.duration} s"
     return (f"smpemu sweep: {o.workload}, {work}, {o.repeat} repeat(s), memory model {o.memory_model}, "
-            f"requests {o.requests}, swap {o.swap_rate:g}/s, {len(os.sched_getaffinity(0))} host cores")
+            f"requests {o.requests}, swap {o.swap_rate:g}/s over {reclaimers_of(o)} reclaimer(s), {len(os.sched_getaffinity(0))} host cores")
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -564,7 +575,9 @@ def register(app, out, err, guard) -> None:
         seed: int = typer.Option(1, help="Seed of the first repeat; repeat r uses seed + r."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed."),
         requests: str = typer.Option("modern", help="modern | 2009."),
-        swap_rate: float = typer.Option(1000.0, help="Host reclaims per second."),
+        swap_rate: float = typer.Option(1000.0, help="Host reclaims per second, in total across the reclaimers."),
+        reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu "
+                                                 "notifier concurrently (default 2, or 1 with --swap-rate 0)."),
         guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M)."),
         preempt_exit: int = typer.Option(0, help="Oversubscribed vCPUs leave guest mode every N steps (0: off)."),
         ipi_route: str = typer.Option("direct", help="direct | coordinator (see smpemu run --help)."),
@@ -582,7 +595,7 @@ def register(app, out, err, guard) -> None:
             vcpus=parse_list(vcpus, "--vcpus", int), policies=parse_list(policy, "--policy"),
             workload=workload, pins=parse_list(pin, "--pin"), repeat=repeat, duration=duration,
             iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
-            swap_rate=swap_rate, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
+            swap_rate=swap_rate, reclaimers=reclaimers, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
             trace_file=trace_file, csv_path=csv_out,
             json_path=json_out, plot_path=plot_out, resume=resume, scheduler=scheduler,
         )
