@@ -201,7 +201,9 @@ class MMU:
 
     def sync_children(self, pt_gfns) -> None:
         """Write-protect the unsync guest page tables reachable from the new
-        cr3, flush as the policy says, then tell the oracle the sync is done."""
+        cr3 and flush as the policy says, both under mmu_lock (2009's
+        mmu_sync_children ran under it, from mmu_sync_roots), then tell the
+        oracle the sync is done."""
         ctx = self.ctx
         W = self.W
         synced = []
@@ -214,11 +216,12 @@ class MMU:
                     protected |= self.rmap_write_protect(gfn)
                     W[self.a_unsync + gfn] = 0
                     synced.append(gfn)
+            for gfn in synced:
+                ctx.ev(13, gfn, int(protected))
+            # we hold mmu_lock: a policy whose flush takes it must not take it again
+            ctx.policy.flush_cond_locked(ctx, protected, "sync")
         finally:
             ctx.mmu_unlock()
-        for gfn in synced:
-            ctx.ev(13, gfn, int(protected))
-        ctx.policy.flush_cond(ctx, protected, "sync")
         # the sync path returned: from now on no TLB may write these gfns
         # through an entry filled before t_wp (oracle check 3)
         for gfn in synced:

@@ -8,8 +8,13 @@ MMU calls exactly these:
   unlocking (eager) instead of deferring.
 - ``flush_remote(ctx)``: kvm_flush_remote_tlbs().
 - ``flush_cond(ctx, cond, site)``: kvm_flush_remote_tlbs_cond() at the places
-  where a deferred flush must happen: ``site`` is "notifier" (host about to
-  free a page) or "sync" (mmu_sync_children on a cr3 write).
+  where a deferred flush must happen, called without mmu_lock: ``site`` is
+  "notifier" (host about to free a page, after mmu_unlock as in 2009).
+- ``flush_cond_locked(ctx, cond, site)``: the same for a caller that already
+  holds mmu_lock: ``site`` "sync" (mmu_sync_children on a cr3 write, which
+  write-protects and flushes under the lock).  mmu_lock is a non-recursive
+  semaphore, so a policy whose flush takes the lock (mmu-lock) flushes here
+  without taking it; for the others it is ``flush_cond``.
 
 ``DeferredPolicy`` is deferred-v4 (the seed's v4 patch); the other deferred
 policies override one step of it.  The shared flag is ``ctl[CTL_FLUSH_DIRTY]``
@@ -38,6 +43,10 @@ class Policy:
     def flush_cond(self, ctx, cond: bool, site: str) -> None:
         if cond:
             self.flush_remote(ctx)
+
+    def flush_cond_locked(self, ctx, cond: bool, site: str) -> None:
+        """flush_cond for a caller holding mmu_lock (the sync path)."""
+        self.flush_cond(ctx, cond, site)
 
 
 class DeferredPolicy(Policy):

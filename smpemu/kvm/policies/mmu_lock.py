@@ -37,7 +37,12 @@ class MmuLockPolicy(DeferredPolicy):
     def flush_cond(self, ctx, cond, site):
         ctx.mmu_lock()
         try:
-            if cond or ctx.mm.load(ctx.a_dirty):
-                self._flush_locked(ctx)
+            self.flush_cond_locked(ctx, cond, site)
         finally:
             ctx.mmu_unlock()
+
+    def flush_cond_locked(self, ctx, cond, site):
+        # the caller holds mmu_lock (the sync path): taking it again would
+        # deadlock on the non-recursive semaphore
+        if cond or ctx.mm.load(ctx.a_dirty):
+            self._flush_locked(ctx)
