@@ -179,6 +179,8 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.write_cr3(op[1], L.pt_gfns_of_table(op[1]))
         elif kind == "arm":
             ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
+            if op[1] == "tlb.fill":
+                cpu.fill_point = True  # the walk reaches the point only when asked to
         elif kind == "signal":
             ctx.mm.drain()  # our stores are visible before the other side runs
             _evt(spec, op[1]).release()

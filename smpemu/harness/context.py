@@ -163,11 +163,18 @@ class ProcContext:
     def mmu_unlock(self) -> None:
         self.unlock(self.mmu_lock_sem, self.a_mmu_holder)
 
-    def point(self, name: str) -> None:
-        """A named protocol point: test pauses, stress delays, 2009 IPI polls."""
+    def point(self, name: str, poll: bool = True) -> None:
+        """A named protocol point: test pauses, stress delays, 2009 IPI polls.
+
+        ``poll=False``: a point inside a hardware page walk (``tlb.fill``),
+        where no interrupt is taken: an ack there would split the walk
+        between its spte load and its TLB fill, and the fill would then
+        install the translation the ack just flushed.
+        """
         if self.points is not None and self.points.active:
-            self.points.hit(self, name)
-        self.exit_poll()
+            self.points.hit(self, name, poll)
+        if poll:
+            self.exit_poll()
 
     def send_ipi(self, t: int) -> None:
         """Deliver a kick to vCPU t: directly (KVM), or through the coordinator
@@ -180,10 +187,10 @@ class ProcContext:
         self.W[a] = self.W[a] + 1
         self.sems["router"].release()
 
-    def wait_sem(self, sem, timeout: float, what: str) -> None:
+    def wait_sem(self, sem, timeout: float, what: str, poll: bool = True) -> None:
         """Block on a semaphore in short slices, acking IPIs in between (2009
-        semantics), noticing a dead coordinator or an aborted run, and giving
-        up after ``timeout``: "cpu N: <what> within T s"."""
+        semantics; not with ``poll=False``), noticing a dead coordinator or an
+        aborted run, and giving up after ``timeout``: "cpu N: <what> within T s"."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -191,7 +198,8 @@ class ProcContext:
                 return
             except Exception:
                 pass
-            self.exit_poll()
+            if poll:
+                self.exit_poll()
             self.check_alive()
             if time.monotonic() > deadline:
                 raise AckTimeout(f"cpu {self.pid_index}: {what} within {timeout} s")

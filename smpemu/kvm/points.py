@@ -47,16 +47,18 @@ class Points:
         self.arms[name] = (paused_sem, resume_sem, timeout)
         self.active = True
 
-    def hit(self, ctx, name: str) -> None:
+    def hit(self, ctx, name: str, poll: bool = True) -> None:
+        """``poll=False``: inside a page walk, a pause acks no IPI (ctx.point)."""
         if self.sched is not None:
-            return self.sched.hit(ctx, self.arms.pop(name, None), name)
+            return self.sched.hit(ctx, self.arms.pop(name, None), name, poll)
         a = self.arms.pop(name, None)
         if a is not None:
             paused, resume, timeout = a
             ctx.mm.drain()  # we are about to block: make our stores visible
             paused.release()
-            # 2009: IPIs are still acked while paused here (wait_sem polls them)
-            ctx.wait_sem(resume, timeout, f"paused at {name}, not resumed")
+            # 2009: IPIs are still acked while paused here (wait_sem polls
+            # them), except inside a page walk
+            ctx.wait_sem(resume, timeout, f"paused at {name}, not resumed", poll=poll)
             self.active = bool(self.arms or self.delays)
         d = self.delays.get(name)
         if d is not None:

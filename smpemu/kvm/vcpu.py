@@ -159,7 +159,9 @@ class VCPU:
             s = mm.load(self.a_spte + slot)
             if s & S.PRESENT and (not write or s & S.WRITABLE):
                 if self.fill_point:
-                    self.ctx.point("tlb.fill")
+                    # inside the hardware walk: no IPI is taken here, so no
+                    # ack can fall between the spte load and the fill
+                    self.ctx.point("tlb.fill", poll=False)
                 e = self.tlb.fill(slot, s, fill_ns)
                 if self.ctx.trace is not None:
                     self.ctx.trace(7, slot, e[E_PFN])

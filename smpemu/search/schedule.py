@@ -174,14 +174,15 @@ class ProcSched:
     def point(self, ctx, name: str) -> None:
         self.park(ctx, PID[name])
 
-    def hit(self, ctx, arm, name: str) -> None:
-        """A protocol point (Points.hit); ``arm``: a script's pause armed here."""
+    def hit(self, ctx, arm, name: str, poll: bool = True) -> None:
+        """A protocol point (Points.hit); ``arm``: a script's pause armed here;
+        ``poll=False``: inside a page walk, no IPI is acked while paused."""
         self.park(ctx, PID[name])
         if arm is not None:
             paused, resume, _timeout = arm
             ctx.mm.drain()
             paused.release()
-            self.wait_event(ctx, "point.paused", resume, poll=True)
+            self.wait_event(ctx, "point.paused", resume, poll=poll)
 
     # cooperative waits: never block in the OS, park with a wait condition
     def lock(self, ctx, sem, holder_addr: int, what: str) -> None:
