@@ -50,10 +50,19 @@ class Policy:
 
 
 class DeferredPolicy(Policy):
-    """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock."""
+    """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
+
+    It closes v3's window (a flush between ``dirty = 1`` and the zap), but
+    not this one: a flush *in progress* has cleared dirty before its IPIs
+    land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts dirty
+    alone (a second reclaimer's notifier) skips its flush and frees the page
+    while a remote TLB still maps it.  Correct only while one flush runs at
+    a time (one reclaimer, no flush outside mmu_lock beside it).
+    """
 
     name = "deferred-v4"
-    summary = "invlpg zaps, smp_wmb(), then sets remote_tlbs_dirty; flush deferred to notifier/sync (the v4 patch)"
+    summary = ("the v4 patch: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window, "
+               "but loses a flush when two flushes overlap (two reclaimers)")
 
     def zap(self, ctx, mmu, slot, gfn):
         mm = ctx.mm

@@ -1,8 +1,10 @@
 """mmu-lock: remote_tlbs_dirty protected by mmu_lock, flush under the lock.
 
 Marcelo's suggestion in the seed.  Correct by mutual exclusion (invlpg cannot
-zap between the clear and the requests), at the cost of holding mmu_lock for
-the whole IPI round trip: every fault and invlpg waits behind a flush.
+zap between the clear and the requests, and no two flushes overlap: one
+flusher's clear cannot be trusted by another before its IPIs landed), with
+any number of reclaimers, at the cost of holding mmu_lock for the whole IPI
+round trip: every fault and invlpg waits behind a flush.
 """
 
 from smpemu.kvm import ipi
@@ -11,7 +13,8 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class MmuLockPolicy(DeferredPolicy):
     name = "mmu-lock"
-    summary = "remote_tlbs_dirty protected by mmu_lock; the flush runs under the lock (contention)"
+    summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock: correct with any number "
+               "of flushers (contention)")
 
     def zap(self, ctx, mmu, slot, gfn):
         mmu.zap_spte(slot, gfn)
