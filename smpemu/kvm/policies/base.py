@@ -57,7 +57,7 @@ class DeferredPolicy(Policy):
     land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts dirty
     alone (a second reclaimer's notifier) skips its flush and frees the page
     while a remote TLB still maps it.  Correct only while one flush runs at
-    a time (one reclaimer, no flush outside mmu_lock beside it).
+    a time (one reclaimer and no cr3 sync's flush beside it).
     """
 
     name = "deferred-v4"
