@@ -88,6 +88,8 @@ def run(
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
     delay: List[str] = typer.Option([], help="Widen a race: POINT=US or POINT=LO-HI (repeatable)."),
     trace_file: Optional[str] = typer.Option(None, help="Input of the trace workload (see workloads/trace.py)."),
+    script: Optional[str] = typer.Option(None, help="A scenario for --workload script: a JSON file of "
+                                         "per-CPU operations (format in the README)."),
     trace_out: Optional[str] = typer.Option(None, "--trace", help="Record protocol events; write the window before the first violation (or the last events) here as JSON."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
@@ -111,8 +113,15 @@ def run(
         from smpemu.harness.config import check_writable
 
         check_writable(trace_out, "--trace")
-    if workload == "script":
-        raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
+    if script is not None and workload not in ("script", "malloc-touch"):
+        raise UsageError(f"--script is for --workload script (not {workload})")
+    if script is not None:
+        from workloads.script import load as load_script
+
+        cfg.workload = "script"
+        cfg.script = load_script(script)
+    elif workload == "script":
+        raise UsageError("--workload script needs --script FILE (the scenario; format in the README)")
     result = _progress_run(cfg).as_dict()
     print_result(result, out)
     if json_out:

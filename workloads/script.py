@@ -40,6 +40,22 @@ HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment"}
 
 
+def load(path: str) -> dict:
+    """Read a script file (JSON); every problem is one UsageError line."""
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise UsageError(f"--script {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--script {path}: not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"--script {path}: expected a JSON object with \"cpus\" (and \"events\", \"host\"...)")
+    return doc
+
+
 def host_scripts(script: dict) -> dict:
     """{reclaimer index: ops} of a script (``"host"`` is reclaimer 0)."""
     hosts = script.get("hosts") or {}

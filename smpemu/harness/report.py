@@ -11,6 +11,8 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from smpemu.kvm.layout import proc_name
+
 TABLES = (
     ("steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests", "remote_flushes"),
     ("ipis_sent", "ipis_received", "ipis_avoided", "ack_latency_us", "violations", "wall_s", "steps_per_s"),
@@ -70,9 +72,10 @@ def print_result(result: dict, console: Console | None = None) -> None:
     for t in run_tables(result):
         console.print(t)
     for v in result["violations"][:10]:
+        seen = proc_name(v["reporter"], cfg["vcpus"], cfg.get("reclaimers") or 1)
         console.print(
             f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
-            f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']} at t={v['t_s']} s (seen by cpu {v['reporter']})"
+            f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']} at t={v['t_s']} s (seen by {seen})"
         )
     n = result["totals"]["violations"]
     if n > 10:
