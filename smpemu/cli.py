@@ -234,6 +234,11 @@ def stress(
     else:
         total = sum(r["steps"] for r in res.rounds)
         out.print(f"[green]no violation[/green] in {res.elapsed_s} s, {len(res.rounds)} round(s), {total:,} guest steps")
+    if res.points:
+        from smpemu.harness.report import points_line
+
+        out.print(points_line(res.points) + f" (all {len(res.rounds)} round(s))", markup=False,
+                  highlight=False, soft_wrap=True)
     if res.aborted:
         out.print(f"[red]aborted:[/red] {res.aborted}")
     if json_out:

@@ -18,6 +18,7 @@ import numpy as np
 from smpemu.kvm import layout as shared
 from smpemu.errors import AbortError, AckTimeout
 from smpemu.kvm.layout import CTL_STOP
+from smpemu.kvm.points import POINT_ID
 
 
 @dataclass
@@ -56,6 +57,8 @@ class ProcContext:
         self.host_index = self.pid_index - g.n_vcpus if self.is_host else -1  # reclaimer k
         self.n_hosts = g.n_hosts
         self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
+        # times each protocol point was reached (coverage), published at exit
+        self.point_counts = [0] * shared.N_POINT_SLOTS
         self.my_seq = [0] * g.n_vcpus
         self.W = self.arena.words
         self.stop_addr = self.arena.ctl_addr(CTL_STOP)
@@ -171,6 +174,7 @@ class ProcContext:
         between its spte load and its TLB fill, and the fill would then
         install the translation the ack just flushed.
         """
+        self.point_counts[POINT_ID[name]] += 1
         if self.points is not None and self.points.active:
             self.points.hit(self, name, poll)
         if poll:

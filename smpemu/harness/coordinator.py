@@ -33,6 +33,7 @@ from smpemu.errors import (
 from smpemu.kvm.guest import GuestLayout
 from smpemu.harness.bodies import host_body, vcpu_body
 from smpemu.kvm.oracle import gather as gather_violations
+from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
 from smpemu.harness.worker import process_main, read_error
 
@@ -71,6 +72,7 @@ class RunResult:
     trace: dict | None = None  # with cfg.trace: the events around the first violation
     schedule: dict | None = None  # under cfg.schedule: how the schedule went (schedule.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
+    points: dict = field(default_factory=dict)  # protocol point -> times reached, every process summed
 
     @property
     def exit_code(self) -> int:
@@ -91,6 +93,8 @@ class RunResult:
             "host": self.host,
             "totals": self.totals,
             "violations": self.violations,
+            "points": self.points,
+            "points_unreached": [p for p, n in self.points.items() if n == 0],
             "aborted": self.aborted,
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
@@ -442,6 +446,9 @@ def _gather(arena, procs, result: RunResult, wall: float) -> None:
     result.totals = _row(tot, hist.sum(axis=0), wall)
     result.totals["steps_per_s"] = round(int(cnt[:N, C["steps"]].sum()) / wall, 1) if wall > 0 else 0.0
     result.violations = gather_violations(arena.viol, cnt, int(arena.ctl[CTL_T0, 0]))
+    # coverage: a point never reached is a window this run never tried
+    pts = arena.points.sum(axis=0)
+    result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}
 
 
 __all__ = ["run", "plan", "RunResult", "COUNTER_NAMES", "N_HIST"]

@@ -84,8 +84,18 @@ def print_result(result: dict, console: Console | None = None) -> None:
         console.print(f"[red]aborted:[/red] {result['aborted']}")
     if result.get("interrupted"):
         console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
+    if result.get("points"):
+        console.print(points_line(result["points"]), markup=False, highlight=False, soft_wrap=True)
     verdict = "[red]violations found[/red]" if n else "[green]no violation[/green]"
     console.print(f"{verdict}; ipis_sent={result['totals']['ipis_sent']:,}")
+
+
+def points_line(points: dict) -> str:
+    """'protocol points reached: a 12, b 3; never reached: c' (coverage)."""
+    hit = [f"{p} {n:,}" for p, n in points.items() if n]
+    miss = [p for p, n in points.items() if not n]
+    return ("protocol points reached: " + (", ".join(hit) or "none")
+            + ("; never reached: " + ", ".join(miss) if miss else "; every point reached"))
 
 
 def write_json(result: dict, path: str) -> None:

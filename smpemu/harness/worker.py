@@ -126,6 +126,7 @@ def process_main(idx: int, spec, body) -> None:
                 for ns in ctx.lat_ns:
                     row[hist_bucket(ns)] += 1
                 ctx.arena.counters[idx, :] = ctx.counters
+                ctx.arena.points[idx, :] = ctx.point_counts
             except BaseException:
                 pass
             if ctx.sched is not None:

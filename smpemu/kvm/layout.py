@@ -35,6 +35,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | freed_ring      | (N, FR)    | guest on vCPU v (gfns it freed)        | host reclaim                   |
 | freed_head      | (N, 8) line| guest on vCPU v                        | host reclaim                   |
 | counters        | (R, NC)    | process r (its own row)                | coordinator                    |
+| points          | (R, NP)    | process r: times it reached each protocol point (coverage) | coordinator |
 | ack_hist        | (R, NB)    | process r: ack-latency histogram       | coordinator                    |
 | viol            | (R, VM, VF)| process r (its own records)            | coordinator                    |
 | errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
@@ -102,6 +103,7 @@ COUNTER_NAMES = (
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24
+N_POINT_SLOTS = 16  # protocol points counted per process (points.POINT_NAMES, room to grow)
 N_HIST = 256  # ack latency histogram buckets: 8 per power of two of ns
 VIOL_MAX = 16
 VIOL_FIELDS = 12
@@ -165,6 +167,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("freed_ring", (N, FREED_RING), False),
         ("freed_head", (N, LINE), False),
         ("counters", (R, N_COUNTERS), False),
+        ("points", (R, N_POINT_SLOTS), False),
         ("ack_hist", (R, N_HIST), False),
         ("viol", (R, VIOL_MAX, VIOL_FIELDS), False),
         ("errmsg", (R, 32), False),

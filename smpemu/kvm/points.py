@@ -22,6 +22,8 @@ POINT_NAMES = (
     "ipi.after_kick",
     "fault.retry",
 )
+POINT_ID = {name: i for i, name in enumerate(POINT_NAMES)}  # row index of the arena's "points" field
+I_FILL = POINT_ID["tlb.fill"]
 
 
 SLEEP_ABOVE_US = 50.0
