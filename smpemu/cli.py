@@ -147,7 +147,7 @@ def stress(
                                          help="Stop at the first violation (default) or run the whole timeout."),
     round_s: float = typer.Option(3.0, "--round", help="Seconds per round (fresh processes each round)."),
     seed: int = typer.Option(1, help="Seed of round 0 (round k uses seed + k)."),
-    delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI; default: random delays per round."),
+    delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI (implies --schedule delays)."),
     reclaim: str = typer.Option("freed", help="Host reclaim: freed (just-freed pages at once) | mixed."),
     reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
                                              "concurrently (default 2)."),
@@ -155,8 +155,9 @@ def stress(
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
     trace_out: Optional[str] = typer.Option(None, "--trace", help="Write the violation's event window here (JSON)."),
-    schedule: Optional[str] = typer.Option(None, help="pct: each round under a seeded controlled schedule, "
-                                           "replayable (docs/schedules.md); no delays."),
+    schedule: Optional[str] = typer.Option(None, help="pct (the default: each round under a seeded controlled "
+                                           "schedule, replayable, docs/schedules.md) | delays (free-running "
+                                           "rounds with widened race windows; the default with --delay)."),
     max_decisions: int = typer.Option(5000, help="With --schedule: scheduling decisions per round."),
     pct_depth: int = typer.Option(3, help="With --schedule pct: d (d - 1 priority change points per epoch)."),
     pct_epoch: int = typer.Option(4, help="With --schedule pct: decisions per epoch (fresh priorities)."),
@@ -179,10 +180,17 @@ def stress(
     vlist = parse_list(vcpus, "--vcpus", int)
     plist = [p.strip() for p in pin.split(";") if p.strip()]
     delays = dict(parse_delay(d) for d in delay)
-    if schedule is not None and delays:
+    if schedule == "pct" and delays:
         raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")
-    if replay_out and schedule is None:
+    if schedule not in (None, "pct", "delays"):
+        raise UsageError(f"unknown --schedule {schedule!r}; choose pct or delays")
+    # the strongest search by default: a controlled schedule (PCT) finds in
+    # well under a second what random delays miss for a minute
+    if schedule is None:
+        schedule = "delays" if delays else "pct"
+    if replay_out and schedule != "pct":
         raise UsageError("--replay-out needs --schedule pct")
+    schedule = None if schedule == "delays" else schedule
     for path, opt in ((json_out, "--json"), (trace_out, "--trace"), (replay_out, "--replay-out")):
         if path:
             check_writable(path, opt)

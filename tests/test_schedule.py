@@ -249,7 +249,7 @@ def test_stress_schedule_usage_errors():
     for args, msg in [
         (["--schedule", "fair"], "unknown --schedule 'fair'; choose pct"),
         (["--schedule", "pct", "--delay", "invlpg.after_zap=5"], "--delay and --schedule do not mix"),
-        (["--replay-out", "x.json"], "--replay-out needs --schedule pct"),
+        (["--schedule", "delays", "--replay-out", "x.json"], "--replay-out needs --schedule pct"),
         (["--schedule", "pct", "--pct-depth", "0"], "--pct-depth must be between 1 and 64"),
         (["--schedule", "pct", "--max-decisions", "0"], "--max-decisions must be between"),
     ]:
