@@ -286,3 +286,15 @@ def test_replay_with_two_reclaimers_reproduces(tmp_path):
     r = run(cfg)
     assert r.aborted is None, r.aborted
     assert ident(r) == ident(a)
+
+
+@pytest.mark.timeout(60)
+def test_a_replay_file_recorded_before_reclaimers_reproduces():
+    # recorded by commit f2cf7dc (one host process, no "reclaimers" key):
+    # `smpemu stress --policy deferred-v3 --vcpus 2 --pin none --schedule pct --seed 1`
+    path = os.path.join(os.path.dirname(__file__), "data", "replay-f2cf7dc-v3.json")
+    cfg, doc = load_replay(path)
+    assert "reclaimers" not in doc["config"] and cfg.reclaimers == 1
+    r = run(cfg)
+    assert r.aborted is None, r.aborted
+    assert ident(r) == {k: doc["violation"][k] for k in MATCH_KEYS}

@@ -242,8 +242,11 @@ class MMU:
         Different pages' invalidations still overlap freely.
         """
         ctx = self.ctx
-        mm = ctx.mm
         W = self.W
+        if ctx.n_hosts == 1:
+            # nobody else invalidates: no mark needed, and a one-reclaimer
+            # run keeps the scheduling points it had (replay files)
+            return self._invalidate(gfn)
         self._pfn_lock()
         try:
             busy = W[self.a_reclaiming + gfn]
@@ -274,7 +277,7 @@ class MMU:
         freed = False
         self._pfn_lock()
         try:
-            W[self.a_reclaiming + gfn] = 0  # flushed: the page may be reclaimed again
+            W[self.a_reclaiming + gfn] = 0  # flushed: the page may be reclaimed again (pairs with the mark above)
             cur = W[self.a_memslot + gfn]
             if cur:
                 pfn = cur - 1
