@@ -59,7 +59,7 @@ def test_cli_run_writes_json_with_the_table_names(tmp_path):
     out = tmp_path / "r.json"
     p = subprocess.Popen(
         [sys.executable, "-m", "smpemu.cli", "run", "--vcpus", "4", "--iterations", "500",
-         "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--policy", "mmu-lock", "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = p.communicate(timeout=100)
     assert p.returncode == 0, stderr
     d = json.loads(out.read_text())
