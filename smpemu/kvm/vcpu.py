@@ -191,12 +191,21 @@ class VCPU:
         mm = self.mm
         a_ncount = self.mmu.a_ncount
         deadline = time.monotonic() + ctx.params.ack_timeout
+        seq = mm.load(self.mmu.a_nseq)
         while mm.load(a_ncount):
             if self.kicked():
                 self.take_interrupt()
             time.sleep(50e-6)
             if time.monotonic() > deadline:
                 ctx.check_alive()
+                if ctx.stopping():
+                    raise StopRun()
+                if mm.load(self.mmu.a_nseq) != seq:
+                    # invalidations keep completing (several reclaimers can
+                    # keep the count up back to back): slow, not stuck
+                    seq = mm.load(self.mmu.a_nseq)
+                    deadline = time.monotonic() + ctx.params.ack_timeout
+                    continue
                 raise AbortError(
                     f"vcpu {self.me}: mmu notifier invalidation still running after "
                     f"{ctx.params.ack_timeout} s: it did not ack, or is waiting for a vCPU that "
