@@ -125,7 +125,9 @@ def run(
     spin_us: float = typer.Option(50.0, help="Microseconds a requester spins on acks before it blocks."),
     ipi_route: str = typer.Option("direct", help="direct (requesters kick, as KVM) | coordinator (it routes every kick)."),
     preempt_exit: int = typer.Option(0, help="Oversubscribed: leave guest mode and yield every N guest steps (0: off)."),
-    swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second."),
+    swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second, in total."),
+    reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
+                                             "concurrently, as kswapd and direct reclaim (default 2, 1 with --swap-rate 0)."),
     tlb_size: int = typer.Option(64, help="TLB entries per vCPU."),
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
@@ -136,12 +138,15 @@ def run(
                                             "the window before the first violation (or the last events) here "
                                             "as JSON."),
     trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
+    script: Optional[str] = typer.Option(None, help="A scenario for --workload script: a JSON file of "
+                                         "per-CPU operations (format in the README)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write results as JSON here."),
 ):
     """Run the emulator and print per-vCPU and total counters."""
     from smpemu.harness.config import RunConfig
     from smpemu.kvm.points import parse_delay
     from smpemu.harness.report import print_result, write_json
+    from workloads.script import load as load_script
 
     trace_out = _trace_out(trace_out, trace_alias)
     delays = dict(parse_delay(d) for d in delay)
@@ -152,15 +157,20 @@ def run(
         memory_model=memory_model, duration=duration, iterations=iterations,
         guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
         ipi_route=ipi_route, preempt_exit=preempt_exit,
-        swap_rate=swap_rate, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
+        swap_rate=swap_rate, reclaimers=reclaimers, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
     if trace_out:
         from smpemu.harness.config import check_writable
 
         check_writable(trace_out, "--trace-out")
-    if workload == "script":
-        raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
+    if script is not None and workload not in ("script", "malloc-touch"):
+        raise UsageError(f"--script is for --workload script (not {workload})")
+    if script is not None:
+        cfg.workload = "script"
+        cfg.script = load_script(script)
+    elif workload == "script":
+        raise UsageError("--workload script needs --script FILE (the scenario; format in the README)")
     result = _progress_run(cfg).as_dict()
     print_result(result, out)
     if json_out:
@@ -196,16 +206,19 @@ def stress(
                                          help="Stop at the first violation (default) or run the whole timeout."),
     round_s: float = typer.Option(3.0, "--round", help="Seconds per round (fresh processes each round)."),
     seed: int = typer.Option(1, help="Seed of round 0 (round k uses seed + k)."),
-    delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI; default: random delays per round."),
+    delay: List[str] = typer.Option([], help="POINT=US or POINT=LO-HI (implies --schedule delays)."),
     reclaim: str = typer.Option("freed", help="Host reclaim: freed (just-freed pages at once) | mixed."),
+    reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
+                                             "concurrently (default 2)."),
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
     trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: write the violation's event "
                                             "window here (JSON)."),
     trace_alias: Optional[str] = typer.Option(None, "--trace", hidden=True),
-    schedule: Optional[str] = typer.Option(None, help="pct: each round under a seeded controlled schedule, "
-                                           "replayable (docs/schedules.md); no delays."),
+    schedule: Optional[str] = typer.Option(None, help="pct (the default: each round under a seeded controlled "
+                                           "schedule, replayable, docs/schedules.md) | delays (free-running "
+                                           "rounds with widened race windows; the default with --delay)."),
     max_decisions: int = typer.Option(5000, help="With --schedule: scheduling decisions per round."),
     pct_depth: int = typer.Option(3, help="With --schedule pct: d (d - 1 priority change points per epoch)."),
     pct_epoch: int = typer.Option(4, help="With --schedule pct: decisions per epoch (fresh priorities)."),
@@ -219,6 +232,7 @@ def stress(
     from smpemu.harness.config import RunConfig, check_writable
     from smpemu.kvm.points import parse_delay
     from smpemu.harness.report import write_json
+    from smpemu.harness.report import points_line
     from smpemu.search.stress import stress as run_stress
 
     trace_out = _trace_out(trace_out, trace_alias)
@@ -233,10 +247,17 @@ def stress(
 
     plist = parse_pins(pin)
     delays = dict(parse_delay(d) for d in delay)
-    if schedule is not None and delays:
+    if schedule == "pct" and delays:
         raise UsageError("--delay and --schedule do not mix: under a schedule one process runs at a time")
-    if replay_out and schedule is None:
+    if schedule not in (None, "pct", "delays"):
+        raise UsageError(f"unknown --schedule {schedule!r}; choose pct or delays")
+    # the strongest search by default: a controlled schedule (PCT) finds in
+    # well under a second what random delays miss for a minute
+    if schedule is None:
+        schedule = "delays" if delays else "pct"
+    if replay_out and schedule != "pct":
         raise UsageError("--replay-out needs --schedule pct")
+    schedule = None if schedule == "delays" else schedule
     if replay_out and os.path.exists(replay_out) and not force:
         raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
     for path, opt in ((json_out, "--json"), (trace_out, "--trace-out"), (replay_out, "--replay-out")):
@@ -247,14 +268,17 @@ def stress(
                          "writable here: pass --replay-out FILE")
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
                      memory_model=memory_model, requests=requests, seed=seed,
-                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, duration=1.0,
+                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
+                     duration=1.0,
                      schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
                      pct_epoch=pct_epoch, sched_steps=sched_steps)
     for v in vlist:
         for p in plist:
             dataclasses.replace(base, vcpus=v, pin=p).validate()
+    base.validate()  # resolves the defaults the header shows (reclaimers)
     out.print(f"stress: policy {policy}, workload {workload}, vcpus {vlist}, pin {plist}, "
-              f"memory model {memory_model}, requests {requests}, timeout {timeout} s, seed {seed}"
+              f"memory model {memory_model}, requests {requests}, {base.reclaimers} reclaimer(s), "
+              f"timeout {timeout} s, seed {seed}"
               + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
                  if schedule else ""))
 
@@ -307,6 +331,9 @@ def stress(
         how = "[yellow]interrupted[/yellow]: no violation" if res.interrupted else (
             "[red]no verdict[/red]: no violation" if res.aborted else "[green]no violation[/green]")
         out.print(f"{how} in {res.elapsed_s:.1f} s, {len(res.rounds)} round(s), {total:,} guest steps")
+    if res.points:
+        out.print(points_line(res.points) + f" (all {len(res.rounds)} round(s))", markup=False,
+                  highlight=False)  # wraps to the terminal's width
     if res.aborted:
         out.print(f"[red]aborted:[/red] {res.aborted}")
     if json_out:

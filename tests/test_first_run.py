@@ -74,7 +74,7 @@ def test_a_replay_file_cut_short_is_incomplete_exit_4(tmp_path):
 
     # seed 3 finds the v3 lost flush in its first round (tests/test_schedule.py)
     r = run(RunConfig(policy="deferred-v3", workload="share-unmap", reclaim="freed", seed=3, pin="none",
-                      vcpus=2, schedule="pct", trace=True, stop_on_violation=True))
+                      vcpus=2, reclaimers=1, schedule="pct", trace=True, stop_on_violation=True))
     assert r.violations, "seed 3 no longer finds the v3 race: pick another seed"
     doc = replay_doc(r)
     n = len(doc["decisions"])
@@ -167,7 +167,7 @@ def test_pin_core_list_and_alternatives_in_stress(tmp_path):
     a, b = _two_cores()
     js = tmp_path / "s.json"
     # two rounds of 0.5 s: the first pinned to the list, the second to "none"
-    p = cli("stress", "--policy", "deferred-v4", "--vcpus", "2", "--pin", f"{a},{b};none",
+    p = cli("stress", "--policy", "mmu-lock", "--vcpus", "2", "--pin", f"{a},{b};none",
             "--timeout", "1.6", "--round", "0.5", "--no-until-violation", "--json", str(js))
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert f"pin ['{a},{b}', 'none']" in p.stdout
@@ -257,7 +257,7 @@ def run_in_pty(args, columns=80, timeout=100, env=None):
 def test_run_tables_fit_80_columns_without_cutting_anything():
     from smpemu.harness.report import COLUMNS
 
-    code, text = run_in_pty(["run", "--vcpus", "16", "--iterations", "400"])
+    code, text = run_in_pty(["run", "--policy", "mmu-lock", "--vcpus", "16", "--iterations", "400"])
     assert code == 0, text[-3000:]
     final = [line.split("\r")[-1] for line in text.splitlines()]
     assert "…" not in text, text
@@ -321,8 +321,9 @@ def test_every_command_help_has_examples_that_fit_80_columns(command):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("args,what", [
-    (["stress", "--timeout", "3", "--round", "1", "--vcpus", "2"], "stress"),
-    (["run", "--vcpus", "2", "--duration", "3"], "run"),
+    # mmu-lock: correct with any number of flushers, so each command runs to its end
+    (["stress", "--policy", "mmu-lock", "--timeout", "3", "--round", "1", "--vcpus", "2"], "stress"),
+    (["run", "--policy", "mmu-lock", "--vcpus", "2", "--duration", "3"], "run"),
 ])
 def test_status_lines_on_stderr_when_not_a_terminal(args, what):
     import os
@@ -338,7 +339,7 @@ def test_status_lines_on_stderr_when_not_a_terminal(args, what):
 
 @pytest.mark.timeout(120)
 def test_no_status_lines_in_a_terminal():
-    code, text = run_in_pty(["run", "--vcpus", "2", "--duration", "2"], env={"SMPEMU_STATUS_EVERY": "0.5"})
+    code, text = run_in_pty(["run", "--policy", "mmu-lock", "--vcpus", "2", "--duration", "2"], env={"SMPEMU_STATUS_EVERY": "0.5"})
     assert code == 0, text[-2000:]
     assert "smpemu run: " not in text
 
@@ -378,7 +379,7 @@ def test_sweep_pin_syntax_table_at_80_columns_and_status(tmp_path):
     a, b = _two_cores()
     # ';' between alternatives, ',' inside the core list: two pinnings, not three
     f = tmp_path / "s.csv"
-    code, text = run_in_pty(["sweep", "--vcpus", "2", "--policy", "eager,deferred-v4", "--pin", f"compact;{a},{b}",
+    code, text = run_in_pty(["sweep", "--vcpus", "2", "--policy", "eager,mmu-lock", "--pin", f"compact;{a},{b}",
                              "--repeat", "1", "--iterations", "200", "--csv", str(f)], timeout=180)
     assert code == 0, text[-3000:]
     rows = list(csv.DictReader(open(f)))
@@ -414,7 +415,7 @@ def test_interrupted_stress_says_so_with_a_rounded_time():
     import re
     import signal
 
-    p = subprocess.Popen([*CLI, "stress", "--policy", "deferred-v4", "--vcpus", "2", "--timeout", "60",
+    p = subprocess.Popen([*CLI, "stress", "--policy", "mmu-lock", "--vcpus", "2", "--timeout", "60",
                           "--round", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in p.stdout:  # the first finished round: the stress is under way

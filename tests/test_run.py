@@ -12,10 +12,11 @@ from smpemu.harness.coordinator import run
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("policy", ["eager", "deferred-v4"])
+@pytest.mark.parametrize("policy", ["eager", "tlbs-dirty"])
 def test_malloc_touch_16_vcpus_correct_policies_are_clean(policy):
     r = run(RunConfig(vcpus=16, policy=policy, iterations=1500, seed=3))
     assert r.aborted is None, r.aborted
+    assert r.config["reclaimers"] == 2 and len(r.host["reclaimers"]) == 2
     pids = {v["pid"] for v in r.vcpus}
     assert len(pids) == 16  # 16 distinct processes
     assert all(v["cpus"] for v in r.vcpus)  # each reports where it was pinned
@@ -24,6 +25,20 @@ def test_malloc_touch_16_vcpus_correct_policies_are_clean(policy):
     assert t["invlpg"] > 0 and t["flush_requests"] > 0
     assert r.host["reclaims"] > 0  # swap pressure really happened
     assert r.violations == [] and r.exit_code == 0
+
+
+@pytest.mark.timeout(120)
+def test_malloc_touch_16_vcpus_of_v4_finish_and_any_violation_is_a_finding():
+    # deferred-v4 loses a flush when two flushes overlap (two reclaimers, or
+    # a cr3 sync beside the notifier): a free-running run may or may not hit
+    # that window, so what holds is that it runs to the end and that a
+    # violation, if any, is reported as one (exit 3), never as an abort
+    r = run(RunConfig(vcpus=16, policy="deferred-v4", iterations=1500, seed=3))
+    assert r.aborted is None, r.aborted
+    assert all(v["steps"] >= 1500 for v in r.vcpus)
+    assert r.host["reclaims"] > 0
+    assert r.exit_code == (3 if r.violations else 0)
+    assert {v["kind"] for v in r.violations} <= {"lost_flush", "stale_access"}
 
 
 @pytest.mark.timeout(120)
@@ -44,7 +59,7 @@ def test_cli_run_writes_json_with_the_table_names(tmp_path):
     out = tmp_path / "r.json"
     p = subprocess.Popen(
         [sys.executable, "-m", "smpemu.cli", "run", "--vcpus", "4", "--iterations", "500",
-         "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--policy", "mmu-lock", "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = p.communicate(timeout=100)
     assert p.returncode == 0, stderr
     d = json.loads(out.read_text())

@@ -50,7 +50,7 @@ class Scripted(Waits):
         self.steps = list(steps)
         self.log = []
 
-    def point(self, ctx, name):
+    def point(self, ctx, name, poll=True):
         self.log.append(("point", name))
 
     def _deadline(self, ctx, timeout, timer, watch, sem, bell):

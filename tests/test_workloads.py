@@ -24,7 +24,7 @@ def _run(workload, policy, **kw):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("policy", ["deferred-v4", "eager"])
+@pytest.mark.parametrize("policy", ["tlbs-dirty", "eager"])
 def test_swap_pressure_reclaims_and_faults_back(policy):
     # small guest and a fast host: most reclaims hit the working set
     r = _run("swap-pressure", policy, guest_mem="4M", swap_rate=5000)
@@ -34,7 +34,7 @@ def test_swap_pressure_reclaims_and_faults_back(policy):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("policy", ["deferred-v4", "eager"])
+@pytest.mark.parametrize("policy", ["tlbs-dirty", "eager"])
 def test_cr3_switch_reaches_mmu_sync_children(policy):
     t = _run("cr3-switch", policy).totals
     assert t["cr3_writes"] > 0
@@ -42,7 +42,7 @@ def test_cr3_switch_reaches_mmu_sync_children(policy):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("policy", ["deferred-v4", "eager"])
+@pytest.mark.parametrize("policy", ["tlbs-dirty", "eager"])
 def test_invlpg_storm_floods_invlpg(policy):
     t = _run("invlpg-storm", policy).totals
     assert t["invlpg"] > 0.4 * t["steps"]  # about every other step is an invlpg
@@ -67,7 +67,7 @@ halt 50
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("policy", ["deferred-v4", "eager"])
+@pytest.mark.parametrize("policy", ["tlbs-dirty", "eager"])
 def test_trace_replays_a_file(tmp_path, policy):
     f = tmp_path / "ops.trace"
     f.write_text(TRACE)
@@ -81,7 +81,7 @@ def test_trace_replays_a_file(tmp_path, policy):
 def test_trace_of_halts_only_still_ends(tmp_path):
     f = tmp_path / "halt.trace"
     f.write_text("halt 10\n")
-    r = _run("trace", "deferred-v4", trace_file=f, iterations=50)
+    r = _run("trace", "tlbs-dirty", trace_file=f, iterations=50)
     assert all(v["steps"] >= 50 for v in r.vcpus)
 
 

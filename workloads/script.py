@@ -1,11 +1,13 @@
-"""script: each vCPU (and the host) runs a fixed list of operations.
+"""script: each vCPU (and each host process) runs a fixed list of operations.
 
 For deterministic interleavings in tests and for users' own scenarios: the
 processes are still real and run in parallel, but they meet at named events
 (POSIX semaphores) and can pause at named protocol points.  A script is a
 dict ``{"events": [...], "cpus": {"0": [op, ...], ...}, "host": [op, ...],
-"timeout": seconds}``.  Page operands are ``["u", v, i]``: page i of vCPU v's
-malloc range.  Ops:
+"timeout": seconds}``.  ``"host"`` is what reclaimer 0 runs; a scenario with
+several reclaimers gives ``"hosts": {"0": [op, ...], "1": [op, ...]}``
+instead (or besides ``"host"``, then without a "0").  Page operands are
+``["u", v, i]``: page i of vCPU v's malloc range.  Ops:
 
     ["touch", PAGE, write]     guest access with demand paging
     ["access", PAGE, write]    raw access through TLB / shadow table (no #PF handling)
@@ -30,6 +32,7 @@ malloc range.  Ops:
 from __future__ import annotations
 
 from smpemu.errors import AckTimeout, UsageError
+from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy",
@@ -37,25 +40,124 @@ CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3",
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 
 
-def validate(script: dict, n_vcpus: int) -> list[str]:
-    """Check a script's shape; returns its event names."""
+KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment"}
+
+
+def load(path: str) -> dict:
+    """Read a script file (JSON); every problem is one UsageError line."""
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise UsageError(f"--script {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--script {path}: not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"--script {path}: expected a JSON object with \"cpus\" (and \"events\", \"host\"...)")
+    return doc
+
+
+def host_scripts(script: dict) -> dict:
+    """{reclaimer index: ops} of a script (``"host"`` is reclaimer 0)."""
+    hosts = script.get("hosts") or {}
+    if not isinstance(hosts, dict):
+        raise UsageError('script: "hosts" must be an object {"0": [op, ...], "1": [...]}')
+    out = {}
+    for k, ops in hosts.items():
+        if not (isinstance(k, str) and k.isdigit() and int(k) < 64):
+            raise UsageError(f"script: hosts key {k!r} is not a reclaimer number (0..63)")
+        out[int(k)] = ops
+    if "host" in script:
+        if 0 in out:
+            raise UsageError('script: give reclaimer 0\'s ops as "host" or as "hosts": {"0": ...}, not both')
+        out[0] = script["host"]
+    return out
+
+
+def host_count(script) -> int:
+    """How many host processes a script needs (at least 1)."""
+    if not isinstance(script, dict):
+        return 1
+    return max(host_scripts(script), default=0) + 1
+
+
+def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
+    """Check a script's shape (page and table operands against ``guest``,
+    a GuestLayout, when given); returns its event names."""
     if not isinstance(script, dict):
         raise UsageError("script: expected a JSON object")
-    events = list(script.get("events", []))
-    for k, ops in list(script.get("cpus", {}).items()) + [("host", script.get("host", []))]:
-        allowed = HOST_OPS if k == "host" else CPU_OPS
-        if k != "host" and not (str(k).isdigit() and int(k) < n_vcpus):
+    unknown = sorted(set(script) - KEYS)
+    if unknown:
+        raise UsageError(f"script: unknown key(s) {', '.join(map(repr, unknown))}; expected {sorted(KEYS)}")
+    events = script.get("events", [])
+    if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
+        raise UsageError('script: "events" must be a list of event names')
+    if len(set(events)) != len(events):
+        raise UsageError('script: "events" names an event twice')
+    events = list(events)
+    cpus = script.get("cpus", {})
+    if not isinstance(cpus, dict):
+        raise UsageError('script: "cpus" must be an object {"0": [op, ...], ...}')
+    try:
+        float(script.get("timeout", 20))
+    except (TypeError, ValueError):
+        raise UsageError(f"script: timeout {script.get('timeout')!r} is not a number of seconds") from None
+    hosts = host_scripts(script)
+    actors = [(f"cpu {k}", k, ops, CPU_OPS) for k, ops in cpus.items()]
+    actors += [("host" if h == 0 and "host" in script else f"host {h}", None, ops, HOST_OPS)
+               for h, ops in sorted(hosts.items())]
+    for who, k, ops, allowed in actors:
+        if k is not None and not (str(k).isdigit() and int(k) < n_vcpus):
             raise UsageError(f"script: cpu {k!r} is not a vCPU of this run (0..{n_vcpus - 1})")
+        if not isinstance(ops, list):
+            raise UsageError(f"script: {who}: expected a list of ops")
         for n, op in enumerate(ops):
-            if not op or op[0] not in allowed:
-                raise UsageError(f"script: {k} op {n}: {op!r} is not one of {sorted(allowed)}")
-            for x in op[1:]:
-                if isinstance(x, str) and op[0] in ("signal", "wait", "spin", "busy") and x not in events:
-                    raise UsageError(f"script: {k} op {n}: unknown event {x!r}")
+            if not isinstance(op, list) or not op or op[0] not in allowed:
+                raise UsageError(f"script: {who} op {n}: {op!r} is not one of {sorted(allowed)}")
+            _check_op(who, n, op, events, n_vcpus, guest)
             if op[0] == "wait_halted" and not (len(op) == 2 and isinstance(op[1], int) and 0 <= op[1] < n_vcpus
                                                and str(op[1]) != str(k)):
-                raise UsageError(f"script: {k} op {n}: wait_halted needs another vCPU's number (0..{n_vcpus - 1})")
+                raise UsageError(f"script: {who} op {n}: wait_halted needs another vCPU's number (0..{n_vcpus - 1})")
     return events
+
+
+_PAGE_OPS = {"touch", "access", "unmap", "invlpg", "reclaim"}
+_EVENT_OPS = {"signal", "wait", "spin", "busy"}
+
+
+def _check_op(who, n, op, events, n_vcpus, guest) -> None:
+    """Operands of one op: one clear line for whatever is wrong."""
+    kind = op[0]
+    where = f"script: {who} op {n} {op!r}"
+    if kind in _PAGE_OPS:
+        page = op[1] if len(op) > 1 else None
+        if not (isinstance(page, list) and len(page) == 3 and page[0] == "u"
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in page[1:])
+                and 0 <= page[1] < n_vcpus and page[2] >= 0):
+            raise UsageError(f"{where}: expected a page [\"u\", vcpu 0..{n_vcpus - 1}, index >= 0]")
+        if guest is not None and page[2] >= guest.pages_per_thread:
+            raise UsageError(f"{where}: page index {page[2]} is past vCPU {page[1]}'s "
+                             f"{guest.pages_per_thread} pages")
+    elif kind in _EVENT_OPS:
+        if len(op) != 2 or op[1] not in events:
+            raise UsageError(f"{where}: unknown event {op[1] if len(op) > 1 else None!r} (declare it in \"events\")")
+    elif kind == "arm":
+        if len(op) != 4 or op[1] not in POINT_NAMES:
+            raise UsageError(f"{where}: expected [\"arm\", POINT, paused_event, resume_event], POINT one of "
+                             f"{', '.join(POINT_NAMES)}")
+        for e in op[2:]:
+            if e not in events:
+                raise UsageError(f"{where}: unknown event {e!r} (declare it in \"events\")")
+    elif kind in ("pt_write", "invlpg_pt", "cr3"):
+        if len(op) != 2 or not isinstance(op[1], int) or isinstance(op[1], bool) or op[1] < 1:
+            raise UsageError(f"{where}: expected a guest process number >= 1")
+        if guest is not None and not 1 <= op[1] <= guest.n_procs:
+            raise UsageError(f"{where}: guest process {op[1]} does not exist (1..{guest.n_procs})")
+    elif kind == "reclaim_freed":
+        if len(op) != 2 or not isinstance(op[1], int) or isinstance(op[1], bool) or not 0 <= op[1] < n_vcpus:
+            raise UsageError(f"{where}: expected a vCPU number 0..{n_vcpus - 1}")
 
 
 def _slot(guest_layout, page) -> int:
@@ -98,6 +200,8 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.write_cr3(op[1], L.pt_gfns_of_table(op[1]))
         elif kind == "arm":
             ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
+            if op[1] == "tlb.fill":
+                cpu.fill_point = True  # the walk reaches the point only when asked to
         elif kind == "signal":
             ctx.mm.drain()  # our stores are visible before the other side runs
             _evt(spec, op[1]).release()
@@ -126,11 +230,12 @@ def run(cpu, guest, rng, cfg) -> None:
                 raise AckTimeout(f"cpu {cpu.me}: vcpu {op[1]} did not halt within {timeout} s")
 
 def run_host(ctx, mmu, spec) -> None:
+    """What host process ``ctx.host_index`` runs: its list of the script."""
     cfg = spec.cfg
     L = spec.guest
     timeout = float(cfg.script.get("timeout", 20))
     a = ctx.arena
-    for op in cfg.script.get("host", []):
+    for op in host_scripts(cfg.script).get(ctx.host_index, []):
         kind = op[0]
         if kind == "signal":
             ctx.mm.drain()

@@ -90,11 +90,11 @@ class Baton(Waits):
         self.post.release()
 
     # -- kvm.waits.Waits ----------------------------------------------------------------
-    def point(self, ctx, name: str) -> None:
+    def point(self, ctx, name: str, poll: bool = True) -> None:
         self.park(ctx, PID[name])
         p = ctx.points
         if p is not None and p.active:
-            p.hit(ctx, name)  # a script's pause armed here (no delays under a schedule)
+            p.hit(ctx, name, poll)  # a script's pause armed here (no delays under a schedule)
 
     kick = staticmethod(send_ipi)  # kick(ctx, t): as free-running
 

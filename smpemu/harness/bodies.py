@@ -35,7 +35,8 @@ def vcpu_body(ctx, spec) -> None:
 
 
 def host_body(ctx, spec) -> None:
-    """What the host process runs: the script's host ops, or reclaim."""
+    """What a host process (reclaimer ``ctx.host_index``) runs: its script
+    ops, or reclaim alongside the other reclaimers."""
     mmu = MMU(ctx, spec.guest.n_pt_gfns)
     if spec.cfg.script is not None:
         run_host(ctx, mmu, spec)

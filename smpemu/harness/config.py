@@ -48,7 +48,12 @@ class RunConfig:
     spin_us: float = 50.0  # requesters spin this long on acks before blocking
     ipi_route: str = "direct"  # "direct" (requesters kick) or "coordinator" (it delivers kicks)
     preempt_exit: int = 0  # oversubscribed: leave guest mode and yield every N guest steps (0: off)
-    swap_rate: float = 1000.0  # host reclaims per second
+    swap_rate: float = 1000.0  # host reclaims per second, in total across the reclaimers
+    # host processes, each running the mmu notifier's invalidate path
+    # concurrently with the others (kswapd and direct reclaim); None: 2 when
+    # the host reclaims, 1 when it does not, the script's host count for a
+    # script (resolved by validate(), so as_dict() and replay files say it)
+    reclaimers: int | None = None
     tlb_size: int = 64
     rmap_size: int = 4
     procs: int | None = None  # guest processes
@@ -111,6 +116,7 @@ class RunConfig:
             raise UsageError(f"--preempt-exit must be a number of guest steps >= 0 (got {self.preempt_exit})")
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
+        self._resolve_reclaimers()
         if not 4 <= self.tlb_size <= 4096:
             raise UsageError(f"--tlb-size must be between 4 and 4096 (got {self.tlb_size})")
         if not 1 <= self.rmap_size <= 64:
@@ -127,6 +133,23 @@ class RunConfig:
         if self.schedule is not None:
             self._validate_schedule()
         return self
+
+    def reclaims(self) -> bool:
+        """Does the host reclaim on its own (not a script)?"""
+        return self.script is None and (self.swap_rate > 0 or self.reclaim == "freed")
+
+    def _resolve_reclaimers(self) -> None:
+        need = 1
+        if self.script is not None:
+            from workloads.script import host_count
+
+            need = host_count(self.script)
+        if self.reclaimers is None:
+            self.reclaimers = max(need, 2 if self.reclaims() else 1)
+        if not isinstance(self.reclaimers, int) or isinstance(self.reclaimers, bool) or not 1 <= self.reclaimers <= 64:
+            raise UsageError(f"--reclaimers must be between 1 and 64 (got {self.reclaimers})")
+        if self.reclaimers < need:
+            raise UsageError(f"--reclaimers {self.reclaimers}: the script has {need} host processes")
 
     def _validate_schedule(self) -> None:
         if self.schedule not in STRATEGIES:

@@ -1,4 +1,4 @@
-"""What one emulated CPU (a vCPU process or the host process) carries around.
+"""What one emulated CPU (a vCPU process or a host process) carries around.
 
 Why it exists: the MMU, the IPI protocol, the policies and the oracle all run
 inside whichever process is acting (a vCPU in invlpg, the host in its mmu
@@ -20,6 +20,7 @@ from smpemu.kvm import layout as shared
 from smpemu.kvm.layout import CTL_STOP
 from smpemu.kvm.locks import lock, unlock
 from smpemu.kvm.waits import Lock
+from smpemu.kvm.points import POINT_ID
 
 
 @dataclass
@@ -35,7 +36,7 @@ class RunParams:
 
 @dataclass
 class ProcContext:
-    pid_index: int  # 0..N-1 for vCPUs, N for the host
+    pid_index: int  # 0..N-1 for vCPUs, N..N+K-1 for the K host processes (reclaimers)
     arena: object  # smpemu.memory.arena.Arena
     mm: object  # smpemu.memory.model.MemoryModel
     sems: dict
@@ -54,8 +55,12 @@ class ProcContext:
         L = self.arena.layout
         g = L.geometry
         self.n_vcpus = g.n_vcpus
-        self.is_host = self.pid_index == g.n_vcpus
+        self.is_host = self.pid_index >= g.n_vcpus
+        self.host_index = self.pid_index - g.n_vcpus if self.is_host else -1  # reclaimer k
+        self.n_hosts = g.n_hosts
         self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
+        # times each protocol point was reached (coverage), published at exit
+        self.point_counts = [0] * shared.N_POINT_SLOTS
         self.my_seq = [0] * g.n_vcpus
         self.W = self.arena.words
         self.stop_addr = self.arena.ctl_addr(CTL_STOP)
@@ -123,10 +128,18 @@ class ProcContext:
     def mmu_unlock(self) -> None:
         unlock(self, self.mmu_lk)
 
-    def point(self, name: str) -> None:
-        """A named protocol point: test pauses, stress delays, scheduling, 2009 IPI polls."""
-        self.waits.point(self, name)
-        self.exit_poll()
+    def point(self, name: str, poll: bool = True) -> None:
+        """A named protocol point: test pauses, stress delays, scheduling, 2009 IPI polls.
+
+        ``poll=False``: a point inside a hardware page walk (``tlb.fill``),
+        where no interrupt is taken: an ack there would split the walk
+        between its spte load and its TLB fill, and the fill would then
+        install the translation the ack just flushed.
+        """
+        self.point_counts[POINT_ID[name]] += 1
+        self.waits.point(self, name, poll)
+        if poll:
+            self.exit_poll()
 
     def ev(self, code: int, a: int = 0, b: int = 0) -> None:
         """Record a protocol event if tracing is on."""

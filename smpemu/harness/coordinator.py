@@ -2,7 +2,8 @@
 
 Why it exists: only one process may own the lifetime of POSIX objects, or a
 crash leaks them.  The coordinator creates the arena and every semaphore,
-forks N vCPU processes and the host process, releases them together from a
+forks N vCPU processes and the host processes (``--reclaimers``, each its
+own process running the mmu notifier), releases them together from a
 start barrier, watches them (a vCPU that dies or stops answering aborts the
 run with the reason), stops them after ``--duration`` or ``--iterations``,
 gathers counters, latencies and violations, and unlinks everything on every
@@ -34,6 +35,7 @@ from smpemu.errors import (
 from smpemu.kvm.guest import GuestLayout
 from smpemu.harness.bodies import host_body, vcpu_body
 from smpemu.kvm.oracle import gather as gather_violations
+from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
 from smpemu.harness.worker import process_main, read_error
 from workloads.script import validate as validate_script
@@ -73,6 +75,7 @@ class RunResult:
     trace: dict | None = None  # with cfg.trace: the events around the first violation
     schedule: dict | None = None  # under cfg.schedule: how the schedule went (search/baton_loop.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
+    points: dict = field(default_factory=dict)  # protocol point -> times reached, every process summed
 
     @property
     def exit_code(self) -> int:
@@ -93,6 +96,8 @@ class RunResult:
             "host": self.host,
             "totals": self.totals,
             "violations": self.violations,
+            "points": self.points,
+            "points_unreached": [p for p, n in self.points.items() if n == 0],
             "aborted": self.aborted,
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
@@ -116,6 +121,7 @@ def plan(cfg: RunConfig):
         n_pfns=cfg.guest_pages,
         tlb_size=cfg.tlb_size,
         rmap_size=cfg.rmap_size,
+        n_hosts=cfg.reclaimers,
     )
     layout = shared.Layout(geo)
     try:
@@ -194,13 +200,14 @@ class _Signals:
 def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     """Create the arena and every semaphore of a run in ``res``; return the Spec."""
     N = cfg.vcpus
+    R = layout.geometry.n_req
     buf = res.shm("arena", layout.n_bytes)
     arena = Arena(layout, buf)
     _init_arena(arena, guest)
     arena.release()
     for v in range(N):
         res.sem(f"kick{v}", 0)
-    for r in range(N + 1):
+    for r in range(R):
         res.sem(f"ackwake{r}", 0)
         res.sem(f"fence{r}", 1)
     for k in range(N_ATOMIC):
@@ -213,7 +220,7 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
         res.sem(f"evt-{e}", 0)
     if cfg.schedule:  # the baton: one "go" per process, one "parked" for the coordinator
         res.sem("sched", 0)
-        for r in range(N + 1):
+        for r in range(R):
             res.sem(f"sched-go{r}", 0)
     return Spec(cfg, layout, buf, res.sems, placement, params, guest)
 
@@ -230,7 +237,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
         raise ValueError("a run under a schedule needs the baton loop: smpemu.search.baton_loop.run(cfg)")
     guest, layout, placement = plan(cfg)
     if cfg.script is not None:
-        events = validate_script(cfg.script, cfg.vcpus)
+        events = validate_script(cfg.script, cfg.vcpus, guest)
     else:
         events = []
     params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout, ipi_route=cfg.ipi_route,
@@ -239,6 +246,8 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
     procs: list = []
     arena = None
     N = cfg.vcpus
+    R = layout.geometry.n_req
+    name_of = layout.geometry.name_of
     # signal handlers first: a SIGTERM between creating objects and watching
     # the processes must still end in the cleanup below
     with _Signals() as sig:
@@ -249,15 +258,15 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
             spec = build_spec(res, cfg, guest, layout, placement, params, events)
             arena = Arena(layout, spec.buf)
             ctx = mp.get_context("fork")
-            for idx in range(N + 1):
+            for idx in range(R):
                 body = vcpu_body if idx < N else host_body
                 p = ctx.Process(target=process_main, args=(idx, spec, body),
-                                name=f"smpemu-{'vcpu' + str(idx) if idx < N else 'host'}", daemon=True)
+                                name=f"smpemu-{name_of(idx).replace(' ', '')}", daemon=True)
                 p.start()
                 procs.append(p)
             t0 = time.monotonic()
             arena.ctl[CTL_T0, 0] = time.monotonic_ns()
-            for _ in range(N + 1):
+            for _ in range(R):
                 res.sems["start"].release()
             if cfg.ipi_route == "coordinator":
                 router = Router(arena, res.sems, N).start()  # a thread: only after every fork
@@ -336,7 +345,7 @@ class _Watchdog:
         for i, ps in self.ps.items():
             if procs[i].exitcode is not None:
                 continue
-            who = f"vcpu {i}" if i < N else "host"
+            who = self.arena.layout.geometry.name_of(i)
             try:
                 stopped = ps.status() == psutil.STATUS_STOPPED
             except psutil.Error:
@@ -372,7 +381,7 @@ def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
             return now - t0
         for i, p in enumerate(procs):
             if p.exitcode is not None and p.exitcode != 0:
-                who = f"vcpu {i}" if i < N else "host"
+                who = arena.layout.geometry.name_of(i)
                 msg = read_error(arena, i)
                 if p.exitcode < 0:
                     msg = f"{who} (pid {p.pid}) died ({signal.Signals(-p.exitcode).name})"
@@ -427,25 +436,35 @@ def _trace_window(arena, cfg, result: RunResult) -> dict:
     win = trace.window(events, mark, before=200) if mark is not None else events[-200:]
     return {
         "violation": v,
-        "events": trace.as_json(win, cfg.vcpus, t0),
-        "rendered": trace.render(trace.focus(win, v), cfg.vcpus, t0, mark),
+        "events": trace.as_json(win, cfg.vcpus, t0, cfg.reclaimers),
+        "rendered": trace.render(trace.focus(win, v), cfg.vcpus, t0, mark, n_hosts=cfg.reclaimers),
         "events_recorded": len(events),
     }
 
 
 def _gather(arena, procs, result: RunResult, wall: float) -> None:
-    N = len(procs) - 1
+    g = arena.layout.geometry
+    N = g.n_vcpus
     cnt = arena.counters.copy()
     hist = arena.ack_hist.copy()
     for i in range(N):
         d = {"id": i, "pid": procs[i].pid, "cpus": _cpus_of(int(cnt[i, C["cpu"]]))}
         d.update(_row(cnt[i], hist[i], wall))
         result.vcpus.append(d)
-    result.host = {"pid": procs[N].pid, **_row(cnt[N], hist[N], wall)}
+    # the host: counters summed over its reclaimers, then one row per reclaimer
+    hosts = range(N, g.n_req)
+    rows = []
+    for k, i in enumerate(hosts):
+        rows.append({"id": k, "requester": i, "pid": procs[i].pid, **_row(cnt[i], hist[i], wall)})
+    result.host = {"pid": procs[N].pid, "pids": [procs[i].pid for i in hosts],
+                   **_row(cnt[N:].sum(axis=0), hist[N:].sum(axis=0), wall), "reclaimers": rows}
     tot = cnt.sum(axis=0)
     result.totals = _row(tot, hist.sum(axis=0), wall)
     result.totals["steps_per_s"] = round(int(cnt[:N, C["steps"]].sum()) / wall, 1) if wall > 0 else 0.0
     result.violations = gather_violations(arena.viol, cnt, int(arena.ctl[CTL_T0, 0]))
+    # coverage: a point never reached is a window this run never tried
+    pts = arena.points.sum(axis=0)
+    result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}
 
 
 __all__ = ["run", "plan", "RunResult", "COUNTER_NAMES", "N_HIST"]

@@ -22,10 +22,10 @@ class FreeRun(Waits):
 
     step_every = 256
 
-    def point(self, ctx, name: str) -> None:
+    def point(self, ctx, name: str, poll: bool = True) -> None:
         p = ctx.points
         if p is not None and p.active:
-            p.hit(ctx, name)  # test pauses, stress delays
+            p.hit(ctx, name, poll)  # test pauses, stress delays
 
     kick = staticmethod(send_ipi)  # kick(ctx, t): direct, or through the router
 

@@ -13,6 +13,8 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from smpemu.kvm.layout import proc_name
+
 # the run's counters in the order the tables show them (each name is a key of --json)
 COLUMNS = ("steps", "steps_per_s", "tlb_hits", "tlb_misses", "faults", "invlpg", "flush_requests",
            "remote_flushes", "violations", "ipis_sent", "ipis_received", "ipis_avoided",
@@ -93,7 +95,12 @@ def _rows(result: dict):
     for v in result["vcpus"]:
         yield str(v["id"]), str(v["pid"]), _cores(v["cpus"]), v, None
     h = result.get("host") or {}
-    if h:
+    rows = h.get("reclaimers") or []
+    if len(rows) > 1:  # one row per reclaimer, then the host's sum
+        for r in rows:
+            yield f"host{r['id']}", str(r.get("pid", "")), "any", r, "dim"
+        yield "host", "", "", h, "dim"
+    elif h:
         yield "host", str(h.get("pid", "")), "any", h, "dim"
     yield "total", "", "", result["totals"], "bold"
 
@@ -177,9 +184,10 @@ def print_result(result: dict, console: Console | None = None, legend_on: bool =
         for line in legend(result):
             console.print(line, markup=False, highlight=False, style="dim")
     for v in result["violations"][:10]:
+        seen = proc_name(v["reporter"], cfg["vcpus"], cfg.get("reclaimers") or 1)
         console.print(
             f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
-            f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']} at t={v['t_s']} s (seen by cpu {v['reporter']})"
+            f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']} at t={v['t_s']} s (seen by {seen})"
         )
     n = result["totals"]["violations"]
     if n > 10:
@@ -188,6 +196,8 @@ def print_result(result: dict, console: Console | None = None, legend_on: bool =
         console.print(f"[red]aborted:[/red] {result['aborted']}")
     if result.get("interrupted"):
         console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
+    if result.get("points"):
+        console.print(points_line(result["points"]), markup=False, highlight=False)  # wraps to the width
     if n:
         verdict = "[red]violations found[/red]"
     elif result.get("aborted") or result.get("interrupted"):
@@ -195,6 +205,14 @@ def print_result(result: dict, console: Console | None = None, legend_on: bool =
     else:
         verdict = "[green]no violation[/green]"
     console.print(f"{verdict}; ipis_sent={result['totals']['ipis_sent']:,}")
+
+
+def points_line(points: dict) -> str:
+    """'protocol points reached: a 12, b 3; never reached: c' (coverage)."""
+    hit = [f"{p} {n:,}" for p, n in points.items() if n]
+    miss = [p for p, n in points.items() if not n]
+    return ("protocol points reached: " + (", ".join(hit) or "none")
+            + ("; never reached: " + ", ".join(miss) if miss else "; every point reached"))
 
 
 def write_json(result: dict, path: str) -> None:

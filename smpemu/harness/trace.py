@@ -14,6 +14,8 @@ from __future__ import annotations
 import textwrap
 import time
 
+from smpemu.kvm.layout import host_name
+
 # event codes -> (name, meaning of a, meaning of b)
 EVENTS = {
     1: ("set dirty", "value", ""),
@@ -114,13 +116,15 @@ def describe(code: int, a: int, b: int) -> str:
     return " ".join(parts)
 
 
-def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30) -> str:
-    """Columns, one per CPU (vCPUs then the host), time flowing down.
+def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: int = 30,
+           n_hosts: int = 1) -> str:
+    """Columns, one per CPU (vCPUs, then the host processes: ``host`` when
+    there is one, ``host0``, ``host1``... when several), time flowing down.
 
     A cell longer than its column wraps onto further lines (at spaces, so a
     ``name=value`` field stays whole); nothing is cut."""
     cpus = sorted({e[1] for e in events})
-    names = {c: (f"vCPU{c}" if c < n_vcpus else "host") for c in cpus}
+    names = {c: (f"vCPU{c}" if c < n_vcpus else host_name(c - n_vcpus, n_hosts)) for c in cpus}
     head = f"{'t (us)':>10}  " + "".join(f"{names[c]:<{width}}" for c in cpus)
     lines = [head.rstrip(), (f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)).rstrip()]
     for ts, cpu, code, a, b in events:
@@ -145,10 +149,10 @@ def fields_of(code: int, a: int, b: int) -> dict:
     return {**({an: a} if an else {}), **({bn: b} if bn else {})}
 
 
-def as_json(events, n_vcpus: int, t0_ns: int) -> list[dict]:
+def as_json(events, n_vcpus: int, t0_ns: int, n_hosts: int = 1) -> list[dict]:
     """One dict per event: t_us, cpu, event, then its fields by name (per event kind)."""
     return [
-        {"t_us": round((ts - t0_ns) / 1000, 3), "cpu": cpu if cpu < n_vcpus else "host",
+        {"t_us": round((ts - t0_ns) / 1000, 3), "cpu": cpu if cpu < n_vcpus else host_name(cpu - n_vcpus, n_hosts),
          "event": EVENTS.get(code, (str(code),))[0], **fields_of(code, a, b)}
         for ts, cpu, code, a, b in events
     ]

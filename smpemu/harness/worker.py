@@ -88,7 +88,7 @@ def make_context(idx: int, spec) -> ProcContext:
 
 def process_main(idx: int, spec, body) -> None:
     """Entry point of a forked process; never returns."""
-    _die_with_parent(f"smpemu-{'host' if idx == spec.cfg.vcpus else f'vcpu{idx}'}")
+    _die_with_parent("smpemu-" + spec.layout.geometry.name_of(idx).replace(" ", ""))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0
@@ -123,6 +123,7 @@ def process_main(idx: int, spec, body) -> None:
                 for ns in ctx.lat_ns:
                     row[hist_bucket(ns)] += 1
                 ctx.arena.counters[idx, :] = ctx.counters
+                ctx.arena.points[idx, :] = ctx.point_counts
             except BaseException:
                 pass
             if isinstance(ctx.waits, Baton):

@@ -5,7 +5,13 @@ flushes first; the host process is that place.  It reclaims guest pages at
 ``--swap-rate`` per second, preferring pages the guest just freed (cold, and
 the ones whose sptes invlpg already zapped, so only the dirty flag can say a
 flush is owed), and otherwise any data page (its sptes are zapped here).
-Faults swap pages back in.  It is requester id N in the IPI protocol.
+Faults swap pages back in.
+
+The host runs ``--reclaimers`` such processes at once (kswapd and direct
+reclaim both run the notifier), each its own requester in the IPI protocol
+(ids N..N+K-1), each running ``host_invalidate`` concurrently with the
+others: one reclaimer's flush can be in progress while another's notifier
+decides whether it owes one.  ``--swap-rate`` is their total.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ def reclaim(ctx, mmu, spec) -> None:
     if cfg.reclaim == "freed":
         _reclaim_just_freed(ctx, mmu, a, n)
         return
-    period = 1.0 / cfg.swap_rate if cfg.swap_rate > 0 else None
+    # the swap rate is the total: each of the K reclaimers takes 1/K of it
+    period = ctx.n_hosts / cfg.swap_rate if cfg.swap_rate > 0 else None
     waits = ctx.waits
     if period is None:  # nothing to reclaim, ever: idle until the run stops
         waits.wait_until(ctx, "host.idle", lambda took: ctx.stopping(), watch=(ctx.stop_addr,), slice_s=0.05)
@@ -62,10 +69,13 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
 
     The host polls the guests' freed rings and invalidates each new gfn at
     once, so a flush that a racy policy lost is not hidden by the next
-    invlpg's dirty flag before the page is freed.
+    invlpg's dirty flag before the page is freed.  With K reclaimers,
+    reclaimer j takes the ring entries k with k % K == j: while one is busy
+    flushing for a page, the next freed page goes to another one.
     """
     ring = a.freed_ring
     heads = a.freed_head
+    K, j = ctx.n_hosts, ctx.host_index
     seen = [0] * n
     f = ctx.arena.layout["freed_head"]
     watch = range(f.addr(0, 0), f.addr(n - 1, 0) + 1, f.shape[1])  # freed_head[v][0] of every vCPU
@@ -81,8 +91,9 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
             if h - seen[v] > ring.shape[1]:
                 seen[v] = h - ring.shape[1]  # fell behind: skip the overwritten part
             for k in range(seen[v], h):
-                mmu.host_invalidate(int(ring[v, k % ring.shape[1]]))
-                ops += 1
+                if k % K == j:
+                    mmu.host_invalidate(int(ring[v, k % ring.shape[1]]))
+                    ops += 1
             seen[v] = h
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters

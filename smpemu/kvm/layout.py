@@ -7,7 +7,8 @@ the mechanism (offsets, views, atomic words) is ``smpemu.memory.arena``.
 A protocol word is just an index (``Field.addr``) that the memory-model
 layer can buffer and reorder.
 
-N = vCPUs, R = N + 1 requesters (vCPU ids 0..N-1, host = N), S = spte slots,
+N = vCPUs, K = host processes (reclaimers), R = N + K requesters (vCPU ids
+0..N-1, host processes N..N+K-1), S = spte slots,
 G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 "Line" fields give each id its own 64-byte cache line (8 words).
 
@@ -26,6 +27,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | unsync          | (G,)       | under mmu_lock                         | under mmu_lock                 |
 | wp_time_ns      | (G,)       | sync path after its flush (last wins)  | oracle (write check)           |
 | memslot         | (G,)       | under pfn_lock (fault, host free)      | faults, host                   |
+| reclaiming      | (G,)       | under pfn_lock: the reclaimer invalidating gfn (k+1), 0 | other reclaimers |
 | free_pfns       | (H,)       | under pfn_lock                         | under pfn_lock                 |
 | pfn_gen         | (H,)       | host free, under pfn_lock              | faults, oracle                 |
 | tlb_mirror      | (N, T)     | vCPU v (pfn+1 of each TLB entry, 0=empty) | oracle at host free         |
@@ -33,6 +35,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | freed_ring      | (N, FR)    | guest on vCPU v (gfns it freed)        | host reclaim                   |
 | freed_head      | (N, 8) line| guest on vCPU v                        | host reclaim                   |
 | counters        | (R, NC)    | process r (its own row)                | coordinator                    |
+| points          | (R, NP)    | process r: times it reached each protocol point (coverage) | coordinator |
 | ack_hist        | (R, NB)    | process r: ack-latency histogram       | coordinator                    |
 | viol            | (R, VM, VF)| process r (its own records)            | coordinator                    |
 | errmsg          | (R, 32)    | process r: why it failed (utf-8)       | coordinator                    |
@@ -100,6 +103,7 @@ COUNTER_NAMES = (
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24
+N_POINT_SLOTS = 16  # protocol points counted per process (points.POINT_NAMES, room to grow)
 N_HIST = 256  # ack latency histogram buckets: 8 per power of two of ns
 VIOL_MAX = 16
 VIOL_FIELDS = 12
@@ -117,10 +121,26 @@ class Geometry:
     n_pfns: int
     tlb_size: int
     rmap_size: int
+    n_hosts: int = 1  # host processes (reclaimers), requester ids n_vcpus..n_req-1
 
     @property
     def n_req(self) -> int:
-        return self.n_vcpus + 1
+        return self.n_vcpus + self.n_hosts
+
+    def name_of(self, p: int) -> str:
+        return proc_name(p, self.n_vcpus, self.n_hosts)
+
+
+def proc_name(p: int, n_vcpus: int, n_hosts: int = 1) -> str:
+    """'vcpu 3', 'host' (the only host process) or 'host1' (one of several)."""
+    if p < n_vcpus:
+        return f"vcpu {p}"
+    return host_name(p - n_vcpus, n_hosts)
+
+
+def host_name(k: int, n_hosts: int) -> str:
+    """Host process k: 'host' when it is the only one, else 'host0', 'host1'..."""
+    return "host" if n_hosts == 1 else f"host{k}"
 
 
 def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
@@ -139,6 +159,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("unsync", (g.n_gfns,), False),
         ("wp_time_ns", (g.n_gfns,), False),
         ("memslot", (g.n_gfns,), False),
+        ("reclaiming", (g.n_gfns,), False),
         ("free_pfns", (g.n_pfns,), False),
         ("pfn_gen", (g.n_pfns,), False),
         ("tlb_mirror", (N, g.tlb_size), False),
@@ -146,6 +167,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("freed_ring", (N, FREED_RING), False),
         ("freed_head", (N, LINE), False),
         ("counters", (R, N_COUNTERS), False),
+        ("points", (R, N_POINT_SLOTS), False),
         ("ack_hist", (R, N_HIST), False),
         ("viol", (R, VIOL_MAX, VIOL_FIELDS), False),
         ("errmsg", (R, 32), False),

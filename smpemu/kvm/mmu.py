@@ -38,6 +38,7 @@ class MMU:
         self.a_unsync = L["unsync"].offset
         self.a_wp_time = L["wp_time_ns"].offset
         self.a_memslot = L["memslot"].offset
+        self.a_reclaiming = L["reclaiming"].offset
         self.a_free = L["free_pfns"].offset
         self.a_gen = L["pfn_gen"].offset
         self.a_nfree = ctx.arena.ctl_addr(CTL_NFREE)
@@ -196,7 +197,9 @@ class MMU:
 
     def sync_children(self, pt_gfns) -> None:
         """Write-protect the unsync guest page tables reachable from the new
-        cr3, flush as the policy says, then tell the oracle the sync is done."""
+        cr3 and flush as the policy says, both under mmu_lock (2009's
+        mmu_sync_children ran under it, from mmu_sync_roots), then tell the
+        oracle the sync is done."""
         ctx = self.ctx
         W = self.W
         synced = []
@@ -209,11 +212,12 @@ class MMU:
                     protected |= self.rmap_write_protect(gfn)
                     W[self.a_unsync + gfn] = 0
                     synced.append(gfn)
+            for gfn in synced:
+                ctx.ev(13, gfn, int(protected))
+            # we hold mmu_lock: a policy whose flush takes it must not take it again
+            ctx.policy.flush_cond_locked(ctx, protected, "sync")
         finally:
             ctx.mmu_unlock()
-        for gfn in synced:
-            ctx.ev(13, gfn, int(protected))
-        ctx.policy.flush_cond(ctx, protected, "sync")
         # the sync path returned: from now on no TLB may write these gfns
         # through an entry filled before t_wp (oracle check 3)
         for gfn in synced:
@@ -221,7 +225,36 @@ class MMU:
 
     # -- host: mmu notifier invalidate + free ------------------------------------------------
     def host_invalidate(self, gfn: int) -> bool:
-        """invalidate_range_start/end around freeing gfn's page.  True if freed."""
+        """invalidate_range_start/end around freeing gfn's page.  True if freed.
+
+        One invalidation of a page at a time: in 2009 the notifier ran from
+        ptep_clear_flush_notify(), under the lock of the host pte it cleared,
+        so two reclaimers never invalidate the same page at once (the second
+        finds the pte gone and has nothing to unmap).  Here a reclaimer marks
+        the gfn ``reclaiming`` under pfn_lock first; one that finds it
+        marked returns at once.  Without that, a second reclaimer could find
+        no spte (the first zapped it and has not flushed yet), skip its flush
+        and free the page: a race of the emulator, not of the policies.
+        Different pages' invalidations still overlap freely.
+        """
+        ctx = self.ctx
+        W = self.W
+        if ctx.n_hosts == 1:
+            # nobody else invalidates: no mark needed, and a one-reclaimer
+            # run keeps the scheduling points it had (replay files)
+            return self._invalidate(gfn)
+        self._pfn_lock()
+        try:
+            busy = W[self.a_reclaiming + gfn]
+            if not busy:
+                W[self.a_reclaiming + gfn] = ctx.pid_index + 1
+        finally:
+            self._pfn_unlock()
+        if busy:
+            return False  # another reclaimer is invalidating this page: it frees it
+        return self._invalidate(gfn)  # clears the mark when it frees, under pfn_lock
+
+    def _invalidate(self, gfn: int) -> bool:
         ctx = self.ctx
         mm = ctx.mm
         W = self.W
@@ -240,6 +273,7 @@ class MMU:
         freed = False
         self._pfn_lock()
         try:
+            W[self.a_reclaiming + gfn] = 0  # flushed: the page may be reclaimed again (pairs with the mark above)
             cur = W[self.a_memslot + gfn]
             if cur:
                 pfn = cur - 1

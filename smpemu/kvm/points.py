@@ -24,6 +24,8 @@ POINT_NAMES = (
     "ipi.after_kick",
     "fault.retry",
 )
+POINT_ID = {name: i for i, name in enumerate(POINT_NAMES)}  # row index of the arena's "points" field
+I_FILL = POINT_ID["tlb.fill"]
 
 # Scheduling points: what every wait and point of the protocol code is called
 # (names are what replay files record; the baton's ids are positions here).
@@ -64,16 +66,19 @@ class Points:
         self.arms[name] = (paused_sem, resume_sem, timeout)
         self.active = True
 
-    def hit(self, ctx, name: str) -> None:
-        """Called by ``ctx.waits.point`` when ``active``."""
+    def hit(self, ctx, name: str, poll: bool = True) -> None:
+        """Called by ``ctx.waits.point`` when ``active``.  ``poll=False``: a
+        point inside a page walk, where a pause acks no IPI (ctx.point)."""
         a = self.arms.pop(name, None)
         if a is not None:
             paused, resume, timeout = a
             ctx.mm.drain()  # we are about to block: make our stores visible
             paused.release()
-            # 2009: IPIs are still acked while paused here (exit_poll)
+            # 2009: IPIs are still acked while paused here (exit_poll), except
+            # inside a page walk
             if not ctx.waits.wait_until(ctx, "point.paused", lambda took: took or try_take(resume),
-                                        watch=ctx.poll_words, sem=resume, poll=ctx.exit_poll,
+                                        watch=ctx.poll_words if poll else (), sem=resume,
+                                        poll=ctx.exit_poll if poll else None,
                                         timeout=timeout, slice_s=0.002):
                 raise AckTimeout(f"cpu {ctx.pid_index}: paused at {name}, not resumed within {timeout} s")
             self.active = bool(self.arms or self.delays)

@@ -18,6 +18,7 @@ from smpemu.errors import AbortError
 from smpemu.kvm.guest import GuestKernel
 from smpemu.kvm.mmu import FAULT_RETRY, GUEST_PF, MMU
 from smpemu.kvm.oracle import STALE_ACCESS, STALE_WRITE
+from smpemu.kvm.points import I_FILL
 from smpemu.kvm.layout import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 from smpemu.kvm.spte import GEN_MASK
 from smpemu.kvm.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, TLB
@@ -55,6 +56,7 @@ class VCPU:
         ctx.handle_requests = self.serve
         self.oracle = ctx.oracle
         self.fill_point = False
+        self._pc = ctx.point_counts
         self._load = self.mm.load  # bound once: the native model binds memoryview.__getitem__
         self._tlb_get = tlb.map.get  # the TLB only ever clears this dict, never replaces it
         tlb.gen_base = mmu.a_gen  # entries carry the address of their pfn's generation word
@@ -161,7 +163,11 @@ class VCPU:
             s = mm.load(self.a_spte + slot)
             if s & S.PRESENT and (not write or s & S.WRITABLE):
                 if self.fill_point:
-                    self.ctx.point("tlb.fill")
+                    # inside the hardware walk: no IPI is taken here, so no
+                    # ack can fall between the spte load and the fill
+                    self.ctx.point("tlb.fill", poll=False)
+                else:
+                    self._pc[I_FILL] += 1  # the point is reached (coverage), nothing attached to it
                 e = self.tlb.fill(slot, s, fill_ns)
                 if self.ctx.trace is not None:
                     self.ctx.trace(7, slot, e[E_PFN])
@@ -184,14 +190,22 @@ class VCPU:
         ctx = self.ctx
         mm = self.mm
         a_ncount = self.mmu.a_ncount
+        seq = mm.load(self.mmu.a_nseq)
 
         def interrupts() -> None:
             if self.kicked():
                 self.take_interrupt()
 
-        if not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
-                                    watch=(a_ncount, self.a_mode), poll=interrupts,
-                                    timeout=ctx.params.ack_timeout, slice_s=50e-6):
+        while not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
+                                       watch=(a_ncount, self.a_mode), poll=interrupts,
+                                       timeout=ctx.params.ack_timeout, slice_s=50e-6):
+            if ctx.stopping():
+                raise StopRun()
+            if mm.load(self.mmu.a_nseq) != seq:
+                # invalidations keep completing (several reclaimers can keep
+                # the count up back to back): slow, not stuck
+                seq = mm.load(self.mmu.a_nseq)
+                continue
             raise AbortError(
                 f"vcpu {self.me}: mmu notifier invalidation still running after "
                 f"{ctx.params.ack_timeout} s: it did not ack, or is waiting for a vCPU that "

@@ -16,12 +16,13 @@ in HOW it blocks, never in WHAT is waited for:
 
 ``ctx.waits`` is one object per process (or actor).  The protocol code calls:
 
-``waits.point(ctx, name)``
+``waits.point(ctx, name, poll=True)``
     A named scheduling point: every protocol point of ``kvm.points`` (through
     ``ctx.point``) and the points of ``kvm.points.SCHED_POINTS`` that are not waits
     ("start", "step", "lock.<lock>").  An implementation runs the test pauses
     and stress delays of ``ctx.points`` there (``Points.hit``: arms, delays)
-    and may switch to another actor before or after.
+    and may switch to another actor before or after.  ``poll=False``: a point
+    inside a hardware page walk, where a paused CPU acks no IPI.
 
 ``waits.spin(ctx, ready, poll=None) -> bool``
     Busy-poll ``ready(False)`` briefly before a blocking wait (free-running:
@@ -87,7 +88,7 @@ posts now.  Nothing here imports posix_ipc.
 
 An implementation subclasses ``Waits`` and writes:
 
-- ``point(ctx, name)`` (call ``ctx.points.hit(ctx, name)`` when
+- ``point(ctx, name, poll)`` (call ``ctx.points.hit(ctx, name, poll)`` when
   ``ctx.points.active``: the test pauses are written there, once);
 - ``_deadline(ctx, timeout, timer, watch, sem, bell)``: any object, the wait's
   time state, passed to the two below;
@@ -141,7 +142,7 @@ class Waits:
 
     step_every = 256
 
-    def point(self, ctx, name: str) -> None:
+    def point(self, ctx, name: str, poll: bool = True) -> None:
         raise NotImplementedError
 
     def kick(self, ctx, t: int) -> None:

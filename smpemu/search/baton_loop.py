@@ -61,7 +61,8 @@ class BatonLoop:
         self.arena = arena
         self.procs = procs
         self.N = cfg.vcpus
-        self.n = n = cfg.vcpus + 1
+        self.K = cfg.reclaimers  # host processes: each is its own actor of the baton
+        self.n = n = cfg.vcpus + cfg.reclaimers
         L = arena.layout
         self.W = arena.words
         self.rows = [L["sched"].addr(p, 0) for p in range(n)]
@@ -77,7 +78,7 @@ class BatonLoop:
         self.end = None
         self.divergence = None
         if cfg.schedule == "replay":
-            self.strategy = Replay(cfg.replay, self.N)
+            self.strategy = Replay(cfg.replay, self.N, self.K)
             self.limit = len(cfg.replay)
         else:
             self.strategy = PCT(cfg.seed, n, cfg.pct_depth, cfg.pct_epoch)
@@ -91,8 +92,8 @@ class BatonLoop:
             if code is not None and code != 0:
                 msg = read_error(self.arena, i)
                 if code < 0:
-                    msg = f"{who(i, self.N)} (pid {p.pid}) died ({signal.Signals(-code).name})"
-                return msg or f"{who(i, self.N)} (pid {p.pid}) exited with code {code}"
+                    msg = f"{who(i, self.N, self.K)} (pid {p.pid}) died ({signal.Signals(-code).name})"
+                return msg or f"{who(i, self.N, self.K)} (pid {p.pid}) exited with code {code}"
         return None
 
     def _await(self, p, sig, result, limit: float) -> bool:
@@ -112,7 +113,7 @@ class BatonLoop:
                 if p is None:
                     msg = f"the processes did not all reach their first scheduling point within {limit} s"
                 else:
-                    msg = (f"{who(p, self.N)} (pid {self.procs[p].pid}) did not reach its next scheduling "
+                    msg = (f"{who(p, self.N, self.K)} (pid {self.procs[p].pid}) did not reach its next scheduling "
                            f"point within {limit} s after decision {len(self.dec) - 1} (stopped or stuck)")
             if msg is not None:
                 result.aborted = msg
@@ -129,7 +130,7 @@ class BatonLoop:
             proc = self.procs[p]
             proc.join(self.cfg.ack_timeout)
             if proc.exitcode != 0:
-                return self._dead() or f"{who(p, self.N)} (pid {proc.pid}) did not exit after it finished"
+                return self._dead() or f"{who(p, self.N, self.K)} (pid {proc.pid}) did not exit after it finished"
             return None
         kind = W[r + R_KIND]
         if not kind:
@@ -178,7 +179,7 @@ class BatonLoop:
                 what = name
                 if c is not None and c[1] >= 0 and name.startswith("wait.") and name.endswith("_lock"):
                     what += f" (held by pid {self.W[c[1]]})"
-                parts.append(f"{who(p, self.N)} at {what}")
+                parts.append(f"{who(p, self.N, self.K)} at {what}")
         return f"schedule deadlock at decision {k}: no process can run: " + ", ".join(parts)
 
     def run(self, sig, result, progress) -> None:
@@ -237,7 +238,7 @@ class BatonLoop:
                 if not self._await(p, sig, result, step_limit):
                     break
                 if W[rows[p] + R_STATE] != DONE and W[rows[p] + R_COUNT] == count:
-                    msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N)}"
+                    msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N, self.K)}"
                 else:
                     msg = self._parked(p)
                 if msg:

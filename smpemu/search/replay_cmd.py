@@ -43,13 +43,14 @@ def register(app, out, err, guard) -> None:
         from smpemu.harness.report import write_json
         from smpemu.search.baton_loop import run
         from smpemu.search.replay_file import MATCH_KEYS, describe_last, identity, load_replay
+        from smpemu.search.strategies import who
 
         if json_out:
             check_writable(json_out, "--json")
         cfg, doc = load_replay(file)
         want = doc.get("violation")
         out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
-                  f"{cfg.vcpus} vCPUs, memory model {cfg.memory_model}, requests {cfg.requests}, "
+                  f"{cfg.vcpus} vCPUs, {cfg.reclaimers} reclaimer(s), memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
         from smpemu.harness.status import Status
 
@@ -61,9 +62,9 @@ def register(app, out, err, guard) -> None:
             v = r.violations[0]
             out.print(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
                       f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
-                      f"{'host' if v['reporter'] == cfg.vcpus else 'vcpu %d' % v['reporter']}, "
+                      f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
                       f"decision {r.schedule['last']['decision']} resumed "
-                      f"{'host' if got['cpu'] == cfg.vcpus else 'vcpu %d' % got['cpu']} at {got['point']}")
+                      f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}")
             tr = r.trace
             if tr:
                 out.print("the interleaving that led to it (focused trace, one column per CPU):")

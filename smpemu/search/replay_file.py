@@ -77,10 +77,11 @@ def describe_last(doc: dict) -> str:
     """'found after N decisions, the last one vcpu 1 at invlpg.after_set_dirty'."""
     last = (doc.get("schedule") or {}).get("last") or {}
     n_vcpus = doc["config"]["vcpus"]
+    n_hosts = doc["config"].get("reclaimers") or 1
     if not last:
         return "no decision made"
     return (f"seed {doc['seed']}: {last['decision'] + 1} decisions, the last one "
-            f"{who(last['cpu'], n_vcpus)} at {last['point']}")
+            f"{who(last['cpu'], n_vcpus, n_hosts)} at {last['point']}")
 
 
 def load_replay(path: str):
@@ -106,14 +107,20 @@ def load_replay(path: str):
     if unknown:
         raise UsageError(f"replay file {path}: unknown configuration field(s) {', '.join(unknown)}")
     n_vcpus = cfgd.get("vcpus")
+    cfgd = dict(cfgd)
+    # files written before --reclaimers had one host process (requester N)
+    cfgd.setdefault("reclaimers", 1)
+    n_hosts = cfgd["reclaimers"]
+    if not isinstance(n_hosts, int) or isinstance(n_hosts, bool) or n_hosts < 1:
+        raise UsageError(f"replay file {path}: reclaimers is {n_hosts!r}, expected a number >= 1")
     dec = doc.get("decisions")
     if not isinstance(dec, list) or not dec:
         raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
     for i, d in enumerate(dec):
         if (not isinstance(d, list) or len(d) != 2 or not isinstance(d[0], int) or isinstance(d[0], bool)
-                or not isinstance(n_vcpus, int) or not 0 <= d[0] <= n_vcpus or d[1] not in PID):
-            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_vcpus}, point name]")
-    cfgd = dict(cfgd)
+                or not isinstance(n_vcpus, int) or not 0 <= d[0] < n_vcpus + n_hosts or d[1] not in PID):
+            hi = n_vcpus + n_hosts - 1 if isinstance(n_vcpus, int) else "N+K-1"
+            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{hi}, point name]")
     cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
     try:
         cfg = RunConfig(**cfgd)

@@ -25,14 +25,16 @@ from __future__ import annotations
 import random
 
 from smpemu.harness.baton import R_POINT, SCHED_POINTS
+from smpemu.kvm.layout import proc_name
 
 
 class Divergence(Exception):
     """A replay found the run somewhere else than the recording."""
 
 
-def who(p: int, n_vcpus: int) -> str:
-    return "host" if p == n_vcpus else f"vcpu {p}"
+def who(p: int, n_vcpus: int, n_hosts: int = 1) -> str:
+    """'vcpu 2', 'host' (the only host process), 'host1' (one of several)."""
+    return proc_name(p, n_vcpus, n_hosts)
 
 
 class PCT:
@@ -85,13 +87,15 @@ class PCT:
 class Replay:
     """Follow recorded decisions; any mismatch is a divergence."""
 
-    def __init__(self, decisions: list, n_vcpus: int):
+    def __init__(self, decisions: list, n_vcpus: int, n_hosts: int = 1):
         self.decisions = decisions
         self.N = n_vcpus
+        self.K = n_hosts
 
     def choose(self, k: int, enabled: list, co) -> int:
         p, name = self.decisions[k]
-        at = f"replay diverged at decision {k} of {len(self.decisions)}: recorded {who(p, self.N)} at {name}"
+        at = (f"replay diverged at decision {k} of {len(self.decisions)}: recorded "
+              f"{who(p, self.N, self.K)} at {name}")
         if not co.live[p]:
             raise Divergence(f"{at}, but it has finished")
         cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]

@@ -60,10 +60,12 @@ class StressResult:
     aborted: str | None = None
     interrupted: str | None = None
     replay: dict | None = None  # under a schedule: the replay document of the violating round
+    points: dict = dataclasses.field(default_factory=dict)  # protocol point -> times reached, all rounds
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("replay")  # its own file (smpemu replay FILE), not part of the summary
+        d["points_unreached"] = [p for p, n in self.points.items() if n == 0]
         return d
 
 
@@ -79,6 +81,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
     pin_cycle = pin_cycle or [base.pin]
     k = 0
     hit = None
+    points = {p: 0 for p in POINT_NAMES}  # coverage over every round
     while True:
         left = timeout - (time.monotonic() - t_start)
         if left <= 0.5:
@@ -98,6 +101,8 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
         t_round = time.monotonic() - t_start
         r = run(cfg, progress=progress)  # progress(fraction, steps) of this round
         d = r.as_dict()
+        for p, n in d["points"].items():
+            points[p] = points.get(p, 0) + n
         info = {"round": k, "seed": seed, "vcpus": cfg.vcpus, "pin": cfg.pin,
                 "delays": {p: list(v) for p, v in delays.items()},
                 "steps": d["totals"]["steps"], "wall_s": d["totals"]["wall_s"],
@@ -109,7 +114,7 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
             on_round(info)
         if d["interrupted"] or d["aborted"]:
             return StressResult(bool(r.violations), rounds, round(time.monotonic() - t_start, 3),
-                                first=d, aborted=d["aborted"], interrupted=d["interrupted"])
+                                first=d, aborted=d["aborted"], interrupted=d["interrupted"], points=points)
         if r.violations and hit is None:
             v = r.violations[0]
             wall = max(d["totals"]["wall_s"], 1e-9)
@@ -130,8 +135,9 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
     if hit is not None:
         hit.elapsed_s = round(elapsed, 3)
         hit.rounds = rounds
+        hit.points = points
         return hit
-    return StressResult(False, rounds, round(elapsed, 3))
+    return StressResult(False, rounds, round(elapsed, 3), points=points)
 
 
 __all__ = ["stress", "StressResult", "random_delays", "POINT_NAMES"]

@@ -16,10 +16,11 @@ from smpemu.errors import UsageError
 
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
 CONFIG_COLS = ("kind", "workload", "policy", "pin", "vcpus", "repeat", "seed", "run_seed",
-               "memory_model", "requests", "swap_rate", "guest_mem", "duration", "iterations",
+               "memory_model", "requests", "swap_rate", "reclaimers", "guest_mem", "duration", "iterations",
                "preempt_exit", "ipi_route")
 POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests",
-              "swap_rate", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
+              "swap_rate", "reclaimers", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
+NEW_COLS = ("reclaimers",)  # a CSV written before these columns existed can still be resumed
 RUN_KEY_COLS = POINT_COLS + ("repeat",)
 MAX_COLS = ("violations", "exit_code")  # a median row shows the worst repeat for these
 
@@ -89,7 +90,7 @@ class RowLog:
                 rows = [{k: _typed(v) for k, v in row.items()} for row in r]
         except (OSError, csv.Error, UnicodeDecodeError) as e:
             raise UsageError(f"--resume: cannot read {path}: {e}") from None
-        if not {"kind", *RUN_KEY_COLS} <= set(self.header):
+        if not {"kind", *RUN_KEY_COLS} - set(NEW_COLS) <= set(self.header):
             raise UsageError(f"--resume: {path} is not a sweep CSV (no {', '.join(RUN_KEY_COLS)} columns)")
         self.rows = rows
 

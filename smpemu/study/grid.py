@@ -35,6 +35,7 @@ class SweepOptions:
     memory_model: str = "native"
     requests: str = "modern"
     swap_rate: float = 1000.0
+    reclaimers: int | None = None  # None: 2 when the host reclaims (swap_rate > 0), else 1
     guest_mem: str = "64M"
     preempt_exit: int = 0
     ipi_route: str = "direct"
@@ -77,11 +78,19 @@ def points(o: SweepOptions) -> list[Point]:
             for p in o.policies for pin in o.pins]
 
 
+def reclaimers_of(o: SweepOptions) -> int:
+    """The number of host reclaimers of every run (RunConfig's default rule)."""
+    if o.reclaimers is not None:
+        return o.reclaimers
+    return 2 if o.swap_rate > 0 else 1
+
+
 def config_of(o: SweepOptions, pt: Point) -> RunConfig:
     cfg = RunConfig(vcpus=pt.vcpus, workload=o.workload, policy=pt.policy, pin=pt.pin,
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
                     guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
-                    swap_rate=o.swap_rate, preempt_exit=o.preempt_exit, ipi_route=o.ipi_route)
+                    swap_rate=o.swap_rate, reclaimers=reclaimers_of(o), preempt_exit=o.preempt_exit,
+                    ipi_route=o.ipi_route)
     if o.trace_file:  # absolute: a --scheduler worker runs `smpemu run` in another directory
         cfg.trace_file = os.path.abspath(o.trace_file)
     return cfg
@@ -136,8 +145,8 @@ def config_cols(o: SweepOptions, pt: Point) -> dict:
     return {"kind": "run", "workload": o.workload, "policy": pt.policy, "pin": pt.pin,
             "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
             "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
-            "guest_mem": o.guest_mem, "duration": o.duration, "iterations": o.iterations,
-            "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
+            "reclaimers": reclaimers_of(o), "guest_mem": o.guest_mem, "duration": o.duration,
+            "iterations": o.iterations, "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
 
 
 def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:

@@ -84,7 +84,9 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     plt.close(fig)
 
 
-def title_of(o) -> str:
+def title_of(o, reclaimers: int) -> str:
+    """The figure's title: what every point of the sweep ``o`` shares."""
     work = f"{o.iterations} steps/vCPU" if o.iterations else f"{o.duration} s"
     return (f"smpemu sweep: {o.workload}, {work}, {o.repeat} repeat(s), memory model {o.memory_model}, "
-            f"requests {o.requests}, swap {o.swap_rate:g}/s, {len(os.sched_getaffinity(0))} host cores")
+            f"requests {o.requests}, swap {o.swap_rate:g}/s over {reclaimers} reclaimer(s), "
+            f"{len(os.sched_getaffinity(0))} host cores")

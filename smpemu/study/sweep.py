@@ -27,7 +27,7 @@ from smpemu.harness.report import fit_tables, fmt_latency
 from smpemu.harness.status import Status
 from smpemu.study.csvlog import RowLog, run_key
 from smpemu.study.grid import (Interrupted, SweepOptions, config_cols, config_of, exit_code, parse_list,
-                               run_local, run_row, validate)
+                               reclaimers_of, run_local, run_row, validate)
 from smpemu.study.plot import plot, title_of
 from smpemu.study.remote import connect, sweep_remote
 
@@ -134,7 +134,7 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
             out.print(t)
         out.print(SUMMARY_LEGEND, markup=False, highlight=False, style="dim")
     if o.plot_path:
-        plot(log.rows, o.plot_path, title_of(o))
+        plot(log.rows, o.plot_path, title_of(o, reclaimers_of(o)))
     return exit_code(log.rows)
 
 
@@ -162,7 +162,9 @@ def register(app, out, err, guard) -> None:
         seed: int = typer.Option(1, help="Seed of the first repeat; repeat r uses seed + r."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed."),
         requests: str = typer.Option("modern", help="modern | 2009."),
-        swap_rate: float = typer.Option(1000.0, help="Host reclaims per second."),
+        swap_rate: float = typer.Option(1000.0, help="Host reclaims per second, in total across the reclaimers."),
+        reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu "
+                                                 "notifier concurrently (default 2, or 1 with --swap-rate 0)."),
         guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M)."),
         preempt_exit: int = typer.Option(0, help="Oversubscribed vCPUs leave guest mode every N steps (0: off)."),
         ipi_route: str = typer.Option("direct", help="direct | coordinator (see smpemu run --help)."),
@@ -181,7 +183,7 @@ def register(app, out, err, guard) -> None:
             vcpus=parse_list(vcpus, "--vcpus", int), policies=parse_list(policy, "--policy"),
             workload=workload, pins=parse_pins(pin), repeat=repeat, duration=duration,
             iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
-            swap_rate=swap_rate, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
+            swap_rate=swap_rate, reclaimers=reclaimers, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
             trace_file=trace_file, csv_path=csv_out,
             json_path=json_out, plot_path=plot_out, resume=resume, scheduler=scheduler,
         )

@@ -8,8 +8,13 @@ MMU calls exactly these:
   still under the lock, the others defer.
 - ``flush_remote(ctx)``: kvm_flush_remote_tlbs().
 - ``flush_cond(ctx, cond, site)``: kvm_flush_remote_tlbs_cond() at the places
-  where a deferred flush must happen: ``site`` is "notifier" (host about to
-  free a page) or "sync" (mmu_sync_children on a cr3 write).
+  where a deferred flush must happen, called without mmu_lock: ``site`` is
+  "notifier" (host about to free a page, after mmu_unlock as in 2009).
+- ``flush_cond_locked(ctx, cond, site)``: the same for a caller that already
+  holds mmu_lock: ``site`` "sync" (mmu_sync_children on a cr3 write, which
+  write-protects and flushes under the lock).  mmu_lock is a non-recursive
+  semaphore, so a policy whose flush takes the lock (mmu-lock) flushes here
+  without taking it; for the others it is ``flush_cond``.
 
 ``DeferredPolicy`` is deferred-v4 (the seed's v4 patch); the other deferred
 policies override one step of it.  The shared flag is ``ctl[CTL_FLUSH_DIRTY]``
@@ -35,12 +40,25 @@ class Policy:
         if cond:
             self.flush_remote(ctx)
 
+    def flush_cond_locked(self, ctx, cond: bool, site: str) -> None:
+        """flush_cond for a caller holding mmu_lock (the sync path)."""
+        self.flush_cond(ctx, cond, site)
+
 
 class DeferredPolicy(Policy):
-    """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock."""
+    """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
+
+    It closes v3's window (a flush between ``dirty = 1`` and the zap), but
+    not this one: a flush *in progress* has cleared dirty before its IPIs
+    land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts dirty
+    alone (a second reclaimer's notifier) skips its flush and frees the page
+    while a remote TLB still maps it.  Correct only while one flush runs at
+    a time (one reclaimer and no cr3 sync's flush beside it).
+    """
 
     name = "deferred-v4"
-    summary = "invlpg zaps, smp_wmb(), then sets remote_tlbs_dirty; flush deferred to notifier/sync (the v4 patch)"
+    summary = ("the v4 patch: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window, "
+               "but loses a flush when two flushes overlap (two reclaimers)")
 
     def zap(self, ctx, mmu, slot, gfn):
         mm = ctx.mm

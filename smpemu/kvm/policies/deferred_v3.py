@@ -10,7 +10,7 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class DeferredV3Policy(DeferredPolicy):
     name = "deferred-v3"
-    summary = "sets remote_tlbs_dirty before zapping the spte (the v3 patch): loses flushes"
+    summary = "the v3 patch: sets remote_tlbs_dirty before zapping the spte: loses a flush with one flusher"
 
     def zap(self, ctx, mmu, slot, gfn):
         ctx.mm.store(ctx.a_dirty, 1)

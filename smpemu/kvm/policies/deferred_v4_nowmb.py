@@ -1,7 +1,9 @@
 """deferred-v4-nowmb: v4 without the smp_wmb() between zap and dirty.
 
-Correct on TSO (stores stay in order), broken where stores reorder: under
-``--memory-model relaxed`` the dirty store can become visible before the zap.
+As v4 on TSO (stores stay in order), broken where stores reorder: under
+``--memory-model relaxed`` the dirty store can become visible before the
+zap, which loses a flush even with one flusher.  It shares v4's loss when
+two flushes overlap, on every memory model.
 """
 
 from smpemu.kvm.policies.base import DeferredPolicy
@@ -9,7 +11,8 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class DeferredV4NoWmbPolicy(DeferredPolicy):
     name = "deferred-v4-nowmb"
-    summary = "v4 without smp_wmb(): correct under tso/native, loses flushes under relaxed"
+    summary = ("v4 without smp_wmb(): as v4 under tso/native, also loses a flush with one flusher "
+               "under relaxed")
 
     def zap(self, ctx, mmu, slot, gfn):
         mmu.zap_spte(slot, gfn)

@@ -13,7 +13,8 @@ from smpemu.kvm.policies.base import Policy
 
 class EagerPolicy(Policy):
     name = "eager"
-    summary = "invlpg flushes all remote TLBs every time, under mmu_lock (pre-patch KVM): correct, IPI-heavy"
+    summary = ("pre-patch KVM: invlpg flushes all remote TLBs every time, under mmu_lock: correct with any "
+               "number of flushers, IPI-heavy")
 
     def zap(self, ctx, mmu, slot, gfn):
         mmu.zap_spte(slot, gfn)

@@ -1,8 +1,10 @@
 """mmu-lock: remote_tlbs_dirty protected by mmu_lock, flush under the lock.
 
 Marcelo's suggestion in the seed.  Correct by mutual exclusion (invlpg cannot
-zap between the clear and the requests), at the cost of holding mmu_lock for
-the whole IPI round trip: every fault and invlpg waits behind a flush.
+zap between the clear and the requests, and no two flushes overlap: one
+flusher's clear cannot be trusted by another before its IPIs landed), with
+any number of reclaimers, at the cost of holding mmu_lock for the whole IPI
+round trip: every fault and invlpg waits behind a flush.
 """
 
 from smpemu.kvm import ipi
@@ -11,7 +13,8 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class MmuLockPolicy(DeferredPolicy):
     name = "mmu-lock"
-    summary = "remote_tlbs_dirty protected by mmu_lock; the flush runs under the lock (contention)"
+    summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock: correct with any number "
+               "of flushers (contention)")
 
     def zap(self, ctx, mmu, slot, gfn):
         mmu.zap_spte(slot, gfn)
@@ -36,7 +39,12 @@ class MmuLockPolicy(DeferredPolicy):
     def flush_cond(self, ctx, cond, site):
         ctx.mmu_lock()
         try:
-            if cond or ctx.mm.load(ctx.a_dirty):
-                self._flush_locked(ctx)
+            self.flush_cond_locked(ctx, cond, site)
         finally:
             ctx.mmu_unlock()
+
+    def flush_cond_locked(self, ctx, cond, site):
+        # the caller holds mmu_lock (the sync path): taking it again would
+        # deadlock on the non-recursive semaphore
+        if cond or ctx.mm.load(ctx.a_dirty):
+            self._flush_locked(ctx)
