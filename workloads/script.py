@@ -4,10 +4,12 @@ For deterministic interleavings in tests and for users' own scenarios: the
 processes are still real and run in parallel, but they meet at named events
 (POSIX semaphores) and can pause at named protocol points.  A script is a
 dict ``{"events": [...], "cpus": {"0": [op, ...], ...}, "host": [op, ...],
-"timeout": seconds}``.  Page operands are ``["u", v, i]``: page i of vCPU v's
-malloc range.  Ops:
+"timeout": seconds}``; ``"hosts": [[op, ...], [op, ...]]`` instead of
+``"host"`` gives several host processes (reclaimers), one list each.  Page
+operands are ``["u", v, i]``: page i of vCPU v's malloc range.  Ops:
 
     ["touch", PAGE, write]     guest access with demand paging
+    ["map", PAGE]              guest maps a fresh page-cache frame at PAGE (no zeroing)
     ["access", PAGE, write]    raw access through TLB / shadow table (no #PF handling)
     ["unmap", PAGE]            guest munmap of one page (pte clear, invlpg, free)
     ["invlpg", PAGE]           invlpg only
@@ -23,6 +25,10 @@ malloc range.  Ops:
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
+
+Under a controlled schedule (the baton, ``smpemu check``) ``reclaim_freed``
+with nothing freed yet waits (handing the baton back) until vCPU v frees a
+page, instead of failing: an explorer reaches it in every order.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 
 from smpemu.errors import AckTimeout, UsageError
 
-CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
+CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 
 
@@ -40,7 +46,10 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
     if not isinstance(script, dict):
         raise UsageError("script: expected a JSON object")
     events = list(script.get("events", []))
-    for k, ops in list(script.get("cpus", {}).items()) + [("host", script.get("host", []))]:
+    if "host" in script and "hosts" in script:
+        raise UsageError("script: give either 'host' (one host process) or 'hosts' (a list of op lists), not both")
+    hosts = host_scripts(script)
+    for k, ops in list(script.get("cpus", {}).items()) + [("host", h) for h in hosts]:
         allowed = HOST_OPS if k == "host" else CPU_OPS
         if k != "host" and not (str(k).isdigit() and int(k) < n_vcpus):
             raise UsageError(f"script: cpu {k!r} is not a vCPU of this run (0..{n_vcpus - 1})")
@@ -51,6 +60,16 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
                 if isinstance(x, str) and op[0] in ("signal", "wait", "spin", "busy") and x not in events:
                     raise UsageError(f"script: {k} op {n}: unknown event {x!r}")
     return events
+
+
+def host_scripts(script: dict) -> list:
+    """The op list of each host process (``hosts``, or ``host`` as the only one)."""
+    if "hosts" in script:
+        hosts = script["hosts"]
+        if not isinstance(hosts, list) or not all(isinstance(h, list) for h in hosts):
+            raise UsageError("script: 'hosts' must be a list of op lists, one per host process")
+        return hosts
+    return [script.get("host", [])]
 
 
 def _slot(guest_layout, page) -> int:
@@ -78,6 +97,8 @@ def run(cpu, guest, rng, cfg) -> None:
         kind = op[0]
         if kind == "touch":
             guest.touch(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
+        elif kind == "map":
+            guest.map_page(_slot(L, op[1]), zero=False)
         elif kind == "access":
             cpu.access(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
         elif kind == "unmap":
@@ -129,12 +150,15 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.enter_guest()
 
 
-def run_host(ctx, mmu, spec) -> None:
+def run_host(ctx, mmu, spec, host: int = 0) -> None:
+    """Host process ``host`` (0 = the first) runs its op list."""
     cfg = spec.cfg
     L = spec.guest
     timeout = float(cfg.script.get("timeout", 20))
-    a = ctx.arena
-    for op in cfg.script.get("host", []):
+    W = ctx.W
+    lay = ctx.arena.layout
+    hosts = host_scripts(cfg.script)
+    for op in (hosts[host] if host < len(hosts) else []):
         kind = op[0]
         if kind == "signal":
             ctx.mm.drain()
@@ -148,11 +172,17 @@ def run_host(ctx, mmu, spec) -> None:
             ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
         elif kind == "reclaim_freed":
             v = op[1]
-            h = int(a.freed_head[v, 0])
+            # word reads (not numpy views): an explorer sees what the host read
+            a_head = lay["freed_head"].addr(v, 0)
+            h = W[a_head]
+            while h == 0 and ctx.sched is not None:
+                ctx.sched.wait_field(ctx, "host.idle", "freed_head", v + 1)
+                h = W[a_head]
             if h == 0:
                 raise UsageError(f"script: host reclaim_freed {v}: vCPU {v} freed nothing yet")
-            mmu.host_invalidate(int(a.freed_ring[v, (h - 1) % a.freed_ring.shape[1]]))
+            ring = lay["freed_ring"]
+            mmu.host_invalidate(W[ring.addr(v, (h - 1) % ring.shape[1])])
         elif kind == "reclaim":
-            gfn = int(a.gpte.reshape(-1)[_slot(L, op[1])]) - 1
+            gfn = W[lay["gpte"].offset + _slot(L, op[1])] - 1
             if gfn >= 0:
                 mmu.host_invalidate(gfn)

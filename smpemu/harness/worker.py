@@ -85,6 +85,8 @@ def make_context(idx: int, spec) -> ProcContext:
 
         ctx.sched = ProcSched(ctx, spec)
         ctx.points.scheduled(ctx.sched)
+        if spec.cfg.controlled_drains and hasattr(mm, "controlled"):
+            mm.controlled()  # drains are decisions of the schedule (replay format 2)
     return ctx
 
 

@@ -39,7 +39,12 @@ Strategies:
   epochs, in docs/schedules.md).
 - ``replay``: the recorded decisions, checked one by one: the process must be
   parked at the recorded point and runnable, or the replay has diverged and
-  says where.
+  says where.  Format 2 (``smpemu check --replay-out``) adds store-buffer
+  drain decisions ``[cpu, "sb.drain", addr]``: under ``controlled_drains``
+  the processes' store buffers never drain at random, and the coordinator
+  tells a parked process to let its oldest buffered store to ``addr`` reach
+  memory (it stays parked at its point), so a drain order found by the
+  explorer happens on the real processes too.
 
 A run under a schedule ends at the first violation, after ``max_decisions``
 decisions, when every vCPU finished (``--iterations``), or on a deadlock; it
@@ -66,7 +71,10 @@ from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.layout import C, CTL_SCHED_END
 from smpemu.kvm.vcpu import StopRun
 
-REPLAY_FORMAT = 1
+REPLAY_FORMAT = 2
+REPLAY_FORMATS = (1, 2)  # format 1 (no drains, no scenario) still replays
+MULTI_HOST = False  # the baton runs one host process (several reclaimers: not yet)
+DRAIN = "sb.drain"  # a decision that drains one buffered store of a parked process
 
 # Scheduling points: the protocol points plus these (names are what replay
 # files record; ids are positions in this tuple, private to one run).
@@ -82,6 +90,7 @@ SCHED_POINTS = (
     "host.reclaim",  # reclaim mixed: one reclaim per turn
     "script.wait", "script.spin", "script.busy",  # script events
     "point.paused",  # a script-armed protocol point, until its resume event
+    DRAIN,  # not a place to park: a drain decision (replay format 2)
 ) + POINT_NAMES
 PID = {name: i for i, name in enumerate(SCHED_POINTS)}
 P_STEP = PID["step"]
@@ -90,7 +99,7 @@ _LOCK_POINTS = {"mmu_lock": (PID["lock.mmu_lock"], PID["wait.mmu_lock"]),
 
 # one row of the shared ``sched`` field per process (written by the process
 # while it holds the baton, read by the coordinator after the post)
-R_STATE, R_POINT, R_COUNT, R_KIND, R_W0, R_W1, R_SEM, R_RBASE, R_RSTRIDE, R_RCOUNT = range(10)
+R_STATE, R_POINT, R_COUNT, R_KIND, R_W0, R_W1, R_SEM, R_RBASE, R_RSTRIDE, R_RCOUNT, R_CMD = range(11)
 PARKED, DONE = 1, 2
 # wait conditions (bits of R_KIND): runnable again once any of them holds
 K_WORDS = 1  # word R_W0 or R_W1 (-1: none) differs from its value at park time
@@ -152,9 +161,16 @@ class ProcSched:
         while True:
             try:
                 go.acquire(0.1)
-                break
             except (posix_ipc.BusyError, posix_ipc.SignalError):
                 ctx.check_alive()  # a low priority may park us for long; a dead coordinator may not
+                continue
+            cmd = W[r + R_CMD]
+            if not cmd:
+                break
+            # a drain decision: let one buffered store reach memory, stay parked
+            W[r + R_CMD] = 0
+            drain_addr(ctx.mm, cmd - 1)
+            self.post.release()  # pairs with the coordinator's wait after it wrote R_CMD
         if W[self.end]:
             ctx.trace = None  # nothing after the schedule's end is part of its interleaving
             raise SchedEnd()
@@ -274,6 +290,15 @@ class ProcSched:
         self.park(ctx, PID[name], K_RANGE, rbase=f.addr(0, 0), rstride=f.shape[1], rcount=count)
 
 
+def drain_addr(mm, addr: int) -> None:
+    """Let the oldest buffered store to ``addr`` that may drain now reach memory."""
+    for j, a in zip(mm.drain_choices(), mm.drain_choice_addrs()):
+        if a == addr:
+            mm.drain_entry(j)
+            return
+    raise Divergence(f"no buffered store to word {addr} may drain now")
+
+
 def _try(sem) -> bool:
     try:
         sem.acquire(0)
@@ -337,11 +362,17 @@ class Replay:
         self.decisions = decisions
         self.N = n_vcpus
 
+    drain = None  # the address of the decision just chosen, if it is a drain
+
     def choose(self, k: int, enabled: list, co) -> int:
-        p, name = self.decisions[k]
+        d = self.decisions[k]
+        p, name = d[0], d[1]
+        self.drain = d[2] if name == DRAIN else None
         at = f"replay diverged at decision {k} of {len(self.decisions)}: recorded {who(p, self.N)} at {name}"
         if not co.live[p]:
             raise Divergence(f"{at}, but it has finished")
+        if self.drain is not None:
+            return p  # a drain needs no runnable process: its store buffer drains while it is parked
         cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]
         if cur != name:
             raise Divergence(f"{at}, but it is at {cur}")
@@ -373,6 +404,7 @@ class _Coordinator:
         self.last = -1
         self.dec: list[int] = []
         self.dec_point: list[int] = []
+        self.dec_drain: dict[int, int] = {}  # decision number -> address drained
         self.end = None
         self.divergence = None
         if cfg.schedule == "replay":
@@ -507,7 +539,9 @@ class _Coordinator:
                 if self._violation():
                     self.end = "violation"
                     break
-                if not any(live[:N]):
+                if not any(live[:N]) and (strategy.__class__ is not Replay or k >= limit):
+                    # (a replay goes on while decisions are left: hosts may act
+                    # after the vCPUs finished, as in smpemu check's scenarios)
                     self.end = "finished"
                     break
                 if k >= limit:
@@ -530,6 +564,21 @@ class _Coordinator:
                     self.end = "divergence"
                     self.divergence = result.aborted = str(e)
                     break
+                drain = getattr(strategy, "drain", None)
+                if drain is not None:
+                    self.dec_drain[len(self.dec)] = drain
+                    self.dec.append(p)
+                    self.dec_point.append(PID[DRAIN])
+                    W[rows[p] + R_CMD] = drain + 1
+                    self.go[p].release()
+                    if not self._await(p, sig, result, step_limit):
+                        break
+                    if W[rows[p] + R_CMD]:
+                        result.aborted = f"schedule: {who(p, N)} did not drain word {drain} at decision {k}"
+                        self.end = "aborted"
+                        break
+                    k += 1
+                    continue
                 self.dec.append(p)
                 self.dec_point.append(W[rows[p] + R_POINT])
                 self.last = p
@@ -577,7 +626,8 @@ class _Coordinator:
         }
 
     def named(self) -> list:
-        return [[p, SCHED_POINTS[i]] for p, i in zip(self.dec, self.dec_point)]
+        return [[p, SCHED_POINTS[i]] if k not in self.dec_drain else [p, DRAIN, self.dec_drain[k]]
+                for k, (p, i) in enumerate(zip(self.dec, self.dec_point))]
 
 
 def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
@@ -600,6 +650,8 @@ def replay_doc(result) -> dict:
     return {
         "smpemu_replay": REPLAY_FORMAT,
         "smpemu_version": __version__,
+        "scenario": None,  # smpemu check: the scenario's name; stress: a workload, no scenario
+        "reclaimers": n_hosts(result.config),
         "seed": result.config["seed"],
         "config": result.config,
         "schedule": {k: s.get(k) for k in ("strategy", "end", "last", s.get("strategy"))},
@@ -654,6 +706,15 @@ def describe_last(doc: dict) -> str:
             f"{who(last['cpu'], n_vcpus)} at {last['point']}")
 
 
+def n_hosts(cfgd: dict, script=None) -> int:
+    """Host processes of a run configuration (dict): its reclaimers, or the script's hosts."""
+    script = script if script is not None else cfgd.get("script")
+    if isinstance(script, dict) and isinstance(script.get("hosts"), list):
+        return max(1, len(script["hosts"]))
+    r = cfgd.get("reclaimers")
+    return r if isinstance(r, int) and r >= 1 else 1
+
+
 def load_replay(path: str):
     """Read and check a replay file: (RunConfig to run, the document)."""
     try:
@@ -663,8 +724,9 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: {e.strerror}") from None
     except ValueError as e:
         raise UsageError(f"replay file {path}: not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("smpemu_replay") != REPLAY_FORMAT:
-        raise UsageError(f"replay file {path}: not an smpemu replay file (format {REPLAY_FORMAT})")
+    if not isinstance(doc, dict) or doc.get("smpemu_replay") not in REPLAY_FORMATS:
+        raise UsageError(f"replay file {path}: not an smpemu replay file (format "
+                         f"{' or '.join(map(str, REPLAY_FORMATS))})")
     ver = doc.get("smpemu_version")
     if ver != __version__:
         raise UsageError(f"replay file {path} was written by smpemu {ver!r}, this is smpemu {__version__}: "
@@ -680,10 +742,27 @@ def load_replay(path: str):
     dec = doc.get("decisions")
     if not isinstance(dec, list) or not dec:
         raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
+    script = doc.get("script")
+    if script is not None and not isinstance(script, dict):
+        raise UsageError(f"replay file {path}: 'script' must be a script object")
+    hosts = n_hosts(cfgd, script)
+    n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
+    v2 = doc["smpemu_replay"] >= 2
     for i, d in enumerate(dec):
-        if (not isinstance(d, list) or len(d) != 2 or not isinstance(d[0], int) or isinstance(d[0], bool)
-                or not isinstance(n_vcpus, int) or not 0 <= d[0] <= n_vcpus or d[1] not in PID):
-            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_vcpus}, point name]")
+        drain = (v2 and isinstance(d, list) and len(d) == 3 and len(d) > 1 and d[1] == DRAIN
+                 and isinstance(d[2], int) and not isinstance(d[2], bool) and d[2] >= 0)
+        if (not isinstance(d, list) or not (len(d) == 2 or drain) or not isinstance(d[0], int)
+                or isinstance(d[0], bool) or n_proc is None or not 0 <= d[0] <= n_proc or d[1] not in PID
+                or (d[1] == DRAIN and not drain)):
+            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
+                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
+    want = doc.get("reclaimers", 1)
+    if want != hosts:
+        raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
+                         f"its configuration gives {hosts}")
+    if hosts > 1 and not MULTI_HOST:
+        raise UsageError(f"replay file {path}: it needs {hosts} host processes, and this smpemu runs one "
+                         f"host process under a schedule")
     cfgd = dict(cfgd)
     cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
     try:
@@ -692,6 +771,8 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: bad configuration ({e})") from None
     cfg.schedule = "replay"
     cfg.replay = dec
+    if script is not None:
+        cfg.script = script
     cfg.json_path = None
     cfg.validate()
     return cfg, doc
