@@ -127,7 +127,9 @@ class Explorer:
     """``factory()`` -> a fresh world (see scenarios.World for the interface)."""
 
     def __init__(self, factory, bound: int, prune: bool = True, timeout: float | None = None,
-                 stop_on_violation: bool = True, on_terminal=None, max_schedules: int | None = None):
+                 stop_on_violation: bool = True, on_terminal=None, max_schedules: int | None = None,
+                 prefix=()):
+        self.prefix = list(prefix)  # forced first choices (a scenario's setup): not explored, no cost
         self.factory = factory
         self.bound = bound
         self.prune = prune
@@ -153,7 +155,7 @@ class Explorer:
     def run(self) -> Result:
         self.res = res = Result(self.bound, 0, False, -1)
         self.t0 = time.perf_counter()
-        work = [([], {}, None, [], None, 0)]
+        work = [(self.prefix, {}, None, [], None, 0)]
         try:
             for k in range(self.bound + 1):
                 res.level = k
@@ -193,10 +195,9 @@ class Explorer:
                 raise Timeout()
             w = self._fresh()
             try:
-                cur = None
                 for ch in prefix:
                     self._step(w, ch)
-                    cur = ch
+                cur = cur0  # the initial item starts free after the setup prefix
                 sleep = dict(sleep0)
                 # re-execute the path, then extend it
                 for node in path:

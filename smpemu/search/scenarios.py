@@ -63,24 +63,27 @@ U0, U1 = ["u", 0, 0], ["u", 0, 1]
 
 SCENARIOS = {
     "default": {
-        "doc": "unmapper (map+touch U, unmap U), remote reader (reads U twice), a cr3 write "
-               "(mmu_sync_children), two host reclaimers (frees what vCPU0 freed; reclaims U)",
-        "cpus": {"0": [["map", U0], ["touch", U0, True], ["unmap", U0]],
-                 "1": [["access", U0, False], ["access", U0, False]],
+        "doc": "unmapper vCPU0 (setup: map U and M, touch U; then unmap U), remote reader vCPU1 (setup: "
+               "read U; then read U twice), vCPU2 writes cr3 (mmu_sync_children), host0 reclaims the page "
+               "vCPU0 freed, host1 reclaims M",
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
                  "2": [["cr3", 1]]},
-        "hosts": [[["reclaim_freed", 0]], [["reclaim", U0]]],
+        "hosts": [[["reclaim_freed", 0]], [["reclaim", U1]]],
+        "setup": {"0": 3, "1": 1},
     },
     "one-flusher": {
-        "doc": "unmapper (map U and M, touch U, unmap U), reader (reads U twice), one reclaimer "
-               "(reclaims mapped M, then the page vCPU0 freed); no cr3 actor",
+        "doc": "unmapper vCPU0 (setup: map U and M, touch U; then unmap U), reader vCPU1 (setup: read U; "
+               "then read U twice), one reclaimer: reclaims M (mapped), then the page vCPU0 freed; no cr3 actor",
         "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
-                 "1": [["access", U0, False], ["access", U0, False]]},
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
         "hosts": [[["reclaim", U1], ["reclaim_freed", 0]]],
+        "setup": {"0": 3, "1": 1},
     },
     "sync": {
         "doc": "Andrea's write-protect case: vCPU0 writes a guest page table, invlpgs its kernel "
-               "mapping, writes cr3 (sync), writes the page table again; vCPU1 writes it too",
-        "cpus": {"0": [["pt_write", 1], ["invlpg_pt", 1], ["cr3", 1]],
+               "mapping, writes cr3 (sync), writes the page table again; vCPU1 writes it twice; no reclaimer",
+        "cpus": {"0": [["pt_write", 1], ["invlpg_pt", 1], ["cr3", 1], ["pt_write", 1]],
                  "1": [["pt_write", 1], ["pt_write", 1]]},
         "hosts": [[]],
     },
@@ -122,6 +125,11 @@ def load_scenario(name: str) -> Scenario:
     except ValueError:
         raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
     validate_script(script, n)
+    setup = script.get("setup", {})
+    if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
+                                              for k, v in setup.items()):
+        raise UsageError(f"scenario {name}: 'setup' maps a vCPU to how many of its first ops run before "
+                         f"exploration")
     return Scenario(name, script, n, len(host_scripts(script)), doc)
 
 
@@ -291,6 +299,21 @@ def logical_time():
             clk.world = None
 
 
+class _Ops(list):
+    """A script op list that tells the world which op its actor is at (setup)."""
+
+    def __init__(self, ops, progress, idx):
+        super().__init__(ops)
+        self.progress = progress
+        self.idx = idx
+
+    def __iter__(self):
+        for i, op in enumerate(list.__iter__(self)):
+            self.progress[self.idx] = i
+            yield op
+        self.progress[self.idx] = len(self)
+
+
 class _XSched(ProcSched):
     """The baton's process side, parking into the explorer instead of a semaphore."""
 
@@ -353,6 +376,7 @@ class World:
             clk.world = self
         self.clock = 0
         self.n = n = p.n
+        p.progress[:] = [0] * n
         self.N = p.N
         for s, v in zip(p.sems.values(), p.sem_init):
             s.v = v
@@ -577,6 +601,15 @@ class Proto:
             scanned.update(range(f.offset, f.offset + f.size))
         self.scanned = frozenset(scanned)
         self.cover = [0] * len(SCHED_POINTS)
+        # op progress of each actor (setup), through op lists that report it
+        self.progress = [0] * self.n
+        script = dict(sc.script)
+        script["cpus"] = {k: _Ops(v, self.progress, int(k)) for k, v in sc.script.get("cpus", {}).items()}
+        script["hosts"] = [_Ops(h, self.progress, self.N + j) for j, h in enumerate(host_scripts(sc.script))]
+        script.pop("host", None)
+        self.script = script
+        self.setup = {int(k): v for k, v in sc.script.get("setup", {}).items()}
+        cfg.script = script
         # the shared objects every World resets
         self.buf = bytearray(self.init)
         self.mv = memoryview(self.buf).cast("q")
@@ -609,6 +642,24 @@ class Proto:
         # what the vCPU side sees of the mirrors (build_vcpu, at each start): tracked rows
         arena.np["tlb_mirror"] = _Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
         arena.np["tlb_mirror_slot"] = _Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
+
+    def setup_prefix(self) -> list:
+        """The choices of the setup: each vCPU with setup ops, in order, runs
+        alone until it has started its first explored op."""
+        out = []
+        w = self.world()
+        try:
+            for i in sorted(self.setup):
+                while w.live[i] and self.progress[i] < self.setup[i]:
+                    if i not in w.enabled_actors():
+                        raise UsageError(f"scenario {self.sc.name}: vCPU {i} blocks during its setup ops")
+                    out.append(i)
+                    w.step(i)
+                    if w.violation is not None:
+                        raise UsageError(f"scenario {self.sc.name}: a violation during setup")
+        finally:
+            w.close()
+        return out
 
     def restore(self) -> None:
         a, b = self.keep
