@@ -4,6 +4,8 @@ Why it exists: one place that turns user input into a validated RunConfig,
 shows progress, prints results, and maps every outcome onto the documented
 exit codes (0 ok, 3 violation, 4 aborted, 2 bad usage, 1 internal, 130/143
 interrupted).  User mistakes print one line, never a traceback.
+
+May import: smpemu.search, smpemu.study, smpemu.litmus, smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def stress(
         if trace_out and tr:
             write_json({"config": res.first["config"], **tr}, trace_out)
         if res.replay is not None:
-            from smpemu.search.schedule import describe_last, write_doc
+            from smpemu.search.replay_file import describe_last, write_doc
 
             path = replay_out or f"smpemu-replay-{res.replay['seed']}.json"
             write_doc(res.replay, path)
@@ -324,7 +326,7 @@ def _register_extensions() -> None:
         return
     register(app, out=out, err=err, guard=_guard)
     try:
-        from smpemu.search.schedule_cli import register as register_schedule
+        from smpemu.search.replay_cmd import register as register_schedule
     except ImportError:
         return
     register_schedule(app, out=out, err=err, guard=_guard)

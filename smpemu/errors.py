@@ -2,6 +2,8 @@
 
 Every command exits with one of these codes; user mistakes raise UsageError
 and are printed as one line, never as a traceback.
+
+May import: nothing.
 """
 
 EXIT_OK = 0

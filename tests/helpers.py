@@ -1,7 +1,7 @@
 """Helpers for tests that run real emulations."""
 
 from smpemu.harness.config import RunConfig
-from smpemu.harness.coordinator import run
+from smpemu.search.baton_loop import run  # scheduled or not (the baton loop by injection)
 
 
 def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):
@@ -10,10 +10,6 @@ def run_script(script, vcpus=3, policy="deferred-v4", requests="modern", **kw):
     cfg = RunConfig(vcpus=vcpus, workload="script", policy=policy, requests=requests,
                     script=script, guest_mem="4M", swap_rate=0, procs=1, pin="none", **kw)
     return run(cfg)
-
-
-def counters(result, cpu):
-    return result.vcpus[cpu]
 
 
 def kinds(result):

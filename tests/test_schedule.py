@@ -23,8 +23,8 @@ import pytest
 
 from smpemu import __version__
 from smpemu.harness.config import RunConfig
-from smpemu.harness.coordinator import run
-from smpemu.search.schedule import MATCH_KEYS, identity, load_replay, replay_doc, write_doc
+from smpemu.search.baton_loop import run
+from smpemu.search.replay_file import MATCH_KEYS, identity, load_replay, replay_doc, write_doc
 from smpemu.search.stress import stress
 from tests.helpers import kinds, run_script
 from tests.test_oracle_scenarios import V3_RACE

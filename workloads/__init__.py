@@ -1,7 +1,10 @@
 """Guest workloads: one module each, with ``run(cpu, guest, rng, cfg)``.
 
 ``cpu`` is a ``smpemu.kvm.vcpu.VCPU``, ``guest`` a ``smpemu.kvm.guest.GuestKernel``;
-a workload loops until the vCPU raises ``StopRun``.
+a workload loops until the vCPU raises ``StopRun``.  Guest code: it drives
+the kernel model and knows nothing of how it is run.
+
+May import: smpemu.kvm, smpemu.memory, smpemu.errors.
 """
 
 from importlib import import_module

@@ -26,16 +26,15 @@ operands are ``["u", v, i]``: page i of vCPU v's malloc range.  Ops:
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
 
-Under a controlled schedule (the baton, ``smpemu check``) ``reclaim_freed``
-with nothing freed yet waits (handing the baton back) until vCPU v frees a
-page, instead of failing: an explorer reaches it in every order.
+``reclaim_freed`` with nothing freed yet waits (under a schedule or in
+``smpemu check``: parks) until vCPU v frees a page, or fails after the
+script's timeout: an explorer reaches it in every order.
 """
 
 from __future__ import annotations
 
-import time
-
 from smpemu.errors import AckTimeout, UsageError
+from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy", "flush"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
@@ -81,10 +80,11 @@ def _evt(spec, name):
     return spec.sems[f"evt-{name}"]
 
 
-def _wait_evt(ctx, sem, timeout, name):
-    if ctx.sched is not None:
-        return ctx.sched.wait_event(ctx, "script.wait", sem)
-    ctx.wait_sem(sem, timeout, f"script event {name!r} not posted")
+def _wait_evt(ctx, point, sem, timeout, name, watch=(), poll=None, slice_s=0.002) -> None:
+    """Until the event ``name`` is posted (and take it), bounded by ``timeout``."""
+    if not ctx.waits.wait_until(ctx, point, lambda took: took or try_take(sem), watch=watch, sem=sem,
+                                poll=poll, timeout=timeout, slice_s=slice_s):
+        raise AckTimeout(f"cpu {ctx.pid_index}: script event {name!r} not posted within {timeout} s")
 
 
 def run(cpu, guest, rng, cfg) -> None:
@@ -119,31 +119,15 @@ def run(cpu, guest, rng, cfg) -> None:
         elif kind == "wait":
             if not cpu.halt(timeout, _evt(spec, op[1])):
                 raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-        elif kind == "spin" and ctx.sched is not None:
-            ctx.sched.wait_event(ctx, "script.spin", _evt(spec, op[1]), cpu)
-        elif kind == "busy" and ctx.sched is not None:
-            ctx.sched.wait_event(ctx, "script.busy", _evt(spec, op[1]))
-        elif kind == "spin":
-            sem = _evt(spec, op[1])
-            deadline = time.monotonic() + timeout
-            while True:
+        elif kind == "spin":  # in guest mode, taking interrupts: a spinning guest
+            def interrupts():
                 if cpu.kicked():
                     cpu.take_interrupt()
-                if sem.value > 0:
-                    sem.acquire(0)
-                    break
-                ctx.check_alive()
-                if time.monotonic() > deadline:
-                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-        elif kind == "busy":
-            sem = _evt(spec, op[1])
-            deadline = time.monotonic() + timeout
-            while not sem.value:
-                time.sleep(0.001)
-                ctx.check_alive()
-                if time.monotonic() > deadline:
-                    raise AckTimeout(f"cpu {cpu.me}: script event {op[1]!r} not posted within {timeout} s")
-            sem.acquire(0)
+
+            _wait_evt(ctx, "script.spin", _evt(spec, op[1]), timeout, op[1], watch=(cpu.a_mode,),
+                      poll=interrupts, slice_s=0)
+        elif kind == "busy":  # in guest mode, not taking interrupts
+            _wait_evt(ctx, "script.busy", _evt(spec, op[1]), timeout, op[1], slice_s=0.001)
         elif kind == "flush":
             cpu.exit_guest()
             ctx.policy.flush_remote(ctx)
@@ -165,7 +149,8 @@ def run_host(ctx, mmu, spec, host: int = 0) -> None:
             _evt(spec, op[1]).release()
         elif kind == "wait":
             ctx.mm.drain()
-            _wait_evt(ctx, _evt(spec, op[1]), timeout, op[1])
+            _wait_evt(ctx, "script.wait", _evt(spec, op[1]), timeout, op[1], watch=ctx.poll_words,
+                      poll=ctx.exit_poll)
         elif kind == "flush":
             ctx.policy.flush_remote(ctx)
         elif kind == "arm":
@@ -174,12 +159,10 @@ def run_host(ctx, mmu, spec, host: int = 0) -> None:
             v = op[1]
             # word reads (not numpy views): an explorer sees what the host read
             a_head = lay["freed_head"].addr(v, 0)
+            if not ctx.waits.wait_until(ctx, "host.idle", lambda took: W[a_head] > 0, watch=(a_head,),
+                                        timeout=timeout, poll=ctx.exit_poll):
+                raise AckTimeout(f"script: host reclaim_freed {v}: vCPU {v} freed nothing within {timeout} s")
             h = W[a_head]
-            while h == 0 and ctx.sched is not None:
-                ctx.sched.wait_field(ctx, "host.idle", "freed_head", v + 1)
-                h = W[a_head]
-            if h == 0:
-                raise UsageError(f"script: host reclaim_freed {v}: vCPU {v} freed nothing yet")
             ring = lay["freed_ring"]
             mmu.host_invalidate(W[ring.addr(v, (h - 1) % ring.shape[1])])
         elif kind == "reclaim":

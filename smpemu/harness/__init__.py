@@ -4,9 +4,13 @@ What lives here: ``config`` (a run's validated configuration), ``resources``
 (``smpemu-*`` POSIX objects, created and unlinked by the coordinator),
 ``pinning``, ``coordinator`` (fork, start barrier, watchdog, gather),
 ``worker`` and ``bodies`` (what each forked process runs), ``context`` (what
-one emulated CPU carries), ``router`` (``--ipi-route coordinator``),
+one emulated CPU carries), ``freerun`` and ``baton`` (the two ways a process
+waits: implementations of ``smpemu.kvm.waits``), ``router`` (``--ipi-route coordinator``),
 ``trace`` (event rings and their rendering) and ``report`` (tables, JSON).
 
-May import: ``smpemu.kvm``, ``smpemu.memory``, ``smpemu.errors`` and
-``workloads``; never the search, the studies, the litmus runner or the CLI.
+It never imports the search, the studies, the litmus runner or the CLI: a
+scheduled run gets the baton loop from the search by injection
+(``coordinator.run(cfg, monitor=...)``).
+
+May import: workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """

@@ -10,10 +10,12 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+import workloads
 from smpemu.errors import UsageError
-
-STRATEGIES = ("pct", "replay")  # controlled schedules (smpemu.search.schedule)
+from smpemu.harness import pinning
 from smpemu.memory.model import MODELS
+
+STRATEGIES = ("pct", "replay")  # controlled schedules (smpemu.search.strategies)
 
 MAX_VCPUS = 256
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?\s*$")
@@ -59,7 +61,7 @@ class RunConfig:
     stop_on_violation: bool = False  # end the run at the first violation (stress)
     reclaim: str = "mixed"  # host: "mixed" (freed + any page) or "freed" (just-freed pages, at once)
     start_timeout: float = 30.0
-    # controlled schedules (smpemu/schedule.py, docs/schedules.md)
+    # controlled schedules (harness/baton.py, search/baton_loop.py, docs/schedules.md)
     schedule: str | None = None  # None: free-running; "pct" or "replay": one process at a time
     pct_depth: int = 3  # PCT's d: d - 1 priority change points per epoch
     pct_epoch: int = 4  # decisions per PCT epoch (fresh priorities and change points)
@@ -73,8 +75,9 @@ class RunConfig:
         return parse_size(self.guest_mem) // 4096
 
     def validate(self) -> "RunConfig":
+        # imported here, not at the top: the policies pull numpy in, and the
+        # CLI imports this module before it knows whether it will run anything
         from smpemu.kvm import policies
-        import workloads
 
         if not isinstance(self.vcpus, int) or self.vcpus < 1:
             raise UsageError(f"--vcpus must be at least 1 (got {self.vcpus})")
@@ -113,8 +116,6 @@ class RunConfig:
             raise UsageError(f"--guest-mem {self.guest_mem} is too small: at least 256K")
         if pages > (1 << 22) - 1:
             raise UsageError(f"--guest-mem {self.guest_mem} is too large: at most 16G")
-        from smpemu.harness import pinning
-
         pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
         if self.json_path:
             check_writable(self.json_path, "--json")

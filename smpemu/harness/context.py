@@ -10,14 +10,16 @@ functions over a context instead of each owning a copy of the plumbing.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from smpemu.errors import AbortError
+from smpemu.harness.freerun import FreeRun
 from smpemu.kvm import layout as shared
-from smpemu.errors import AbortError, AckTimeout
 from smpemu.kvm.layout import CTL_STOP
+from smpemu.kvm.locks import lock, unlock
+from smpemu.kvm.waits import Lock
 
 
 @dataclass
@@ -43,7 +45,7 @@ class ProcContext:
     oracle: object = None  # smpemu.kvm.oracle.Oracle
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
     trace: object = None  # smpemu.harness.trace.Tracer when tracing, else None
-    sched: object = None  # smpemu.search.schedule.ProcSched under --schedule, else None
+    waits: object = None  # smpemu.kvm.waits.Waits: how this process blocks (default: FreeRun)
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)
@@ -71,13 +73,18 @@ class ProcContext:
         self.a_dirty = self.arena.ctl_addr(shared.CTL_FLUSH_DIRTY)
         self.kick = [self.sems[f"kick{v}"] for v in range(g.n_vcpus)]
         self.ackwake = [self.sems[f"ackwake{r}"] for r in range(g.n_req)]
-        self.mmu_lock_sem = self.sems["mmu_lock"]
-        self.pfn_lock_sem = self.sems["pfn_lock"]
         self.a_mmu_holder = self.arena.ctl_addr(shared.CTL_MMU_HOLDER)
         self.a_pfn_holder = self.arena.ctl_addr(shared.CTL_PFN_HOLDER)
-        self.acq_of = {self.a_mmu_holder: self.arena.ctl_addr(shared.CTL_MMU_ACQ),
-                       self.a_pfn_holder: self.arena.ctl_addr(shared.CTL_PFN_ACQ)}
+        self.mmu_lk = Lock("mmu_lock", self.sems["mmu_lock"], self.a_mmu_holder,
+                           self.arena.ctl_addr(shared.CTL_MMU_ACQ))
+        self.pfn_lk = Lock("pfn_lock", self.sems["pfn_lock"], self.a_pfn_holder,
+                           self.arena.ctl_addr(shared.CTL_PFN_ACQ))
         self.ospid = os.getpid()
+        # the words exit_poll() reads: a wait that polls must wake when they change
+        self.poll_words = ((self.a_flag[self.pid_index],)
+                           if self.params.requests == "2009" and not self.is_host else ())
+        if self.waits is None:
+            self.waits = FreeRun()
 
     # -- shared words of the request protocol ---------------------------------
     def req_seq_addr(self, target: int, requester: int) -> int:
@@ -109,90 +116,17 @@ class ProcContext:
             if self.mm.load(self.a_flag[self.pid_index]):
                 self.handle_requests()
 
-    # -- locks (semaphores held by a recorded pid, acquired with a timeout) -----
-    def lock(self, sem, holder_addr: int, what: str) -> None:
-        """Acquire a lock, polling for IPIs while waiting, never unbounded.
-
-        The timeout is per holder: while the lock keeps changing hands (its
-        acquisition count moves) we are merely slow; one holder keeping it
-        past the timeout (dead, stopped, or deadlocked) aborts the run.
-        Under a schedule the wait is cooperative (schedule.ProcSched.lock).
-        """
-        if self.sched is not None:
-            return self.sched.lock(self, sem, holder_addr, what)
-        mm = self.mm
-        mm.drain()  # pairs with: a lock holder sees our earlier stores
-        try:
-            sem.acquire(0)
-        except Exception:
-            W = self.W
-            acq_addr = self.acq_of[holder_addr]
-            # 2009: IPIs must be acked while we spin on the lock, so wake often
-            slice_s = 0.002 if self.params.requests == "2009" else 0.02
-            seen = W[acq_addr]
-            deadline = time.monotonic() + self.params.lock_timeout
-            while True:
-                self.exit_poll()
-                try:
-                    sem.acquire(slice_s)
-                    break
-                except Exception:
-                    pass
-                self.check_alive()
-                now = time.monotonic()
-                if W[acq_addr] != seen:
-                    seen = W[acq_addr]
-                    deadline = now + self.params.lock_timeout
-                elif now > deadline:
-                    raise AckTimeout(
-                        f"cpu {self.pid_index} could not take {what}: held by pid "
-                        f"{W[holder_addr]} for more than {self.params.lock_timeout} s"
-                    )
-        self.W[holder_addr] = self.ospid
-        self.W[self.acq_of[holder_addr]] += 1  # under the lock: one writer at a time
-
-    def unlock(self, sem, holder_addr: int) -> None:
-        self.W[holder_addr] = 0
-        self.mm.release_lock(sem)  # drains the store buffer first: a release
-
+    # -- locks (kvm.locks: written once over ctx.waits) ---------------------------
     def mmu_lock(self) -> None:
-        self.lock(self.mmu_lock_sem, self.a_mmu_holder, "mmu_lock")
+        lock(self, self.mmu_lk)
 
     def mmu_unlock(self) -> None:
-        self.unlock(self.mmu_lock_sem, self.a_mmu_holder)
+        unlock(self, self.mmu_lk)
 
     def point(self, name: str) -> None:
-        """A named protocol point: test pauses, stress delays, 2009 IPI polls."""
-        if self.points is not None and self.points.active:
-            self.points.hit(self, name)
+        """A named protocol point: test pauses, stress delays, scheduling, 2009 IPI polls."""
+        self.waits.point(self, name)
         self.exit_poll()
-
-    def send_ipi(self, t: int) -> None:
-        """Deliver a kick to vCPU t: directly (KVM), or through the coordinator
-        acting as the interrupt controller (``--ipi-route coordinator``)."""
-        if self.params.ipi_route == "direct":
-            self.kick[t].release()
-            return
-        # route_req[t][me] has one writer (us); the router counts deliveries
-        a = self.a_route + t * self.n_req + self.pid_index
-        self.W[a] = self.W[a] + 1
-        self.sems["router"].release()
-
-    def wait_sem(self, sem, timeout: float, what: str) -> None:
-        """Block on a semaphore in short slices, acking IPIs in between (2009
-        semantics), noticing a dead coordinator or an aborted run, and giving
-        up after ``timeout``: "cpu N: <what> within T s"."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                sem.acquire(0.002)
-                return
-            except Exception:
-                pass
-            self.exit_poll()
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise AckTimeout(f"cpu {self.pid_index}: {what} within {timeout} s")
 
     def ev(self, code: int, a: int = 0, b: int = 0) -> None:
         """Record a protocol event if tracing is on."""

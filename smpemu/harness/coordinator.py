@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smpemu.harness import pinning, resources
+import workloads
+from smpemu.harness import pinning, resources, trace
+from smpemu.harness.router import Router
 from smpemu.kvm import layout as shared
 from smpemu.memory.arena import Arena
 from smpemu.harness.config import RunConfig
@@ -34,6 +36,7 @@ from smpemu.harness.bodies import host_body, vcpu_body
 from smpemu.kvm.oracle import gather as gather_violations
 from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
 from smpemu.harness.worker import process_main, read_error
+from workloads.script import validate as validate_script
 
 N_ATOMIC = 8
 REPORTED = (
@@ -68,7 +71,7 @@ class RunResult:
     run_id: str = ""
     routed_ipis: int | None = None  # --ipi-route coordinator: kicks the router delivered
     trace: dict | None = None  # with cfg.trace: the events around the first violation
-    schedule: dict | None = None  # under cfg.schedule: how the schedule went (schedule.py)
+    schedule: dict | None = None  # under cfg.schedule: how the schedule went (search/baton_loop.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
 
     @property
@@ -103,8 +106,6 @@ def plan(cfg: RunConfig):
     """Validate, then size the guest and the arena (no side effects)."""
     cfg.validate()
     guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
-    import workloads
-
     check = getattr(workloads.get(cfg.workload), "validate_config", None)
     if check is not None:  # e.g. the trace workload parses its file here, before any fork
         check(cfg, guest)
@@ -217,12 +218,18 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     return Spec(cfg, layout, buf, res.sems, placement, params, guest)
 
 
-def run(cfg: RunConfig, progress=None) -> RunResult:
-    """Run one emulation.  ``progress(fraction, totals_dict)`` is called ~10x/s."""
+def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
+    """Run one emulation.  ``progress(fraction, totals_dict)`` is called ~10x/s.
+
+    ``monitor``: the loop that watches the processes instead of ``_monitor``,
+    with its signature; a run under ``cfg.schedule`` needs one (the baton
+    loop, ``smpemu.search.baton_loop.monitor``, which the search layer passes:
+    the harness does not import the layers above it).
+    """
+    if cfg.schedule and monitor is None:
+        raise ValueError("a run under a schedule needs the baton loop: smpemu.search.baton_loop.run(cfg)")
     guest, layout, placement = plan(cfg)
     if cfg.script is not None:
-        from workloads.script import validate as validate_script
-
         events = validate_script(cfg.script, cfg.vcpus)
     else:
         events = []
@@ -253,13 +260,9 @@ def run(cfg: RunConfig, progress=None) -> RunResult:
             for _ in range(N + 1):
                 res.sems["start"].release()
             if cfg.ipi_route == "coordinator":
-                from smpemu.harness.router import Router
-
                 router = Router(arena, res.sems, N).start()  # a thread: only after every fork
-            if cfg.schedule:
-                from smpemu.search.schedule import monitor as sched_monitor
-
-                wall = sched_monitor(cfg, arena, procs, sig, result, progress, t0, res.sems)
+            if monitor is not None:
+                wall = monitor(cfg, arena, procs, sig, result, progress, t0, res.sems)
             else:
                 wall = _monitor(cfg, arena, procs, sig, result, progress, t0)
             _stop(arena, procs, cfg, abort=result.aborted is not None or sig.got is not None)
@@ -402,8 +405,6 @@ def _stop(arena, procs, cfg, abort: bool) -> None:
 
 def _trace_window(arena, cfg, result: RunResult) -> dict:
     """The merged event rings around the first violation (or the last events)."""
-    from smpemu.harness import trace
-
     events = trace.collect(arena)
     t0 = int(arena.ctl[CTL_T0, 0])
     mark = result.violations[0]["time_ns"] if result.violations else None

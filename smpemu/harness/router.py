@@ -15,6 +15,18 @@ import threading
 import numpy as np
 
 
+def send_ipi(ctx, t: int) -> None:
+    """Deliver a kick to vCPU t: directly (KVM), or through the coordinator
+    acting as the interrupt controller (``--ipi-route coordinator``)."""
+    if ctx.params.ipi_route == "direct":
+        ctx.kick[t].release()
+        return
+    # route_req[t][me] has one writer (us); the router counts deliveries
+    a = ctx.a_route + t * ctx.n_req + ctx.pid_index
+    ctx.W[a] = ctx.W[a] + 1
+    ctx.sems["router"].release()
+
+
 class Router:
     def __init__(self, arena, sems, n_vcpus: int):
         self.req = arena.route_req

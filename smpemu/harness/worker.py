@@ -20,7 +20,9 @@ import numpy as np
 
 from smpemu import memory
 from smpemu.kvm import policies
+from smpemu.harness.baton import Baton
 from smpemu.harness.context import ProcContext
+from smpemu.harness.trace import Tracer
 from smpemu.errors import AbortError, EXIT_ABORTED, EXIT_INTERNAL
 from smpemu.kvm.oracle import Oracle
 from smpemu.kvm.points import Points
@@ -77,14 +79,10 @@ def make_context(idx: int, spec) -> ProcContext:
     ctx.oracle.stop_on_violation = spec.cfg.stop_on_violation
     ctx.rng = rng
     if spec.cfg.trace:
-        from smpemu.harness.trace import Tracer
-
         ctx.trace = Tracer(arena, idx)
     if spec.cfg.schedule:
-        from smpemu.search.schedule import ProcSched
-
-        ctx.sched = ProcSched(ctx, spec)
-        ctx.points.scheduled(ctx.sched)
+        ctx.waits = Baton(ctx, spec)  # one process at a time: every wait parks
+        ctx.points.scheduled()
         if spec.cfg.controlled_drains and hasattr(mm, "controlled"):
             mm.controlled()  # drains are decisions of the schedule (replay format 2)
     return ctx
@@ -106,8 +104,7 @@ def process_main(idx: int, spec, body) -> None:
             mask |= 1 << min(c, 62)
         ctx.counters[C["cpu"]] = mask
         spec.sems["start"].acquire(spec.cfg.start_timeout)
-        if ctx.sched is not None:
-            ctx.sched.start(ctx)  # run only when the coordinator hands us the baton
+        ctx.waits.point(ctx, "start")  # under a schedule: run only when handed the baton
         body(ctx, spec)
     except StopRun:
         pass  # the host, told at a scheduling point that the schedule is over
@@ -130,9 +127,9 @@ def process_main(idx: int, spec, body) -> None:
                 ctx.arena.counters[idx, :] = ctx.counters
             except BaseException:
                 pass
-            if ctx.sched is not None:
+            if isinstance(ctx.waits, Baton):
                 try:
-                    ctx.sched.done()  # hand the baton back for good
+                    ctx.waits.done()  # hand the baton back for good
                 except BaseException:
                     pass
         sys.stdout.flush()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 
-
 def reclaim(ctx, mmu, spec) -> None:
     """The host's reclaim loop until the run stops (``--reclaim``, ``--swap-rate``)."""
     cfg = spec.cfg
@@ -28,18 +27,22 @@ def reclaim(ctx, mmu, spec) -> None:
         _reclaim_just_freed(ctx, mmu, a, n)
         return
     period = 1.0 / cfg.swap_rate if cfg.swap_rate > 0 else None
-    sched = ctx.sched
-    if sched is not None and period is None:
-        return  # nothing to do, ever: leave the schedule to the vCPUs
+    waits = ctx.waits
+    if period is None:  # nothing to reclaim, ever: idle until the run stops
+        waits.wait_until(ctx, "host.idle", lambda took: ctx.stopping(), watch=(ctx.stop_addr,), slice_s=0.05)
+        return
     next_t = time.monotonic()
     ops = 0
     while not ctx.stopping():
         ctx.check_alive()
-        if sched is not None:
-            sched.point(ctx, "host.reclaim")  # one reclaim per turn: no wall clock
-        elif period is None:
-            time.sleep(0.05)
-            continue
+        # one reclaim per period (per turn under a schedule: time is decisions there)
+        delay = next_t - time.monotonic()
+        if delay < -0.5:
+            next_t = time.monotonic()  # fell behind: do not burst to catch up
+        waits.wait_until(ctx, "host.reclaim", lambda took: ctx.stopping(), timeout=max(delay, 0.0),
+                         timer=True, slice_s=0.05)
+        if ctx.stopping():
+            break
         v = rng.randrange(n)
         h = int(heads[v, 0])
         if h > 0 and rng.random() < 0.75:
@@ -51,14 +54,7 @@ def reclaim(ctx, mmu, spec) -> None:
         ops += 1
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters
-        if sched is not None:
-            continue
         next_t += period
-        delay = next_t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -0.5:
-            next_t = time.monotonic()  # fell behind: do not burst to catch up
 
 
 def _reclaim_just_freed(ctx, mmu, a, n) -> None:
@@ -71,6 +67,8 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
     ring = a.freed_ring
     heads = a.freed_head
     seen = [0] * n
+    f = ctx.arena.layout["freed_head"]
+    watch = range(f.addr(0, 0), f.addr(n - 1, 0) + 1, f.shape[1])  # freed_head[v][0] of every vCPU
     ops = 0
     while not ctx.stopping():
         ctx.check_alive()
@@ -88,8 +86,7 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
             seen[v] = h
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters
-        if not busy:
-            if ctx.sched is not None:  # wait, baton handed back, until a guest frees a page
-                ctx.sched.wait_field(ctx, "host.idle", "freed_head", n)
-            else:
-                time.sleep(50e-6)
+        if not busy:  # wait, without spinning, until a guest frees a page
+            ctx.waits.wait_until(ctx, "host.idle",
+                                 lambda took: ctx.stopping() or any(int(heads[v, 0]) != seen[v] for v in range(n)),
+                                 watch=(watch,), slice_s=50e-6)

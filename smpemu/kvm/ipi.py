@@ -24,6 +24,7 @@ already include a flush that ran before our zap).  Modern semantics wait only
 for vCPUs read as in guest mode or exiting; a vCPU outside guest mode serves
 its requests before it next enters.  ``--requests 2009`` waits for every
 loaded (not halted) vCPU, which acks at poll points in exit handling too.
+The requester's wait is written once, over ``ctx.waits`` (``kvm.waits``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def make_request(ctx, targets, wake: bool = False) -> None:
             # outside guest mode: it serves the request on entry
             must_wait = send or m == EXITING_GUEST_MODE
         if send:
-            ctx.send_ipi(t)  # the IPI
+            ctx.waits.kick(ctx, t)  # the IPI
             cnt[C["ipis_sent"]] += 1
         else:
             cnt[C["ipis_avoided"]] += 1
@@ -96,39 +97,37 @@ def _missing(ctx, targets):
 
 def wait_acks(ctx, targets) -> None:
     """Spin briefly, then block with a timeout, until every target acked."""
-    if ctx.sched is not None:
-        return ctx.sched.wait_acks(ctx, targets, _missing)  # cooperative: yields the baton
     mm = ctx.mm
     me = ctx.pid_index
     missing = _missing(ctx, targets)
-    spin_end = time.perf_counter() + ctx.params.spin_us * 1e-6
-    while missing and time.perf_counter() < spin_end:
-        ctx.exit_poll()
-        missing = _missing(ctx, missing)
     if not missing:
         return
-    deadline = time.monotonic() + ctx.params.ack_timeout
+    waits = ctx.waits
+
+    def acked(took) -> bool:  # took: an ackwake post, a mere wake-up
+        nonlocal missing
+        missing = _missing(ctx, missing)
+        return not missing
+
+    if waits.spin(ctx, acked, ctx.exit_poll):  # 2009: requesters ack each other while they wait
+        return
+
+    def acked_mb(took) -> bool:
+        mm.mb()  # waiting flag before ack loads: pairs with mb() in serve_requests() after the acks
+        return acked(took)
+
     waiting = ctx.a_ack_waiting[me]
     mm.store(waiting, 1)
     try:
-        while True:
-            mm.mb()  # waiting flag before ack loads: pairs with mb() in serve_requests() after the acks
-            missing = _missing(ctx, missing)
-            if not missing:
-                return
-            mm.drain()  # before blocking
-            try:
-                ctx.ackwake[me].acquire(0.005)
-            except Exception:
-                pass
-            ctx.exit_poll()
-            ctx.check_alive()
-            if time.monotonic() > deadline:
-                t = missing[0]
-                raise AckTimeout(
-                    f"vcpu {t} did not ack flush {ctx.my_seq[t]} from cpu {me} "
-                    f"within {ctx.params.ack_timeout} s"
-                )
+        # our ack words: ack_seq[t][me] for every t, written only by t
+        watch = (range(ctx.ack_seq_addr(0, me), ctx.ack_seq_addr(ctx.n_vcpus, me), ctx.n_req),) + ctx.poll_words
+        if not waits.wait_until(ctx, "wait.ack", acked_mb, watch=watch, sem=ctx.ackwake[me],
+                                poll=ctx.exit_poll, timeout=ctx.params.ack_timeout, slice_s=0.005):
+            t = missing[0]
+            raise AckTimeout(
+                f"vcpu {t} did not ack flush {ctx.my_seq[t]} from cpu {me} "
+                f"within {ctx.params.ack_timeout} s"
+            )
     finally:
         mm.store(waiting, 0)
 

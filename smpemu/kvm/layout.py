@@ -39,7 +39,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | route_req       | (N, R)     | [t, r]: requester r (kicks for t)      | coordinator's router thread    |
 | trace           | (R, TR, 4) | process r: event ring (ts, code, a, b) | coordinator after the run      |
 | trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
-| sched           | (R, 16)    | process r, holding the baton (schedule.py) | the coordinator's scheduler |
+| sched           | (R, 16)    | process r, holding the baton (harness/baton.py) | the coordinator's scheduler |
 
 ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
 (the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
@@ -69,7 +69,7 @@ CTL_NFREE = 6
 CTL_T0 = 7
 CTL_MMU_ACQ = 8  # acquisitions of mmu_lock so far (written by each holder)
 CTL_PFN_ACQ = 9
-CTL_SCHED_END = 10  # schedule.py: set by the coordinator before it hands out the last batons
+CTL_SCHED_END = 10  # search/baton_loop.py: set by the coordinator before it hands out the last batons
 N_CTL = 16
 
 # guest modes (Documentation/virt/kvm/vcpu-requests.rst)

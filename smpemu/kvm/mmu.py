@@ -16,6 +16,7 @@ import time
 
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
+from smpemu.kvm.locks import lock, unlock
 from smpemu.kvm.layout import C, CTL_NFREE, CTL_NOTIFIER_COUNT, CTL_NOTIFIER_SEQ
 
 FAULT_OK = 0
@@ -46,10 +47,10 @@ class MMU:
 
     # -- host memory: gfn -> pfn (the host mm, under pfn_lock) ------------------
     def _pfn_lock(self):
-        self.ctx.lock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder, "pfn_lock")
+        lock(self.ctx, self.ctx.pfn_lk)
 
     def _pfn_unlock(self):
-        self.ctx.unlock(self.ctx.pfn_lock_sem, self.ctx.a_pfn_holder)
+        unlock(self.ctx, self.ctx.pfn_lk)
 
     def gfn_to_pfn(self, gfn: int) -> int:
         """Find or allocate (swap in) the host page backing ``gfn``."""
@@ -78,11 +79,12 @@ class MMU:
                 W[base + k] = 0
                 return
 
-    def rmap_add(self, gfn: int, slot: int) -> bool:
-        """Add ``slot`` to rmap[gfn].  Returns True if an eviction needs a flush.
+    def rmap_add(self, gfn: int, slot: int) -> None:
+        """Add ``slot`` to rmap[gfn].
 
         The rmap is bounded: when it is full, the oldest spte is zapped (through
-        the policy, as invlpg zaps), never silently forgotten.
+        the policy, as invlpg zaps: the policy flushes or defers), never
+        silently forgotten.
         """
         W = self.W
         base = self.a_rmap + gfn * self.rmap_n
@@ -90,21 +92,19 @@ class MMU:
         for k in range(self.rmap_n):
             v = W[base + k]
             if v == slot + 1:
-                return False
+                return
             if v == 0 and free < 0:
                 free = k
-        need_flush = False
         if free < 0:
             victim = W[base] - 1
             self.ctx.counters[C["rmap_evictions"]] += 1
-            need_flush = self.ctx.policy.zap(self.ctx, self, victim, gfn)
+            self.ctx.policy.zap(self.ctx, self, victim, gfn)
             free = 0
             for k in range(self.rmap_n):
                 if W[base + k] == 0:
                     free = k
                     break
         W[base + free] = slot + 1
-        return need_flush
 
     def rmap_slots(self, gfn: int) -> list[int]:
         W = self.W
@@ -140,7 +140,6 @@ class MMU:
             return GUEST_PF
         pfn = self.gfn_to_pfn(gfn)
         ctx.mmu_lock()
-        need_flush = False
         try:
             if mm.load(self.a_ncount) or mm.load(self.a_nseq) != seq:
                 ctx.counters[C["fault_retries"]] += 1
@@ -160,13 +159,12 @@ class MMU:
                         # upgrade in place (unsync): no stale mapping to flush
                         mm.store(self.a_spte + slot, old | S.WRITABLE)
                     return FAULT_OK
-                need_flush |= ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
-            need_flush |= self.rmap_add(gfn, slot)
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+            self.rmap_add(gfn, slot)
             gen = W[self.a_gen + pfn]
             mm.store(self.a_spte + slot, S.encode(pfn, gfn, gen, writable))
         finally:
             ctx.mmu_unlock()
-        ctx.policy.after_unlock(ctx, need_flush)
         return FAULT_OK
 
     # -- invlpg ----------------------------------------------------------------------
@@ -176,15 +174,13 @@ class MMU:
         ctx = self.ctx
         ctx.counters[C["invlpg"]] += 1
         ctx.ev(8, slot)
-        need_flush = False
         ctx.mmu_lock()
         try:
             old = ctx.mm.load(self.a_spte + slot)
             if old & S.PRESENT:
-                need_flush = ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
         finally:
             ctx.mmu_unlock()
-        ctx.policy.after_unlock(ctx, need_flush)
 
     # -- cr3 write: mmu_sync_children ----------------------------------------------------
     def rmap_write_protect(self, gfn: int) -> bool:
@@ -251,7 +247,7 @@ class MMU:
                 W[self.a_gen + pfn] += 1
                 ctx.ev(11, gfn, pfn)
                 if ctx.oracle is not None:
-                    ctx.oracle.check_free(pfn, gfn)
+                    ctx.oracle.check_free(pfn, gfn)  # oracle check 1 (kvm/oracle.py)
                 n = W[self.a_nfree]
                 W[self.a_free + n] = pfn
                 W[self.a_nfree] = n + 1

@@ -2,20 +2,33 @@
 
 Why it exists: a flush protocol is wrong exactly when a CPU can use a
 translation to memory the host has taken back.  Three checks, each on state
-only:
+only.  Two of them run inline on hot paths, so they are written where they
+run; this module records what they find (``Oracle.record``) and runs the
+third.  Where each one runs:
 
-1. ``LOST_FLUSH`` (host side, at free): after the notifier's flush, the host
-   frees a pfn; any vCPU whose TLB mirror still maps that pfn and that has no
-   flush request pending holds a stale translation nobody will remove.
-2. ``STALE_ACCESS`` (vCPU side, at access): a guest access hits a TLB entry
-   whose pfn generation is no longer the pfn's current generation: a
-   use-after-free through a stale translation.
-3. ``STALE_WRITE`` (vCPU side, at write): a guest write through a writable TLB
-   entry filled before mmu_sync_children write-protected that gfn, after the
-   sync path returned: the shadow page table silently goes out of sync.
+1. ``LOST_FLUSH`` (host side, at free), ``Oracle.check_free`` below, called
+   from ``kvm/mmu.py`` ``MMU.host_invalidate`` under pfn_lock, right after the
+   pfn's generation is bumped: after the notifier's flush, the host frees a
+   pfn; any vCPU whose TLB mirror still maps that pfn and that has no flush
+   request pending holds a stale translation nobody will remove.
+2. ``STALE_ACCESS`` (vCPU side, at access), inlined in ``kvm/vcpu.py``
+   ``VCPU.access`` (the TLB-hit path: the entry's generation against
+   ``pfn_gen`` of its pfn) and recorded by ``VCPU._check``, which also runs
+   it on every fill (``VCPU._walk``): a guest access hits a TLB entry whose
+   pfn generation is no longer the pfn's current generation: a use-after-free
+   through a stale translation.
+3. ``STALE_WRITE`` (vCPU side, at write, after a sync), inlined in
+   ``VCPU.access`` next to check 2 (a write through an entry filled before
+   ``wp_time_ns`` of its gfn) and recorded by ``VCPU._check``; ``wp_time_ns``
+   is set in ``kvm/mmu.py`` ``MMU.sync_children`` once the sync path returned
+   (the time taken before any spte was write-protected; ``VCPU._walk`` takes
+   an entry's fill time before it loads the spte): a guest write through a
+   writable TLB entry filled before mmu_sync_children write-protected that
+   gfn, after the sync path returned: the shadow page table silently goes out
+   of sync.
 
 Each process writes its own violation records (first ``VIOL_MAX``) to its row
-of the shared ``viol`` field; the coordinator gathers them.
+of the shared ``viol`` field; the coordinator gathers them (``gather``).
 """
 
 from __future__ import annotations

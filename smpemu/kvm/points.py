@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 
+from smpemu.errors import AckTimeout, UsageError
+from smpemu.kvm.waits import try_take
 
 POINT_NAMES = (
     "invlpg.after_set_dirty",
@@ -23,6 +25,23 @@ POINT_NAMES = (
     "fault.retry",
 )
 
+# Scheduling points: what every wait and point of the protocol code is called
+# (names are what replay files record; the baton's ids are positions here).
+SCHED_POINTS = (
+    "start",  # before the process's body, once
+    "step",  # a guest step (VCPU.periodic)
+    "lock.mmu_lock", "lock.pfn_lock",  # about to take the lock
+    "wait.mmu_lock", "wait.pfn_lock",  # the lock is taken: wait for its holder word to change
+    "wait.ack",  # a flush request's ack is missing
+    "halt",  # HLT: until the kick (or the script's event) is posted
+    "wait.invalidation",  # a fault raced an mmu-notifier invalidation
+    "host.idle",  # reclaim freed: no page freed since the last look (or nothing to reclaim ever)
+    "host.reclaim",  # reclaim mixed: one reclaim per turn
+    "script.wait", "script.spin", "script.busy",  # script events
+    "point.paused",  # a script-armed protocol point, until its resume event
+    "sb.drain",  # not a place to park: a store-buffer drain decision (replay format 2)
+) + POINT_NAMES
+
 
 SLEEP_ABOVE_US = 50.0
 
@@ -33,13 +52,12 @@ class Points:
         self.arms: dict = {}
         self.rng = rng
         self.active = bool(self.delays)
-        self.sched = None  # schedule.ProcSched: every point is a scheduling point
 
-    def scheduled(self, sched) -> None:
-        """Make every point a scheduling point; delays mean nothing then."""
-        self.sched = sched
+    def scheduled(self) -> None:
+        """Under a schedule every point is a scheduling point (``ctx.waits``);
+        delays mean nothing then."""
         self.delays = {}
-        self.active = True
+        self.active = bool(self.arms)
 
     def arm(self, name: str, paused_sem, resume_sem, timeout: float) -> None:
         """The next time this CPU reaches ``name``: post ``paused_sem``, then
@@ -48,15 +66,17 @@ class Points:
         self.active = True
 
     def hit(self, ctx, name: str) -> None:
-        if self.sched is not None:
-            return self.sched.hit(ctx, self.arms.pop(name, None), name)
+        """Called by ``ctx.waits.point`` when ``active``."""
         a = self.arms.pop(name, None)
         if a is not None:
             paused, resume, timeout = a
             ctx.mm.drain()  # we are about to block: make our stores visible
             paused.release()
-            # 2009: IPIs are still acked while paused here (wait_sem polls them)
-            ctx.wait_sem(resume, timeout, f"paused at {name}, not resumed")
+            # 2009: IPIs are still acked while paused here (exit_poll)
+            if not ctx.waits.wait_until(ctx, "point.paused", lambda took: took or try_take(resume),
+                                        watch=ctx.poll_words, sem=resume, poll=ctx.exit_poll,
+                                        timeout=timeout, slice_s=0.002):
+                raise AckTimeout(f"cpu {ctx.pid_index}: paused at {name}, not resumed within {timeout} s")
             self.active = bool(self.arms or self.delays)
         d = self.delays.get(name)
         if d is not None:
@@ -77,8 +97,6 @@ class Points:
 
 def parse_delay(spec: str) -> tuple[str, tuple[float, float]]:
     """``POINT=US`` or ``POINT=LO-HI`` (microseconds; 0 means yield)."""
-    from smpemu.errors import UsageError
-
     if "=" not in spec:
         raise UsageError(f"bad --delay {spec!r}: expected POINT=MICROSECONDS or POINT=LO-HI")
     name, dist = spec.split("=", 1)

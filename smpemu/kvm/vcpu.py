@@ -21,6 +21,7 @@ from smpemu.kvm.oracle import STALE_ACCESS, STALE_WRITE
 from smpemu.kvm.layout import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 from smpemu.kvm.spte import GEN_MASK
 from smpemu.kvm.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, TLB
+from smpemu.kvm.waits import try_take
 
 
 class StopRun(Exception):
@@ -49,7 +50,6 @@ class VCPU:
         # tlb_hits = steps - misses - exit_steps, derived at publish(): one
         # counter less on the hot path
         self.steps = self.misses = self.exit_steps = 0
-        self.next_check = min(256, max_steps) if max_steps else 256
         self.in_guest = False
         self.table = 0
         ctx.handle_requests = self.serve
@@ -58,8 +58,7 @@ class VCPU:
         self._load = self.mm.load  # bound once: the native model binds memoryview.__getitem__
         self._tlb_get = tlb.map.get  # the TLB only ever clears this dict, never replaces it
         tlb.gen_base = mmu.a_gen  # entries carry the address of their pfn's generation word
-        if ctx.sched is not None:
-            self.next_check = 1  # every guest step may be a scheduling point
+        self.next_check = 1  # the first guest step is a scheduling point (periodic)
 
     # -- requests --------------------------------------------------------------
     def flush_tlb(self) -> None:
@@ -137,6 +136,7 @@ class VCPU:
         e = self._tlb_get(slot)
         if e is not None and (write is False or e[2]):
             W = self.W
+            # oracle checks 2 and 3 (kvm/oracle.py), inlined: generation, write after sync
             if (W[e[6]] & GEN_MASK) != e[1] or (write and W[self.a_wp + e[3]] > e[4]):
                 self._check(slot, e, write)
             return True
@@ -144,6 +144,8 @@ class VCPU:
         return self._walk(slot, write)
 
     def _check(self, slot, e, write) -> None:
+        """Oracle checks 2 (STALE_ACCESS) and 3 (STALE_WRITE), see kvm/oracle.py:
+        on a TLB hit that failed the inlined test, and on every fill."""
         W = self.W
         cur = W[self.a_gen + e[E_PFN]] & S.GEN_MASK
         if cur != e[E_GEN]:
@@ -180,22 +182,21 @@ class VCPU:
         waiting for *our* ack) and sleep a little instead of spinning, so that
         oversubscribed cores go to the CPUs that must ack."""
         ctx = self.ctx
-        if ctx.sched is not None:
-            return ctx.sched.wait_invalidation(self)
         mm = self.mm
         a_ncount = self.mmu.a_ncount
-        deadline = time.monotonic() + ctx.params.ack_timeout
-        while mm.load(a_ncount):
+
+        def interrupts() -> None:
             if self.kicked():
                 self.take_interrupt()
-            time.sleep(50e-6)
-            if time.monotonic() > deadline:
-                ctx.check_alive()
-                raise AbortError(
-                    f"vcpu {self.me}: mmu notifier invalidation still running after "
-                    f"{ctx.params.ack_timeout} s: it did not ack, or is waiting for a vCPU that "
-                    f"does not (pid holding mmu_lock: {self.W[ctx.a_mmu_holder]})"
-                )
+
+        if not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
+                                    watch=(a_ncount, self.a_mode), poll=interrupts,
+                                    timeout=ctx.params.ack_timeout, slice_s=50e-6):
+            raise AbortError(
+                f"vcpu {self.me}: mmu notifier invalidation still running after "
+                f"{ctx.params.ack_timeout} s: it did not ack, or is waiting for a vCPU that "
+                f"does not (pid holding mmu_lock: {self.W[ctx.a_mmu_holder]})"
+            )
 
     # -- exits the guest asks for ---------------------------------------------------------
     def invlpg(self, slot: int) -> None:
@@ -221,32 +222,42 @@ class VCPU:
         ``wake_sem`` is posted) or ``timeout``.  A pending request does not
         block (kvm_vcpu_check_block): it is served on re-entry and the vCPU
         halts again.  True if woken, False on timeout or stop."""
-        if self.ctx.sched is not None:
-            return self.ctx.sched.halt(self, timeout, wake_sem)
+        ctx = self.ctx
         mm = self.mm
         sem = wake_sem if wake_sem is not None else self.kick
-        deadline = time.monotonic() + timeout
-        while True:
-            woke = False
+        woke = False
+
+        def enter_halt() -> None:
             self.exit_guest()
             mm.store(self.a_halted, 1)
             mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-            if not mm.load(self.a_flag):
-                mm.drain()  # before blocking
-                try:
-                    sem.acquire(min(0.05, max(0.0, deadline - time.monotonic())))
-                    woke = True
-                    if sem is self.kick:
-                        self.ctx.counters[C["ipis_received"]] += 1
-                except Exception:
-                    pass
+
+        def leave_halt() -> None:
             mm.store(self.a_halted, 0)
             self.enter_guest()  # serves whatever is pending
-            if woke:
-                return True
-            self.ctx.check_alive()
-            if self.ctx.stopping() or time.monotonic() >= deadline:
-                return False
+
+        def check_block() -> None:
+            if mm.load(self.a_flag):  # a request is pending: serve it, then halt again
+                leave_halt()
+                enter_halt()
+
+        def woken(took) -> bool:
+            nonlocal woke
+            if took or try_take(sem):
+                woke = True
+                if sem is self.kick:
+                    ctx.counters[C["ipis_received"]] += 1
+            return woke or ctx.stopping()
+
+        enter_halt()
+        try:
+            # an untimed wait (a script event) is bounded, but its end is an error;
+            # a timed HLT simply returns after the timer
+            ctx.waits.wait_until(ctx, "halt", woken, sem=sem, poll=check_block, timeout=timeout,
+                                 timer=wake_sem is None, slice_s=0.05)
+        finally:
+            leave_halt()
+        return woke
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def publish(self) -> None:
@@ -258,8 +269,7 @@ class VCPU:
 
     def periodic(self) -> None:
         ctx = self.ctx
-        sched = ctx.sched
-        self.next_check = self.steps + (256 if sched is None else sched.every)
+        self.next_check = self.steps + ctx.waits.step_every
         if self.preempt_every:
             self.next_check = min(self.next_check, self.next_preempt)
         if self.max_steps:
@@ -270,9 +280,8 @@ class VCPU:
             raise StopRun()
         if self.max_steps and self.steps >= self.max_steps:
             raise StopRun()
-        if sched is not None:
-            sched.step(ctx)  # a guest step is a scheduling point
-        elif self.preempt_every and self.steps >= self.next_preempt:
+        ctx.waits.point(ctx, "step")  # a guest step is a scheduling point
+        if self.preempt_every and self.steps >= self.next_preempt:
             self.preempt()
 
     def preempt(self) -> None:
@@ -316,7 +325,7 @@ def build_vcpu(ctx, spec):
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
     cores = {c for p in spec.placement for c in p}
-    if cfg.preempt_exit and cfg.vcpus > len(cores):
+    if cfg.preempt_exit and cfg.vcpus > len(cores) and not cfg.schedule:  # no OS preempts the baton
         cpu.preempt_every = cpu.next_preempt = cfg.preempt_exit
     cpu.spec = spec
     return cpu, GuestKernel(cpu, L)

@@ -3,6 +3,9 @@
 Why it exists: to show, with real processes, that each ``--memory-model``
 allows exactly what it claims (see docs/memory-models.md).  ``parser`` reads
 a test, ``runner`` runs it litmus7-style, ``command`` is ``smpemu litmus``.
+It never imports the search, the studies or the CLI.
+
+May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """
 
 from smpemu.litmus.command import litmus_command

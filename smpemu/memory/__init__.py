@@ -5,8 +5,10 @@
 - ``store_buffer``: the ``tso`` and ``relaxed`` store-buffer models.
 
 Every protocol word of the kernel model and every litmus variable goes
-through a model built by ``make_model``.  May import: ``smpemu.errors`` only
-(nothing else of smpemu's): the layers above are built on it.
+through a model built by ``make_model``.  It imports nothing else of
+smpemu's: the layers above are built on it.
+
+May import: smpemu.errors.
 """
 
 from __future__ import annotations

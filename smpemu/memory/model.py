@@ -18,8 +18,9 @@ between cmpxchg's read and write and correct policies would look broken.
 
 Rules common to every model (callers rely on them):
 - ``drain()`` makes every buffered store visible.  Callers drain before any
-  blocking wait, before releasing a lock, and before the process finishes
-  (``release_lock`` and ``acquire_lock`` below do it for locks).
+  blocking wait, before taking or releasing a lock, and before the process
+  finishes (``release_lock`` below does it for a release; ``kvm.locks.lock``
+  and every wait of ``kvm.waits`` drain before they block).
 - ``mb()``, ``cmpxchg()`` and ``xchg()`` are full barriers.
 """
 
@@ -144,11 +145,6 @@ class MemoryModel:
             lock.release()
 
     # -- locks -------------------------------------------------------------------
-    def acquire_lock(self, sem, timeout: float) -> None:
-        """Acquire a semaphore used as a lock: drain first (we may block)."""
-        self.drain()
-        sem.acquire(timeout)
-
     def release_lock(self, sem) -> None:
         """Release a lock: every store made under it becomes visible first."""
         self.drain()

@@ -1,10 +1,12 @@
 """The search for bad interleavings: stress, controlled schedules, replay.
 
 What lives here: ``stress`` (rounds of widened race windows until the oracle
-fires), ``schedule`` (the baton: one process at a time in a seeded order,
-and replay files) and ``schedule_cli`` (``smpemu replay``).
+fires), ``baton_loop`` (the coordinator's side of a controlled schedule: one
+process at a time in a seeded order; the process side is
+``smpemu.harness.baton``), ``strategies`` (PCT, replay), ``replay_file``
+(write, load and compare replay files) and ``replay_cmd`` (``smpemu replay``).
 
-May import: ``smpemu.harness``, ``smpemu.kvm``, ``smpemu.memory``,
-``smpemu.errors`` and ``workloads``; never the studies, the litmus runner or
-the CLI.
+It never imports the studies, the litmus runner or the CLI.
+
+May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """

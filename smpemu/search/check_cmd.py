@@ -27,7 +27,9 @@ from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
 from smpemu.search.scenarios import Proto, load_scenario, logical_time
-from smpemu.search.schedule import DRAIN, REPLAY_FORMAT, SCHED_POINTS
+from smpemu.harness.baton import DRAIN
+from smpemu.kvm.points import SCHED_POINTS
+from smpemu.search.replay_file import REPLAY_FORMAT
 
 DEFAULT_BOUND = 3  # >= the preemptions every known bug needs on its scenario (docs/check.md)
 DEFAULT_TIMEOUT = 150.0
@@ -229,7 +231,7 @@ def register(app, out, err, guard) -> None:
             out.print(f"minimal counterexample ({m.bound} preemptions, {m.steps} steps):", markup=False)
             out.print(cr.counterexample["rendered"], markup=False, highlight=False, soft_wrap=True)
             if replay_out:
-                from smpemu.search.schedule import write_doc
+                from smpemu.search.replay_file import write_doc
 
                 write_doc(cr.replay, replay_out)
                 out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",

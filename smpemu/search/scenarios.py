@@ -6,10 +6,12 @@ the *same* protocol code as the real processes: the vCPU and host bodies of
 smpemu.harness.bodies, the script interpreter of workloads/script.py, the
 kvm mmu, policies, ipi, vcpu and oracle, the memory models (store buffers in
 controlled mode), the kvm arena layout over a bytearray.  Each actor (vCPU
-or host process) is a greenlet; its ``ctx.sched`` is the baton's own
-``ProcSched`` with one method replaced: ``park`` switches to the explorer
-instead of posting a semaphore, so every wait is the baton's code and a
-schedule found here is a decision list the baton replays on real processes.
+or host process) is a greenlet; its ``ctx.waits`` (the one wait interface,
+smpemu.kvm.waits) is the baton's own implementation (smpemu.harness.baton)
+with one method replaced: ``park`` switches to the explorer instead of
+posting a semaphore, so every wait parks with the baton's wait condition and
+a schedule found here is a decision list the baton replays on real
+processes.
 In-process stand-ins replace the POSIX semaphores (a counter each; the
 explorer never blocks in one).  Every shared access is recorded (a tracked
 view of the arena words, the semaphores, the TLB mirrors and the oracle's
@@ -53,8 +55,8 @@ from smpemu.kvm.oracle import FIELDS as VIOL_FIELDS, KIND_NAMES, Oracle
 from smpemu.kvm.points import Points
 from smpemu.memory import make_model
 from smpemu.memory.arena import Arena
-from smpemu.search.schedule import (DRAIN, K_RANGE, K_SEM, K_TURN, K_WORDS, PID, SCHED_POINTS, ProcSched,
-                                    SchedEnd)
+from smpemu.harness.baton import DRAIN, K_RANGE, K_SEM, K_TURN, K_WORDS, PID, Baton, SchedEnd
+from smpemu.kvm.points import SCHED_POINTS
 from smpemu.kvm.vcpu import StopRun
 from workloads.script import host_scripts, run_host
 from workloads.script import validate as validate_script
@@ -314,18 +316,29 @@ class _Ops(list):
         self.progress[self.idx] = len(self)
 
 
-class _XSched(ProcSched):
+class _Ctx(ProcContext):
+    """A context for actor ``pid_index``; host actors past the first get the
+    first host's derived fields (is_host, no 2009 poll words)."""
+
+    def __post_init__(self):
+        n = self.arena.layout.geometry.n_vcpus
+        real = self.pid_index
+        if real > n:
+            self.pid_index = n
+        super().__post_init__()
+        self.pid_index = real
+
+
+class _XSched(Baton):
     """The baton's process side, parking into the explorer instead of a semaphore."""
 
-    def __init__(self, world, ctx, idx, every, flag):
+    def __init__(self, world, ctx, idx, every, flag=None):
         self.world = world
         self.idx = idx
         self.W = ctx.arena.words
-        self.layout = ctx.arena.layout
-        self.every = every
+        self.step_every = every
         self.n = 0
-        self.flag = flag
-        self.sem_id = world.sem_id
+        self.sem_id = world.sem_id  # id -> the semaphore object itself (park gets the object)
 
     def park(self, ctx, point, kind=0, w0=-1, w1=-1, sem=-1, rbase=0, rstride=0, rcount=0):
         w = self.world
@@ -413,9 +426,8 @@ class World:
             ctx.lat_ns = []
             ctx.handle_requests = None
             ctx.trace = None
-            flag = ctx.a_flag[idx] if not ctx.is_host and p.params.requests == "2009" else -1
-            ctx.sched = _XSched(self, ctx, idx, 1, flag)
-            ctx.points.scheduled(ctx.sched)
+            ctx.waits = _XSched(self, ctx, idx, 1)
+            ctx.points.scheduled()
             if trace is not None:
                 ctx.trace = (lambda i: lambda code, a=0, b=0: trace.append((i, code, a, b)))(idx)
             self.greenlets.append(greenlet.greenlet(self._body(idx, ctx)))
@@ -425,7 +437,7 @@ class World:
     def _body(self, idx, ctx):
         def body():
             try:
-                ctx.sched.start(ctx)
+                ctx.waits.start(ctx)
                 if idx < self.N:
                     vcpu_body(ctx, self.spec)
                 else:
@@ -634,7 +646,7 @@ class Proto:
         self.ctxs = []
         for idx in range(self.n):
             mm = make_model("native", tw, sems[f"fence{idx}"], self.atomic, L.is_atomic)
-            ctx = ProcContext(idx, arena, mm, sems, self.params)
+            ctx = _Ctx(idx, arena, mm, sems, self.params)
             ctx.oracle = _Oracle(ctx, self.scanned)  # over the real numpy views
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N

@@ -17,7 +17,7 @@ the first violation with tracing on, so the report can show the interleaving.
 It reports the time and the guest steps to the first violation.
 
 ``schedule="pct"`` instead runs each round under a controlled schedule
-(smpemu/schedule.py): no delays, round k is the PCT schedule of seed + k,
+(search/baton_loop.py): no delays, round k is the PCT schedule of seed + k,
 and a round that finds a violation carries the replay document that repeats
 it (``StressResult.replay``, written by ``smpemu stress --replay-out``).
 """
@@ -29,8 +29,9 @@ import random
 import time
 
 from smpemu.harness.config import RunConfig
-from smpemu.harness.coordinator import run
 from smpemu.kvm.points import POINT_NAMES
+from smpemu.search.baton_loop import run
+from smpemu.search.replay_file import replay_doc
 
 RANDOM_RANGES = ((50.0, 400.0), (200.0, 1500.0), (500.0, 3000.0))
 RACE_POINTS = ("invlpg.after_set_dirty", "invlpg.after_zap", "flush.after_clear_dirty",
@@ -120,8 +121,6 @@ def stress(base: RunConfig, timeout: float, round_s: float, until_violation: boo
                 first=d,
             )
             if r.schedule is not None:
-                from smpemu.search.schedule import replay_doc
-
                 hit.replay = replay_doc(r)
             if until_violation:
                 break

@@ -1,5 +1,6 @@
 """Studies: scaling sweeps over vCPUs, policies and pinnings, their CSV logs and plots.
 
-May import: ``smpemu.harness``, ``smpemu.kvm``, ``smpemu.memory`` and
-``smpemu.errors``; never the search, the litmus runner or the CLI.
+It never imports the search, the litmus runner or the CLI.
+
+May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
 """

@@ -4,8 +4,8 @@ Why it exists: the policies of the seed differ in three places only, and the
 MMU calls exactly these:
 
 - ``zap(ctx, mmu, slot, gfn)``: under mmu_lock, invlpg (or an rmap eviction)
-  removes one spte.  Returns True if the caller must flush remote TLBs after
-  unlocking (eager) instead of deferring.
+  removes one spte; a policy that flushes at once (eager) flushes there,
+  still under the lock, the others defer.
 - ``flush_remote(ctx)``: kvm_flush_remote_tlbs().
 - ``flush_cond(ctx, cond, site)``: kvm_flush_remote_tlbs_cond() at the places
   where a deferred flush must happen: ``site`` is "notifier" (host about to
@@ -25,12 +25,8 @@ class Policy:
     name = ""
     summary = ""
 
-    def zap(self, ctx, mmu, slot: int, gfn: int) -> bool:
+    def zap(self, ctx, mmu, slot: int, gfn: int) -> None:
         raise NotImplementedError
-
-    def after_unlock(self, ctx, need_flush: bool) -> None:
-        if need_flush:
-            self.flush_remote(ctx)
 
     def flush_remote(self, ctx) -> None:
         ipi.flush_all_cpus(ctx)
@@ -54,7 +50,6 @@ class DeferredPolicy(Policy):
         mm.store(ctx.a_dirty, 1)
         ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
-        return False
 
     def flush_remote(self, ctx):
         mm = ctx.mm

@@ -18,4 +18,3 @@ class DeferredV3Policy(DeferredPolicy):
         ctx.point("invlpg.after_set_dirty")
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
-        return False

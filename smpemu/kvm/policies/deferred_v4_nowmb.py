@@ -17,4 +17,3 @@ class DeferredV4NoWmbPolicy(DeferredPolicy):
         ctx.mm.store(ctx.a_dirty, 1)  # no wmb(): may pass the zap on weak hardware
         ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
-        return False

@@ -19,4 +19,3 @@ class EagerPolicy(Policy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         self.flush_remote(ctx)  # still under mmu_lock, as the pre-patch code
-        return False

@@ -19,7 +19,6 @@ class MmuLockPolicy(DeferredPolicy):
         ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock
         ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")
-        return False
 
     def _flush_locked(self, ctx):
         ctx.mm.store(ctx.a_dirty, 0)

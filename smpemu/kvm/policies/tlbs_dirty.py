@@ -24,7 +24,6 @@ class TlbsDirtyPolicy(DeferredPolicy):
                 break
         ctx.ev(1, cur + 1)
         ctx.point("invlpg.after_set_dirty")
-        return False
 
     def flush_remote(self, ctx):
         mm = ctx.mm

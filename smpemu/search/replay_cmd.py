@@ -26,10 +26,11 @@ def register(app, out, err, guard) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
     ):
         """Replay a recorded controlled schedule and check that it reproduces."""
+        # imported when the command runs, not when the CLI starts (numpy, the harness)
         from smpemu.harness.config import check_writable
-        from smpemu.harness.coordinator import run
         from smpemu.harness.report import write_json
-        from smpemu.search.schedule import MATCH_KEYS, describe_last, identity, load_replay
+        from smpemu.search.baton_loop import run
+        from smpemu.search.replay_file import MATCH_KEYS, describe_last, identity, load_replay
 
         if json_out:
             check_writable(json_out, "--json")

@@ -1,0 +1,326 @@
+"""Controlled schedules, coordinator side: real processes, one at a time, in a seeded order.
+
+Why it exists: a race that needs three CPUs to meet inside a window of a few
+hundred nanoseconds shows up by luck, and a run that found it cannot be
+repeated.  Under ``--schedule pct`` the vCPU processes and the host still run
+for real, over the real arena and semaphores, but only the process holding
+the *baton* runs.  At every scheduling point a process publishes where it is
+(its row of the shared ``sched`` field), hands the baton back to the
+coordinator (posts ``sched``) and blocks on its own ``sched-go<r>``
+semaphore (the process side: ``smpemu.harness.baton``).  The coordinator,
+once the running process has parked, asks the strategy
+(``search.strategies``) for the next one, records the decision
+``[cpu, point]`` and posts its ``go``.  Between two scheduling points a
+process runs alone, so what it does there depends only on the shared state it
+finds and its own seeded state: the sequence of decisions *is* the
+interleaving, and the same decisions give the same run (docs/schedules.md
+says exactly what is and is not deterministic).
+
+Scheduling points: every named protocol point (``ctx.point``), every
+``sched_steps``-th guest step (``VCPU.periodic``), before each lock
+acquisition, and every wait (``kvm.waits``).  A waiting process parks with a
+*wait condition* (words whose change, a semaphore whose post, can let it go
+on).  The coordinator snapshots the watched words when the process parks (it
+ran alone since it looked at them, so the snapshot is what it saw) and treats
+it as disabled until one of them changes.  The enabled set is thus a function
+of the shared state, i.e. of the decisions so far.  No process enabled: a
+deadlock, reported with every process's wait.
+
+A run under a schedule ends at the first violation, after ``max_decisions``
+decisions, when every vCPU finished (``--iterations``), or on a deadlock; it
+ignores ``--duration`` and ``--delay``.  Then the coordinator sets
+``CTL_SCHED_END`` and hands every process its baton: each raises
+``SchedEnd`` at its scheduling point and leaves, so nothing runs unscheduled
+that could change the verdict.
+
+``monitor`` is the loop ``harness.coordinator.run`` takes by injection
+(``run(cfg, monitor=monitor)``); ``run(cfg)`` here is that call for any
+configuration, scheduled or not.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import posix_ipc
+
+from smpemu.harness import coordinator
+from smpemu.harness.baton import (
+    DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
+    R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS, DRAIN, PID, R_CMD,
+)
+from smpemu.harness.worker import read_error
+from smpemu.kvm.layout import C, CTL_SCHED_END
+from smpemu.search.strategies import PCT, Divergence, Replay, who
+
+
+class BatonLoop:
+    def __init__(self, cfg, arena, procs, sems):
+        self.cfg = cfg
+        self.arena = arena
+        self.procs = procs
+        self.N = cfg.vcpus
+        self.n = n = cfg.vcpus + 1
+        L = arena.layout
+        self.W = arena.words
+        self.rows = [L["sched"].addr(p, 0) for p in range(n)]
+        self.viol = [L["viol"].addr(p, 0, 0) for p in range(n)]  # kind of each process's first record
+        self.go = [sems[f"sched-go{p}"] for p in range(n)]
+        self.post = sems["sched"]
+        self.sem_list = [sems[k] for k in sorted(sems)]
+        self.live = [True] * n
+        self.cond = [None] * n  # None: runnable; else (kind, w0, s0, w1, s1, sem, [(addr, seen)])
+        self.last = -1
+        self.dec: list[int] = []
+        self.dec_point: list[int] = []
+        self.dec_drain: dict[int, int] = {}  # decision number -> word drained (replay format 2)
+        self.end = None
+        self.divergence = None
+        if cfg.schedule == "replay":
+            self.strategy = Replay(cfg.replay, self.N)
+            self.limit = len(cfg.replay)
+        else:
+            self.strategy = PCT(cfg.seed, n, cfg.pct_depth, cfg.pct_epoch)
+            self.limit = cfg.max_decisions
+        self.t_start = self.t_end = time.monotonic()
+
+    # waiting for the running process to park
+    def _dead(self) -> str | None:
+        for i, p in enumerate(self.procs):
+            code = p.exitcode
+            if code is not None and code != 0:
+                msg = read_error(self.arena, i)
+                if code < 0:
+                    msg = f"{who(i, self.N)} (pid {p.pid}) died ({signal.Signals(-code).name})"
+                return msg or f"{who(i, self.N)} (pid {p.pid}) exited with code {code}"
+        return None
+
+    def _await(self, p, sig, result, limit: float) -> bool:
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                self.post.acquire(0.05)
+                return True
+            except (posix_ipc.BusyError, posix_ipc.SignalError):
+                pass
+            if sig.got:
+                result.interrupted = sig.got
+                self.end = "interrupted"
+                return False
+            msg = self._dead()
+            if msg is None and time.monotonic() > deadline:
+                if p is None:
+                    msg = f"the processes did not all reach their first scheduling point within {limit} s"
+                else:
+                    msg = (f"{who(p, self.N)} (pid {self.procs[p].pid}) did not reach its next scheduling "
+                           f"point within {limit} s after decision {len(self.dec) - 1} (stopped or stuck)")
+            if msg is not None:
+                result.aborted = msg
+                self.end = "aborted"
+                return False
+
+    def _parked(self, p) -> str | None:
+        """Take note of where ``p`` parked (or that it is done)."""
+        W = self.W
+        r = self.rows[p]
+        if W[r + R_STATE] == DONE:
+            self.live[p] = False
+            self.cond[p] = None
+            proc = self.procs[p]
+            proc.join(self.cfg.ack_timeout)
+            if proc.exitcode != 0:
+                return self._dead() or f"{who(p, self.N)} (pid {proc.pid}) did not exit after it finished"
+            return None
+        kind = W[r + R_KIND]
+        if not kind:
+            self.cond[p] = None
+            return None
+        w0, w1 = W[r + R_W0], W[r + R_W1]
+        rng = []
+        if kind & K_RANGE:
+            base, stride = W[r + R_RBASE], W[r + R_RSTRIDE]
+            rng = [(base + i * stride, W[base + i * stride]) for i in range(W[r + R_RCOUNT])]
+        self.cond[p] = (kind, w0, W[w0] if w0 >= 0 else 0, w1, W[w1] if w1 >= 0 else 0,
+                        self.sem_list[W[r + R_SEM]] if kind & K_SEM else None, rng)
+        return None
+
+    def _runnable(self, p) -> bool:
+        c = self.cond[p]
+        if c is None:
+            return True
+        kind, w0, s0, w1, s1, sem, rng = c
+        W = self.W
+        if kind & K_WORDS and ((w0 >= 0 and W[w0] != s0) or (w1 >= 0 and W[w1] != s1)):
+            return True
+        if kind & K_SEM and sem.value > 0:
+            return True
+        if kind & K_RANGE:
+            for a, seen in rng:
+                if W[a] != seen:
+                    return True
+        if kind & K_TURN and self.last != p:
+            return True
+        return False
+
+    def _violation(self) -> bool:
+        W = self.W
+        for a in self.viol:
+            if W[a]:
+                return True
+        return False
+
+    def _deadlock(self, k) -> str:
+        parts = []
+        for p in range(self.n):
+            if self.live[p]:
+                c = self.cond[p]
+                name = SCHED_POINTS[self.W[self.rows[p] + R_POINT]]
+                what = name
+                if c is not None and c[1] >= 0 and name.startswith("wait.") and name.endswith("_lock"):
+                    what += f" (held by pid {self.W[c[1]]})"
+                parts.append(f"{who(p, self.N)} at {what}")
+        return f"schedule deadlock at decision {k}: no process can run: " + ", ".join(parts)
+
+    def run(self, sig, result, progress) -> None:
+        n = self.n
+        for _ in range(n):  # everyone parks at "start" (or is done already)
+            if not self._await(None, sig, result, self.cfg.start_timeout):
+                return
+        for p in range(n):
+            msg = self._parked(p)
+            if msg:
+                result.aborted = msg
+                self.end = "aborted"
+                return
+        self.t_start = time.monotonic()
+        W = self.W
+        rows = self.rows
+        live = self.live
+        limit = self.limit
+        strategy = self.strategy
+        step_limit = self.cfg.ack_timeout
+        N = self.N
+        k = 0
+        try:
+            while True:
+                if self._violation():
+                    self.end = "violation"
+                    break
+                if not any(live[:N]) and (strategy.__class__ is not Replay or k >= limit):
+                    # (a replay goes on while decisions are left: hosts may act
+                    # after the vCPUs finished, as in smpemu check's scenarios)
+                    self.end = "finished"
+                    break
+                if k >= limit:
+                    self.end = "replay_end" if strategy.__class__ is Replay else "max_decisions"
+                    break
+                if sig.got:
+                    result.interrupted = sig.got
+                    self.end = "interrupted"
+                    break
+                if strategy.__class__ is Replay and k < limit and strategy.decisions[k][1] == DRAIN:
+                    # a drain decision: the parked process lets one buffered
+                    # store reach memory and stays where it is
+                    try:
+                        p = strategy.choose(k, [], self)
+                    except Divergence as e:
+                        self.end = "divergence"
+                        self.divergence = result.aborted = str(e)
+                        break
+                    self.dec_drain[len(self.dec)] = strategy.drain
+                    self.dec.append(p)
+                    self.dec_point.append(PID[DRAIN])
+                    W[rows[p] + R_CMD] = strategy.drain + 1
+                    self.go[p].release()
+                    if not self._await(p, sig, result, step_limit):
+                        break
+                    if W[rows[p] + R_CMD]:
+                        result.aborted = f"schedule: {who(p, N)} did not drain word {strategy.drain} at decision {k}"
+                        self.end = "aborted"
+                        break
+                    k += 1
+                    continue
+                enabled = [p for p in range(n) if live[p] and self._runnable(p)]
+                if not enabled:  # only timed waits left: their time is up
+                    enabled = [p for p in range(n) if live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
+                if not enabled:
+                    self.end = "deadlock"
+                    result.aborted = self._deadlock(k)
+                    break
+                try:
+                    p = strategy.choose(k, enabled, self)
+                except Divergence as e:
+                    self.end = "divergence"
+                    self.divergence = result.aborted = str(e)
+                    break
+                self.dec.append(p)
+                self.dec_point.append(W[rows[p] + R_POINT])
+                self.last = p
+                count = W[rows[p] + R_COUNT]
+                self.go[p].release()
+                if not self._await(p, sig, result, step_limit):
+                    break
+                if W[rows[p] + R_STATE] != DONE and W[rows[p] + R_COUNT] == count:
+                    msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N)}"
+                else:
+                    msg = self._parked(p)
+                if msg:
+                    result.aborted = msg
+                    self.end = "aborted"
+                    break
+                k += 1
+                if k & 1023 == 0:
+                    msg = self._dead()  # a parked process killed meanwhile
+                    if msg:
+                        result.aborted = msg
+                        self.end = "aborted"
+                        break
+                    if progress is not None:
+                        progress(k / limit, int(self.arena.counters[:N, C["steps"]].sum()))
+        finally:
+            self.t_end = time.monotonic()
+
+    def release(self) -> None:
+        """The schedule is over: every process leaves at its scheduling point."""
+        self.W[self.arena.ctl_addr(CTL_SCHED_END)] = 1
+        for p in range(self.n):
+            if self.live[p]:
+                self.go[p].release()
+
+    def summary(self) -> dict:
+        k = len(self.dec)
+        el = max(self.t_end - self.t_start, 1e-9)
+        last = None
+        if k:
+            last = {"decision": k - 1, "cpu": self.dec[-1], "point": SCHED_POINTS[self.dec_point[-1]]}
+        return {
+            "strategy": self.cfg.schedule, "seed": self.cfg.seed, "decisions": k, "end": self.end,
+            "last": last, "decisions_per_s": round(k / el, 1), "wall_s": round(el, 3),
+            "divergence": self.divergence, self.cfg.schedule: self.strategy.describe(),
+        }
+
+    def named(self) -> list:
+        return [[p, SCHED_POINTS[i]] if k not in self.dec_drain else [p, DRAIN, self.dec_drain[k]]
+                for k, (p, i) in enumerate(zip(self.dec, self.dec_point))]
+
+
+def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
+    """The coordinator's loop under a schedule (instead of coordinator._monitor):
+    what ``coordinator.run(cfg, monitor=...)`` calls; returns the wall time."""
+    co = BatonLoop(cfg, arena, procs, sems)
+    try:
+        co.run(sig, result, progress)
+    finally:
+        co.release()
+        result.schedule = co.summary()
+        result.decisions = co.named()
+    return time.monotonic() - t0
+
+
+def run(cfg, progress=None):
+    """``harness.coordinator.run``, with the baton loop when ``cfg.schedule`` asks for one."""
+    return coordinator.run(cfg, progress=progress, monitor=monitor if cfg.schedule else None)
+
+
+__all__ = ["BatonLoop", "monitor", "run"]

@@ -1,0 +1,170 @@
+"""Replay files: what ``smpemu replay`` needs to repeat a scheduled run.
+
+Why it exists: a schedule that found a violation is worth keeping.  A replay
+file holds the smpemu version (a schedule replays only on the version that
+recorded it), the full configuration, the seed, every decision ``[cpu,
+point]`` and the identity of the first violation (kind, vcpu, slot, gfn,
+pfn, and the point of the last decision), so a replay can say whether it
+found the same one.
+
+Format 2 (``smpemu check --replay-out``) adds: the scenario's name and its
+script, the number of host processes (``reclaimers``; each is its own actor
+in the decisions, ids N..N+H-1), and store-buffer drain decisions
+``[cpu, "sb.drain", word]`` (with ``controlled_drains`` in the
+configuration, buffers drain only at those decisions, never from a
+per-process RNG).  Format 1 files (``stress --schedule pct``) still replay.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+from smpemu import __version__
+from smpemu.errors import UsageError
+from smpemu.harness.baton import DRAIN, PID
+from smpemu.harness.config import RunConfig
+from smpemu.search.strategies import who
+
+REPLAY_FORMAT = 2
+REPLAY_FORMATS = (1, 2)
+MULTI_HOST = False  # the baton runs one host process (several reclaimers: not yet)
+
+
+def n_hosts(cfgd: dict, script=None) -> int:
+    """Host processes of a run configuration (dict): the script's hosts, or its reclaimers."""
+    script = script if script is not None else cfgd.get("script")
+    if isinstance(script, dict) and isinstance(script.get("hosts"), list):
+        return max(1, len(script["hosts"]))
+    r = cfgd.get("reclaimers")
+    return r if isinstance(r, int) and r >= 1 else 1
+
+
+def replay_doc(result) -> dict:
+    """What ``smpemu replay`` needs to repeat a scheduled run (a RunResult)."""
+    s = result.schedule or {}
+    v = result.violations[0] if result.violations else None
+    return {
+        "smpemu_replay": REPLAY_FORMAT,
+        "smpemu_version": __version__,
+        "scenario": None,  # smpemu check: the scenario's name; stress: a workload, no scenario
+        "reclaimers": n_hosts(result.config),
+        "seed": result.config["seed"],
+        "config": result.config,
+        "schedule": {k: s.get(k) for k in ("strategy", "end", "last", s.get("strategy"))},
+        "violation": _identity(v, s.get("last")),
+        "decisions": result.decisions or [],
+    }
+
+
+def _identity(v, last) -> dict | None:
+    if v is None:
+        return None
+    d = {k: v[k] for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")}
+    d["point"] = last["point"] if last else None
+    d["cpu"] = last["cpu"] if last else None
+    return d
+
+
+MATCH_KEYS = ("kind", "vcpu", "slot", "pfn", "point")
+
+
+def identity(result) -> dict | None:
+    """The first violation of a scheduled run and the point of its last decision."""
+    return _identity(result.violations[0] if result.violations else None, (result.schedule or {}).get("last"))
+
+
+def write_doc(doc: dict, path: str) -> None:
+    """One line of JSON per decision would be long: the decisions go compact."""
+    head = {k: v for k, v in doc.items() if k != "decisions"}
+    with open(path, "w") as f:
+        f.write(json.dumps(head, indent=1)[:-2])
+        f.write(',\n "decisions": [\n')
+        dec = doc["decisions"]
+        for i in range(0, len(dec), 8):
+            f.write("  " + ", ".join(json.dumps(d) for d in dec[i:i + 8]))
+            f.write(",\n" if i + 8 < len(dec) else "\n")
+        f.write(" ]\n}\n")
+
+
+def write_replay(result, path: str) -> dict:
+    doc = replay_doc(result)
+    write_doc(doc, path)
+    return doc
+
+
+def describe_last(doc: dict) -> str:
+    """'found after N decisions, the last one vcpu 1 at invlpg.after_set_dirty'."""
+    last = (doc.get("schedule") or {}).get("last") or {}
+    n_vcpus = doc["config"]["vcpus"]
+    if not last:
+        return "no decision made"
+    return (f"seed {doc['seed']}: {last['decision'] + 1} decisions, the last one "
+            f"{who(last['cpu'], n_vcpus)} at {last['point']}")
+
+
+def load_replay(path: str):
+    """Read and check a replay file: (RunConfig to run, the document)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise UsageError(f"replay file {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"replay file {path}: not JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("smpemu_replay") not in REPLAY_FORMATS:
+        raise UsageError(f"replay file {path}: not an smpemu replay file (format "
+                         f"{' or '.join(map(str, REPLAY_FORMATS))})")
+    ver = doc.get("smpemu_version")
+    if ver != __version__:
+        raise UsageError(f"replay file {path} was written by smpemu {ver!r}, this is smpemu {__version__}: "
+                         f"a schedule replays only on the version that recorded it")
+    cfgd = doc.get("config")
+    if not isinstance(cfgd, dict):
+        raise UsageError(f"replay file {path}: no configuration")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(cfgd) - known)
+    if unknown:
+        raise UsageError(f"replay file {path}: unknown configuration field(s) {', '.join(unknown)}")
+    n_vcpus = cfgd.get("vcpus")
+    dec = doc.get("decisions")
+    if not isinstance(dec, list) or not dec:
+        raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
+    script = doc.get("script")
+    if script is not None and not isinstance(script, dict):
+        raise UsageError(f"replay file {path}: 'script' must be a script object")
+    hosts = n_hosts(cfgd, script)
+    n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
+    v2 = doc["smpemu_replay"] >= 2
+    for i, d in enumerate(dec):
+        drain = (v2 and isinstance(d, list) and len(d) == 3 and d[1] == DRAIN
+                 and isinstance(d[2], int) and not isinstance(d[2], bool) and d[2] >= 0)
+        if (not isinstance(d, list) or not (len(d) == 2 or drain) or not isinstance(d[0], int)
+                or isinstance(d[0], bool) or n_proc is None or not 0 <= d[0] <= n_proc or d[1] not in PID
+                or (d[1] == DRAIN and not drain)):
+            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
+                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
+    want = doc.get("reclaimers", 1)
+    if want != hosts:
+        raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
+                         f"its configuration gives {hosts}")
+    if hosts > 1 and not MULTI_HOST:
+        raise UsageError(f"replay file {path}: it needs {hosts} host processes, and this smpemu runs one "
+                         f"host process under a schedule")
+    cfgd = dict(cfgd)
+    cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
+    try:
+        cfg = RunConfig(**cfgd)
+    except TypeError as e:
+        raise UsageError(f"replay file {path}: bad configuration ({e})") from None
+    cfg.schedule = "replay"
+    cfg.replay = dec
+    if script is not None:
+        cfg.script = script
+    cfg.json_path = None
+    cfg.validate()
+    return cfg, doc
+
+
+__all__ = ["REPLAY_FORMAT", "replay_doc", "write_doc", "write_replay", "describe_last", "load_replay",
+           "identity", "MATCH_KEYS"]
