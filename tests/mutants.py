@@ -5,20 +5,23 @@ for the test (forked replay processes inherit the registration); the vCPU
 entry mutant patches ``VCPU.enter_guest`` in the test process, before the
 explorer runs and before the replay forks.
 
-Not in the table: "v4 without the flush-side wmb" and "tlbs-dirty without its
-zap-side wmb" are equivalent mutants in smpemu's memory models: the dirty word
-is an atomic word, never buffered (a plain store to it first drains what is
-before the last barrier and goes straight to memory; cmpxchg drains
-everything), so no later store can become visible before it and the barrier
-orders nothing that could move.  ``test_check.py`` shows it.
+Not in the table: "v4 without the flush-side wmb", "tlbs-dirty without its
+zap-side wmb" and "the vCPU entry without its mb()" are equivalent mutants in
+smpemu's memory models: the dirty word and the mode word are atomic words,
+never buffered (a plain store to one first drains what is before the last
+barrier and goes straight to memory; cmpxchg drains everything), so the
+barrier orders nothing that could move.  ``test_check.py`` shows it.  The
+requester's side of the entry's pairing (``make_request`` without its mb())
+is in the table instead: the request flag is a plain, buffered word.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import textwrap
 
 from smpemu.kvm import ipi, policies
-from smpemu.kvm.layout import IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 from smpemu.kvm.policies.base import DeferredPolicy
 from smpemu.kvm.policies.eager import EagerPolicy
 from smpemu.kvm.policies.tlbs_dirty import TlbsDirtyPolicy
@@ -79,26 +82,37 @@ class V4NoFlushWmb(DeferredPolicy):
         ipi.flush_all_cpus(ctx)
 
 
-def _enter_guest_no_mb(self) -> None:
-    mm = self.mm
-    while True:
-        self.serve()
-        mm.store(self.a_mode, IN_GUEST_MODE)
-        # mutant: no mb() between the mode store and the request load
-        if not mm.load(self.a_flag):
-            break
-        mm.store(self.a_mode, OUTSIDE_GUEST_MODE)
-    self.in_guest = True
+def drop_line(func, needle: str):
+    """``func`` recompiled without the one source line containing ``needle``."""
+    src = textwrap.dedent(inspect.getsource(func)).splitlines(keepends=True)
+    hits = [i for i, line in enumerate(src) if needle in line]
+    assert len(hits) == 1, (func.__qualname__, needle, hits)
+    del src[hits[0]]
+    ns = {}
+    exec(compile("".join(src), inspect.getsourcefile(func), "exec"), func.__globals__, ns)
+    return ns[func.__name__]
 
 
 @contextlib.contextmanager
-def entry_without_mb():
-    saved = VCPU.enter_guest
-    VCPU.enter_guest = _enter_guest_no_mb
+def patched(owner, name: str, needle: str):
+    """Patch ``owner.name`` (a module or class) with the one-line mutant."""
+    saved = getattr(owner, name)
+    setattr(owner, name, drop_line(saved, needle))
     try:
         yield
     finally:
-        VCPU.enter_guest = saved
+        setattr(owner, name, saved)
+
+
+def entry_without_mb():
+    """The vCPU entry without its mb(): equivalent here (see below)."""
+    return patched(VCPU, "enter_guest", "mm.mb()  # mode before requests")
+
+
+def request_without_mb():
+    """kvm_make_all_cpus_request without the mb() between the request flags
+    and the mode loads (the requester's side of the entry's pairing)."""
+    return patched(ipi, "make_request", "mm.mb()  # flag before mode load")
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from smpemu.harness.baton import DRAIN
 from smpemu.kvm.points import SCHED_POINTS
 from smpemu.search.replay_file import REPLAY_FORMAT
 
-DEFAULT_BOUND = 3  # >= the preemptions every known bug needs on its scenario (docs/check.md)
+# the default bound is the scenario's: >= the preemptions every known bug needs on it (docs/check.md)
 DEFAULT_TIMEOUT = 150.0
 
 
@@ -70,7 +70,9 @@ class CheckResult:
             "requests": self.requests, "bound": self.bound, "complete": r.complete,
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
             "schedules": r.schedules, "pruned": r.pruned, "points": r.points,
-            "elapsed_s": round(r.elapsed_s, 3), "schedules_per_s": round(r.schedules / el, 1),
+            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3),
+            "schedules_per_s": round(r.schedules / el, 1),
+            "points_per_cpu_s": round(r.points / max(r.cpu_s, 1e-9), 1),
             "points_per_s": round(r.points / el, 1),
             "points_per_schedule": round(r.points / max(r.schedules, 1), 1),
             "protocol_s": round(r.step_s, 3), "reset_s": round(r.build_s, 3),
@@ -87,14 +89,17 @@ def _names(proto):
             for i in range(proto.n)]
 
 
-def replay_schedule(proto, choices):
-    """Run ``choices`` once more with tracing: baton decisions, events, rendering."""
+def replay_schedule(proto, choices, n_setup: int = 0):
+    """Run ``choices`` once more with tracing: baton decisions, events, rendering
+    (the first ``n_setup`` choices are the scenario's setup: no preemptions)."""
     events = []
     w = proto.world(trace=events)
     decisions, rows, cur = [], [], None
     try:
         for k, ch in enumerate(choices):
-            preempt = cur is not None and not isinstance(cur, tuple) and w.enabled(cur) and ch != cur
+            if k == n_setup:
+                cur = None  # exploration starts free after the setup
+            preempt = k >= n_setup and cur is not None and not isinstance(cur, tuple) and w.enabled(cur) and ch != cur
             decisions.append(w.decision(ch))
             n0 = len(events)
             w.step(ch)
@@ -130,27 +135,30 @@ def replay_schedule(proto, choices):
 
 
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
-              bound: int = DEFAULT_BOUND, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
+              bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
               max_schedules: int | None = None) -> CheckResult:
     """Explore; ``policy`` is a policy name or a Policy subclass (mutants)."""
     if memory_model not in MODELS:
         raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
     if requests not in ("modern", "2009"):
         raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
-    if not isinstance(bound, int) or not 0 <= bound <= 20:
-        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     sc = load_scenario(scenario)
+    if bound is None:
+        bound = sc.bound
+    if not isinstance(bound, int) or not 0 <= bound <= 20:
+        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
     proto = Proto(sc, policy, memory_model, requests)
     pname = policy if isinstance(policy, str) else policy.name
     with logical_time():
+        setup = proto.setup_prefix()
         ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
-                      prefix=proto.setup_prefix())
+                      prefix=setup)
         res = ex.run()
         cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover)
         if res.minimal is not None:
-            cr.counterexample = replay_schedule(proto, res.minimal.choices)
+            cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
             cr.replay = _replay_doc(cr, proto, sc)
     return cr
 
@@ -178,7 +186,8 @@ def summary_line(cr: CheckResult) -> str:
     el = max(r.elapsed_s, 1e-9)
     speed = (f"{r.points:,} points in {r.elapsed_s:.1f} s: {r.points / el:,.0f} points/s, "
              f"{r.schedules / el:,.1f} schedules/s, {r.points / max(r.schedules, 1):.1f} points/schedule, "
-             f"protocol code {r.step_s / el:.0%} of the time")
+             f"protocol code {r.step_s / el:.0%} of the time; CPU {r.cpu_s:.1f} s: "
+             f"{r.points / max(r.cpu_s, 1e-9):,.0f} points per CPU second")
     if r.minimal is not None:
         m = r.minimal
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
@@ -202,7 +211,9 @@ def register(app, out, err, guard) -> None:
         scenario: str = typer.Option("default", help="default | one-flusher | sync | FILE.json (script format)."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed (drains explored)."),
         requests: str = typer.Option("modern", help="modern | 2009 request semantics."),
-        bound: int = typer.Option(DEFAULT_BOUND, help="Explore every schedule with at most this many preemptions."),
+        bound: Optional[int] = typer.Option(None, help="Explore every schedule with at most this many preemptions "
+                                            "(default: the scenario's, docs/check.md: default 1, one-flusher 2, "
+                                            "sync 2, a file 2)."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
@@ -219,6 +230,8 @@ def register(app, out, err, guard) -> None:
 
         policies.get(policy)
         sc = load_scenario(scenario)
+        if bound is None:
+            bound = sc.bound
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
                   f"bound {bound}, timeout {timeout:g} s", markup=False)
@@ -243,4 +256,4 @@ def register(app, out, err, guard) -> None:
         raise typer.Exit(cr.exit_code)
 
 
-__all__ = ["run_check", "CheckResult", "replay_schedule", "summary_line", "register", "DEFAULT_BOUND"]
+__all__ = ["run_check", "CheckResult", "replay_schedule", "summary_line", "register"]

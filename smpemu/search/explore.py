@@ -94,6 +94,7 @@ class Result:
     pruned: int = 0
     points: int = 0  # steps executed (replayed prefixes included)
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU time (the machine may be shared)
     step_s: float = 0.0  # time inside the worlds' steps (protocol code)
     build_s: float = 0.0  # time building worlds
     first: Found | None = None  # first violation found
@@ -155,6 +156,7 @@ class Explorer:
     def run(self) -> Result:
         self.res = res = Result(self.bound, 0, False, -1)
         self.t0 = time.perf_counter()
+        c0 = time.process_time()
         work = [(self.prefix, {}, None, [], None, 0)]
         try:
             for k in range(self.bound + 1):
@@ -175,6 +177,7 @@ class Explorer:
         except Timeout:
             res.timed_out = True
         res.elapsed_s = time.perf_counter() - self.t0
+        res.cpu_s = time.process_time() - c0
         return res
 
     def _dfs(self, item, k, nxt) -> None:
