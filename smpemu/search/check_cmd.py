@@ -190,8 +190,11 @@ def summary_line(cr: CheckResult) -> str:
              f"{r.points / max(r.cpu_s, 1e-9):,.0f} points per CPU second")
     if r.minimal is not None:
         m = r.minimal
+        done = ("" if r.complete else
+                f" (INCOMPLETE: timeout before bound {r.level} was finished: the minimal among those explored)")
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
-                f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps\n{speed}")
+                f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
+                f"\n{speed}")
     if r.complete:
         extra = (f"; no schedule needs more than {r.done_bound} preemptions" if r.exhausted and r.done_bound < cr.bound
                  else "")
