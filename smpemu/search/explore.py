@@ -149,6 +149,13 @@ class Explorer:
     def _step(self, w, ch):
         t = time.perf_counter()
         fp = w.step(ch)
+        if self.prune and getattr(w, "history", False):
+            # a wait that history enables ("another actor ran"): the sleep-set
+            # argument assumes enabledness is a function of the state
+            from smpemu.errors import UsageError
+
+            raise UsageError("the scenario has a timed wait (enabled once another actor ran): "
+                             "explore it with --no-prune")
         self.res.step_s += time.perf_counter() - t
         self.res.points += 1
         return fp
