@@ -274,7 +274,7 @@ ONE_HOST_DEFAULT = {
     "cpus": {"0": [["map", ["u", 0, 0]], ["map", ["u", 0, 1]], ["touch", ["u", 0, 0], True], ["unmap", ["u", 0, 0]]],
              "1": [["access", ["u", 0, 0], False], ["access", ["u", 0, 0], False], ["access", ["u", 0, 0], False]],
              "2": [["cr3", 1]]},
-    "hosts": [[["reclaim_freed", 0]]],
+    "hosts": {"0": [["reclaim_freed", 0]]},
     "setup": {"0": 3, "1": 1},
 }
 

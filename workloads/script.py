@@ -4,8 +4,8 @@ For deterministic interleavings in tests and for users' own scenarios: the
 processes are still real and run in parallel, but they meet at named events
 (POSIX semaphores) and can pause at named protocol points.  A script is a
 dict ``{"events": [...], "cpus": {"0": [op, ...], ...}, "host": [op, ...],
-"timeout": seconds}``; ``"hosts": [[op, ...], [op, ...]]`` instead of
-``"host"`` gives several host processes (reclaimers), one list each.  Page
+"timeout": seconds}``; ``"hosts": {"0": [op, ...], "1": [op, ...]}`` gives
+several host processes (reclaimers; ``"host"`` is reclaimer 0).  Page
 operands are ``["u", v, i]``: page i of vCPU v's malloc range.  Ops:
 
     ["touch", PAGE, write]     guest access with demand paging
@@ -45,10 +45,8 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
     if not isinstance(script, dict):
         raise UsageError("script: expected a JSON object")
     events = list(script.get("events", []))
-    if "host" in script and "hosts" in script:
-        raise UsageError("script: give either 'host' (one host process) or 'hosts' (a list of op lists), not both")
     hosts = host_scripts(script)
-    for k, ops in list(script.get("cpus", {}).items()) + [("host", h) for h in hosts]:
+    for k, ops in list(script.get("cpus", {}).items()) + [("host", h) for _, h in sorted(hosts.items())]:
         allowed = HOST_OPS if k == "host" else CPU_OPS
         if k != "host" and not (str(k).isdigit() and int(k) < n_vcpus):
             raise UsageError(f"script: cpu {k!r} is not a vCPU of this run (0..{n_vcpus - 1})")
@@ -61,14 +59,28 @@ def validate(script: dict, n_vcpus: int) -> list[str]:
     return events
 
 
-def host_scripts(script: dict) -> list:
-    """The op list of each host process (``hosts``, or ``host`` as the only one)."""
-    if "hosts" in script:
-        hosts = script["hosts"]
-        if not isinstance(hosts, list) or not all(isinstance(h, list) for h in hosts):
-            raise UsageError("script: 'hosts' must be a list of op lists, one per host process")
-        return hosts
-    return [script.get("host", [])]
+def host_scripts(script: dict) -> dict:
+    """{reclaimer index: ops} of a script (``"host"`` is reclaimer 0)."""
+    hosts = script.get("hosts") or {}
+    if not isinstance(hosts, dict):
+        raise UsageError('script: "hosts" must be an object {"0": [op, ...], "1": [...]}')
+    out = {}
+    for k, ops in hosts.items():
+        if not (isinstance(k, str) and k.isdigit() and int(k) < 64) or not isinstance(ops, list):
+            raise UsageError(f"script: hosts key {k!r} is not a reclaimer number (0..63) with a list of ops")
+        out[int(k)] = ops
+    if "host" in script:
+        if 0 in out:
+            raise UsageError('script: give reclaimer 0\'s ops as "host" or as "hosts": {"0": ...}, not both')
+        out[0] = script["host"]
+    return out
+
+
+def host_count(script) -> int:
+    """How many host processes a script needs (at least 1)."""
+    if not isinstance(script, dict):
+        return 1
+    return max(host_scripts(script), default=0) + 1
 
 
 def _slot(guest_layout, page) -> int:
@@ -142,7 +154,7 @@ def run_host(ctx, mmu, spec, host: int = 0) -> None:
     W = ctx.W
     lay = ctx.arena.layout
     hosts = host_scripts(cfg.script)
-    for op in (hosts[host] if host < len(hosts) else []):
+    for op in hosts.get(host, []):
         kind = op[0]
         if kind == "signal":
             ctx.mm.drain()

@@ -34,8 +34,10 @@ MULTI_HOST = False  # the baton runs one host process (several reclaimers: not y
 def n_hosts(cfgd: dict, script=None) -> int:
     """Host processes of a run configuration (dict): the script's hosts, or its reclaimers."""
     script = script if script is not None else cfgd.get("script")
-    if isinstance(script, dict) and isinstance(script.get("hosts"), list):
-        return max(1, len(script["hosts"]))
+    if isinstance(script, dict) and isinstance(script.get("hosts"), dict):
+        from workloads.script import host_count
+
+        return host_count(script)
     r = cfgd.get("reclaimers")
     return r if isinstance(r, int) and r >= 1 else 1
 

@@ -58,7 +58,7 @@ from smpemu.memory.arena import Arena
 from smpemu.harness.baton import DRAIN, K_RANGE, K_SEM, K_TURN, K_WORDS, PID, Baton, SchedEnd
 from smpemu.kvm.points import SCHED_POINTS
 from smpemu.kvm.vcpu import StopRun
-from workloads.script import host_scripts, run_host
+from workloads.script import host_count, host_scripts, run_host
 from workloads.script import validate as validate_script
 
 U0, U1 = ["u", 0, 0], ["u", 0, 1]
@@ -71,7 +71,7 @@ SCENARIOS = {
         "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
                  "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
                  "2": [["cr3", 1]]},
-        "hosts": [[["reclaim_freed", 0]], [["reclaim", U1]]],
+        "hosts": {"0": [["reclaim_freed", 0]], "1": [["reclaim", U1]]},
         "setup": {"0": 3, "1": 1},
         "bound": 1,  # v3, v4 and the mutants need <= 1 preemption here (docs/check.md)
     },
@@ -80,7 +80,7 @@ SCENARIOS = {
                "then read U twice), one reclaimer: reclaims M (mapped), then the page vCPU0 freed; no cr3 actor",
         "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
                  "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
-        "hosts": [[["reclaim", U1], ["reclaim_freed", 0]]],
+        "hosts": {"0": [["reclaim", U1], ["reclaim_freed", 0]]},
         "setup": {"0": 3, "1": 1},
         "bound": 2,  # deferred-v4-nowmb under relaxed needs 2
     },
@@ -89,7 +89,7 @@ SCENARIOS = {
                "mapping, writes cr3 (sync), writes the page table again; vCPU1 writes it twice; no reclaimer",
         "cpus": {"0": [["pt_write", 1], ["invlpg_pt", 1], ["cr3", 1], ["pt_write", 1]],
                  "1": [["pt_write", 1], ["pt_write", 1]]},
-        "hosts": [[]],
+        "hosts": {"0": []},
         "bound": 2,  # sync-protected-only needs 1
     },
 }
@@ -139,7 +139,7 @@ def load_scenario(name: str) -> Scenario:
                                               for k, v in setup.items()):
         raise UsageError(f"scenario {name}: 'setup' maps a vCPU to how many of its first ops run before "
                          f"exploration")
-    return Scenario(name, script, n, len(host_scripts(script)), doc, bound)
+    return Scenario(name, script, n, host_count(script), doc, bound)
 
 
 def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
@@ -624,7 +624,7 @@ class Proto:
         self.progress = [0] * self.n
         script = dict(sc.script)
         script["cpus"] = {k: _Ops(v, self.progress, int(k)) for k, v in sc.script.get("cpus", {}).items()}
-        script["hosts"] = [_Ops(h, self.progress, self.N + j) for j, h in enumerate(host_scripts(sc.script))]
+        script["hosts"] = {str(j): _Ops(h, self.progress, self.N + j) for j, h in host_scripts(sc.script).items()}
         script.pop("host", None)
         self.script = script
         self.setup = {int(k): v for k, v in sc.script.get("setup", {}).items()}
