@@ -62,7 +62,7 @@ class CheckResult:
         if m is not None:
             v = {k: m.violation.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")}
             v.update(schedule=m.schedule, preemptions=m.bound, steps=m.steps,
-                     first_schedule=r.first.schedule, trace=(self.counterexample or {}).get("events"))
+                     first_schedule=r.first.schedule, first_s=round(r.first.t_s, 3), trace=(self.counterexample or {}).get("events"))
             if "detail" in m.violation:
                 v["detail"] = m.violation["detail"]
         return {

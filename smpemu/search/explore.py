@@ -82,6 +82,7 @@ class Found:
     steps: int
     choices: list
     violation: dict
+    t_s: float = 0.0  # seconds from the start of the exploration
 
 
 @dataclass
@@ -268,7 +269,7 @@ class Explorer:
                     if v is not None:
                         res.violations += 1
                         choices = self._prefix(prefix, path)
-                        f = Found(res.schedules, cost, len(choices), choices, v)
+                        f = Found(res.schedules, cost, len(choices), choices, v, time.perf_counter() - self.t0)
                         if res.first is None:
                             res.first = f
                         m = res.minimal
