@@ -12,9 +12,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from smpemu import memory
 from smpemu.errors import AckTimeout
-from smpemu.kvm import locks
+from smpemu.harness.config import RunConfig
+from smpemu.harness.context import ProcContext, RunParams
+from smpemu.harness.coordinator import _init_arena, plan
+from smpemu.kvm import locks, policies
+from smpemu.kvm.layout import C
+from smpemu.kvm.mmu import MMU
+from smpemu.kvm.oracle import Oracle
+from smpemu.kvm.points import Points
+from smpemu.kvm.vcpu import build_vcpu
 from smpemu.kvm.waits import Lock, Waits, try_take
+from smpemu.memory.arena import Arena
 
 
 class Sem:
@@ -43,14 +53,14 @@ class Scripted(Waits):
     def point(self, ctx, name):
         self.log.append(("point", name))
 
-    def _deadline(self, ctx, timeout, timer, watch, sem):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
         return [timeout, 0]
 
     def _expired(self, ctx, deadline):
         return deadline[0] is not None and deadline[1] >= deadline[0]
 
-    def _block(self, ctx, name, watch, sem, slice_s, deadline):
-        self.log.append(("block", name, tuple(watch)))
+    def _block(self, ctx, name, watch, sem, bell, slice_s, deadline):
+        self.log.append(("block", name, tuple(watch() if callable(watch) else watch)))
         deadline[1] += 1
         if self.steps:
             self.steps.pop(0)()
@@ -123,7 +133,7 @@ def test_lock_held_by_one_holder_past_the_timeout_is_an_error():
     sem = Sem(0)
     w = Scripted()
     ctx = context(w)
-    w._deadline = lambda ctx, timeout, timer, watch, sem: [2, 0]  # two blocks' worth of time
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]  # two blocks' worth of time
     ctx.W[1] = 99
     with pytest.raises(AckTimeout, match="cpu 0 could not take pfn_lock: held by pid 99 for more than 3.0 s"):
         locks.lock(ctx, Lock("pfn_lock", sem, holder=1, acq=2))
@@ -139,6 +149,46 @@ def test_lock_changing_hands_is_only_slow():
     steps = [hand_over, hand_over, hand_over, sem.release]
     w = Scripted(steps)
     ctx.waits = w
-    w._deadline = lambda ctx, timeout, timer, watch, sem: [2, 0]
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]
     locks.lock(ctx, Lock("mmu_lock", sem, holder=1, acq=2))
     assert ctx.W[1] == 4242 and ctx.W[2] == 4
+
+
+def test_the_protocol_runs_in_process_over_another_implementation():
+    """A vCPU and the host in this one process, over a bytearray arena and
+    plain semaphores: the host frees a page the vCPU maps; its flush waits
+    for the vCPU's ack, and the scripted 'scheduler' runs the vCPU (it takes
+    the interrupt) while the host is blocked.  What an explorer does."""
+    cfg = RunConfig(vcpus=1, workload="script", script={}, swap_rate=0, guest_mem="4M", pin="none").validate()
+    guest, layout, placement = plan(cfg)
+    arena = Arena(layout, bytearray(layout.n_bytes))
+    _init_arena(arena, guest)
+    sems = {"kick0": Sem(), "ackwake0": Sem(), "ackwake1": Sem(), "mmu_lock": Sem(1), "pfn_lock": Sem(1),
+            "router": Sem(), "fence0": Sem(1), "fence1": Sem(1), **{f"atomic{k}": Sem(1) for k in range(2)}}
+    spec = SimpleNamespace(cfg=cfg, guest=guest, placement=placement)
+
+    def ctx_of(idx, waits):
+        mm = memory.make_model("native", arena.words, sems[f"fence{idx}"], [sems["atomic0"], sems["atomic1"]],
+                               layout.is_atomic)
+        ctx = ProcContext(idx, arena, mm, sems, RunParams(), policy=policies.get("deferred-v4"), points=Points())
+        ctx.oracle = Oracle(ctx)
+        ctx.waits = waits
+        return ctx
+
+    vctx = ctx_of(0, Scripted())
+    cpu, guest_kernel = build_vcpu(vctx, spec)
+    cpu.enter_guest()
+    slot = guest.user_range(0)[0]
+    guest_kernel.touch(slot, True)
+    gfn = int(arena.gpte.reshape(-1)[slot]) - 1
+    assert cpu.access(slot, False) and gfn >= 0  # a TLB hit now
+
+    host_waits = Scripted([cpu.take_interrupt])  # while the host waits: the vCPU takes its kick
+    hctx = ctx_of(1, host_waits)
+    assert MMU(hctx, guest.n_pt_gfns).host_invalidate(gfn)
+    blocks = [e for e in host_waits.log if e[0] == "block"]
+    assert [b[1] for b in blocks] == ["wait.ack"]
+    assert hctx.counters[C["ipis_sent"]] == 1 and vctx.counters[C["ipis_received"]] == 1
+    assert vctx.counters[C["local_flushes"]] >= 1 and sems["kick0"].value == 0
+    assert hctx.counters[C["violations"]] == 0 and vctx.counters[C["violations"]] == 0
+    assert ("point", "notifier.after_unlock") in host_waits.log

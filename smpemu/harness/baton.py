@@ -114,16 +114,17 @@ class Baton(Waits):
         if p is not None and p.active:
             p.hit(ctx, name)  # a script's pause armed here (no delays under a schedule)
 
-    def kick(self, ctx, t: int) -> None:
-        send_ipi(ctx, t)
+    kick = staticmethod(send_ipi)  # kick(ctx, t): as free-running
 
-    def _deadline(self, ctx, timeout, timer, watch, sem):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
         return [timer, 0]  # [timed, parks so far]: time is decisions, never seconds
 
     def _expired(self, ctx, deadline) -> bool:
         return deadline[0] and deadline[1] > 0
 
-    def _block(self, ctx, name, watch, sem, slice_s, deadline) -> bool:
+    def _block(self, ctx, name, watch, sem, bell, slice_s, deadline) -> bool:
+        if callable(watch):
+            watch = watch()
         kind = 0
         words = []
         rbase = rstride = rcount = 0
@@ -141,7 +142,7 @@ class Baton(Waits):
             kind |= K_WORDS
         words += [-1, -1]
         sid = -1
-        if sem is not None:
+        if sem is not None and not bell:  # a doorbell rings after a watched word changed
             kind |= K_SEM
             sid = self.sem_id[id(sem)]
         if deadline[0] and kind:

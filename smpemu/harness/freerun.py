@@ -27,8 +27,7 @@ class FreeRun(Waits):
         if p is not None and p.active:
             p.hit(ctx, name)  # test pauses, stress delays
 
-    def kick(self, ctx, t: int) -> None:
-        send_ipi(ctx, t)
+    kick = staticmethod(send_ipi)  # kick(ctx, t): direct, or through the router
 
     def spin(self, ctx, ready, poll=None) -> bool:
         end = time.perf_counter() + ctx.params.spin_us * 1e-6
@@ -40,14 +39,14 @@ class FreeRun(Waits):
             if time.perf_counter() >= end:
                 return False
 
-    def _deadline(self, ctx, timeout, timer, watch, sem):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
         return None if timeout is None else time.monotonic() + timeout
 
     def _expired(self, ctx, deadline) -> bool:
         ctx.check_alive()
         return deadline is not None and time.monotonic() > deadline
 
-    def _block(self, ctx, name, watch, sem, slice_s, deadline) -> bool:
+    def _block(self, ctx, name, watch, sem, bell, slice_s, deadline) -> bool:
         if deadline is not None:
             slice_s = min(slice_s, max(0.0, deadline - time.monotonic()))
         if sem is not None:

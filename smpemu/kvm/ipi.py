@@ -119,10 +119,11 @@ def wait_acks(ctx, targets) -> None:
     waiting = ctx.a_ack_waiting[me]
     mm.store(waiting, 1)
     try:
-        # our ack words: ack_seq[t][me] for every t, written only by t
-        watch = (range(ctx.ack_seq_addr(0, me), ctx.ack_seq_addr(ctx.n_vcpus, me), ctx.n_req),) + ctx.poll_words
-        if not waits.wait_until(ctx, "wait.ack", acked_mb, watch=watch, sem=ctx.ackwake[me],
-                                poll=ctx.exit_poll, timeout=ctx.params.ack_timeout, slice_s=0.005):
+        # the first missing ack's word (ack_seq[t][me], written only by t); ackwake rings after an ack
+        if not waits.wait_until(ctx, "wait.ack", acked_mb,
+                                watch=lambda: (ctx.ack_seq_addr(missing[0], me),) + ctx.poll_words,
+                                sem=ctx.ackwake[me], bell=True, poll=ctx.exit_poll,
+                                timeout=ctx.params.ack_timeout, slice_s=0.005):
             t = missing[0]
             raise AckTimeout(
                 f"vcpu {t} did not ack flush {ctx.my_seq[t]} from cpu {me} "

@@ -222,24 +222,10 @@ class VCPU:
         ``wake_sem`` is posted) or ``timeout``.  A pending request does not
         block (kvm_vcpu_check_block): it is served on re-entry and the vCPU
         halts again.  True if woken, False on timeout or stop."""
+        self._halt_enter()
         ctx = self.ctx
-        mm = self.mm
         sem = wake_sem if wake_sem is not None else self.kick
         woke = False
-
-        def enter_halt() -> None:
-            self.exit_guest()
-            mm.store(self.a_halted, 1)
-            mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-
-        def leave_halt() -> None:
-            mm.store(self.a_halted, 0)
-            self.enter_guest()  # serves whatever is pending
-
-        def check_block() -> None:
-            if mm.load(self.a_flag):  # a request is pending: serve it, then halt again
-                leave_halt()
-                enter_halt()
 
         def woken(took) -> bool:
             nonlocal woke
@@ -249,15 +235,30 @@ class VCPU:
                     ctx.counters[C["ipis_received"]] += 1
             return woke or ctx.stopping()
 
-        enter_halt()
         try:
             # an untimed wait (a script event) is bounded, but its end is an error;
             # a timed HLT simply returns after the timer
-            ctx.waits.wait_until(ctx, "halt", woken, sem=sem, poll=check_block, timeout=timeout,
+            ctx.waits.wait_until(ctx, "halt", woken, sem=sem, poll=self._halt_check_block, timeout=timeout,
                                  timer=wake_sem is None, slice_s=0.05)
         finally:
-            leave_halt()
+            self._halt_leave()
         return woke
+
+    def _halt_enter(self) -> None:
+        mm = self.mm
+        self.exit_guest()
+        mm.store(self.a_halted, 1)
+        mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
+
+    def _halt_leave(self) -> None:
+        self.mm.store(self.a_halted, 0)
+        self.enter_guest()  # serves whatever is pending
+
+    def _halt_check_block(self) -> None:
+        """Just before each block: a pending request does not block: serve it, halt again."""
+        if self.mm.load(self.a_flag):
+            self._halt_leave()
+            self._halt_enter()
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def publish(self) -> None:

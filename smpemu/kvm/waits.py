@@ -28,8 +28,8 @@ in HOW it blocks, never in WHAT is waited for:
     ``--spin-us``), calling ``poll()`` before each check.  True if ready.
     Implementations that never spin check once.
 
-``waits.wait_until(ctx, name, ready, watch=(), sem=None, poll=None,
-timeout=None, timer=False, slice_s=0.005) -> bool``
+``waits.wait_until(ctx, name, ready, watch=(), sem=None, bell=False,
+poll=None, timeout=None, timer=False, slice_s=0.005) -> bool``
     Block until ``ready(took)`` is true; return True then, or False once the
     timeout expired.  The loop is written once, here (``Waits.wait_until``):
     ``ready``; then ``poll()`` and ``ready`` again, ``mm.drain()``, one
@@ -46,9 +46,13 @@ timeout=None, timer=False, slice_s=0.005) -> bool``
       block).
     - ``watch``: arena word addresses whose change can make ready true: ints,
       and ``range`` objects of addresses (the baton holds at most two ints
-      and one range).
-    - ``sem``: a semaphore whose post can make ready true (an event, or a
-      doorbell such as ``ackwake``).
+      and one range); or a function returning them, called before each block
+      (the words to watch change as the wait goes on: the next missing ack).
+    - ``sem``: a semaphore whose post can make ready true (an event).
+    - ``bell``: ``sem`` is only a doorbell (``ackwake``): it is posted after
+      a watched word changed, so an implementation that blocks in the OS
+      blocks on it, and one that watches the words may ignore it (it should
+      take a pending post after each block, so that posts do not pile up).
     - ``poll()``: run before each re-check: take interrupts while in guest
       mode, the 2009 acks (``ctx.exit_poll``), a pending request while halted.
     - ``timeout``: seconds.  With ``timer=False`` it is a liveness bound (its
@@ -85,11 +89,11 @@ An implementation subclasses ``Waits`` and writes:
 
 - ``point(ctx, name)`` (call ``ctx.points.hit(ctx, name)`` when
   ``ctx.points.active``: the test pauses are written there, once);
-- ``_deadline(ctx, timeout, timer, watch, sem)``: any object, the wait's
+- ``_deadline(ctx, timeout, timer, watch, sem, bell)``: any object, the wait's
   time state, passed to the two below;
 - ``_expired(ctx, deadline) -> bool``, checked after each block (raise to
   leave the run, as ``ctx.check_alive`` does);
-- ``_block(ctx, name, watch, sem, slice_s, deadline) -> bool``: one bounded
+- ``_block(ctx, name, watch, sem, bell, slice_s, deadline) -> bool``: one bounded
   wait (the caller drained the store buffer just before), True if it took a
   post of ``sem``;
 
@@ -101,6 +105,7 @@ context using it: ``harness.context.ProcContext(..., waits=MyWaits())``
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 
 def try_take(sem) -> bool:
     """Take one post of ``sem`` if it has one, without blocking."""
@@ -147,11 +152,11 @@ class Waits:
             poll()
         return ready(False)
 
-    def wait_until(self, ctx, name, ready, watch=(), sem=None, poll=None, timeout=None,
+    def wait_until(self, ctx, name, ready, watch=(), sem=None, bell=False, poll=None, timeout=None,
                    timer=False, slice_s=0.005) -> bool:
         if ready(False):
             return True
-        deadline = self._deadline(ctx, timeout, timer, watch, sem)
+        deadline = self._deadline(ctx, timeout, timer, watch, sem, bell)
         mm = ctx.mm
         while True:
             if poll is not None:
@@ -159,13 +164,13 @@ class Waits:
                 if ready(False):
                     return True
             mm.drain()  # before blocking: whoever must wake us sees our stores
-            if ready(self._block(ctx, name, watch, sem, slice_s, deadline)):
+            if ready(self._block(ctx, name, watch, sem, bell, slice_s, deadline)):
                 return True
             if self._expired(ctx, deadline):
                 return False
 
     # -- what an implementation writes ---------------------------------------------
-    def _deadline(self, ctx, timeout, timer, watch, sem):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
         """The state ``_expired`` and ``_block`` need for this wait's time."""
         raise NotImplementedError
 
@@ -173,7 +178,7 @@ class Waits:
         """Time is up (raise instead if the run is over for this actor)."""
         raise NotImplementedError
 
-    def _block(self, ctx, name, watch, sem, slice_s, deadline) -> bool:
+    def _block(self, ctx, name, watch, sem, bell, slice_s, deadline) -> bool:
         """One bounded wait for a change of ``watch`` or a post of ``sem``.
         True if it consumed a post of ``sem`` (passed to ready as ``took``)."""
         raise NotImplementedError
