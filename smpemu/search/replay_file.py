@@ -28,7 +28,8 @@ from smpemu.search.strategies import who
 
 REPLAY_FORMAT = 2
 REPLAY_FORMATS = (1, 2)
-MULTI_HOST = False  # the baton runs one host process (several reclaimers: not yet)
+# several host processes under the baton: once the run configuration has reclaimers
+MULTI_HOST = "reclaimers" in RunConfig.__dataclass_fields__
 
 
 def n_hosts(cfgd: dict, script=None) -> int:
@@ -163,6 +164,8 @@ def load_replay(path: str):
     cfg.replay = dec
     if script is not None:
         cfg.script = script
+    if MULTI_HOST:
+        cfg.reclaimers = hosts
     cfg.json_path = None
     cfg.validate()
     return cfg, doc

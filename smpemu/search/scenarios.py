@@ -144,21 +144,28 @@ def load_scenario(name: str) -> Scenario:
 
 def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
     """The RunConfig the baton replays a counterexample of ``sc`` with."""
-    return RunConfig(vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
+    extra = {"reclaimers": sc.n_hosts} if "reclaimers" in RunConfig.__dataclass_fields__ else {}
+    return RunConfig(**extra, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
                      requests=requests, guest_mem="256K", tlb_size=8, rmap_size=4, procs=1, seed=1,
                      script=sc.script, schedule="replay", sched_steps=1, trace=True,
                      stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
 
 
-@dataclass(frozen=True)
-class _Geometry(Geometry):
-    """Several host processes, requester ids N..N+H-1 (in-process only)."""
+NATIVE_HOSTS = "n_hosts" in Geometry.__dataclass_fields__  # the kvm layout knows several hosts
 
-    n_hosts: int = 1
 
-    @property
-    def n_req(self) -> int:
-        return self.n_vcpus + self.n_hosts
+if NATIVE_HOSTS:
+    _Geometry = Geometry
+else:
+    @dataclass(frozen=True)
+    class _Geometry(Geometry):
+        """Several host processes, requester ids N..N+H-1 (until the layout has them)."""
+
+        n_hosts: int = 1
+
+        @property
+        def n_req(self) -> int:
+            return self.n_vcpus + self.n_hosts
 
 
 # -- tracked shared state -----------------------------------------------------------
@@ -324,13 +331,14 @@ class _Ops(list):
 
 
 class _Ctx(ProcContext):
-    """A context for actor ``pid_index``; host actors past the first get the
-    first host's derived fields (is_host, no 2009 poll words)."""
+    """A context for actor ``pid_index``; until the kvm layout knows several
+    hosts, host actors past the first get the first host's derived fields
+    (is_host, no 2009 poll words)."""
 
     def __post_init__(self):
         n = self.arena.layout.geometry.n_vcpus
         real = self.pid_index
-        if real > n:
+        if real > n and not NATIVE_HOSTS:
             self.pid_index = n
         super().__post_init__()
         self.pid_index = real
