@@ -376,3 +376,22 @@ def test_user_scenario_file_runs(tmp_path):
     cr = run_check("deferred-v4", str(f), "native", bound=1, timeout=150)
     assert cr.res.complete
     assert cr.res.schedules > 1
+
+
+@pytest.mark.timeout(120)
+def test_format_1_replay_files_still_load(tmp_path):
+    """stress --schedule pct wrote format 1 (no drains, no scenario): still read."""
+    cr = run_check("sync-protected-only", "sync", "native", bound=1, timeout=100)
+    doc = dict(cr.replay)
+    for k in ("scenario", "reclaimers"):
+        doc.pop(k)
+    doc["smpemu_replay"] = 1
+    doc["config"] = dict(doc["config"], controlled_drains=False)
+    path = tmp_path / "v1.json"
+    write_doc(doc, str(path))
+    cfg, got = load_replay(str(path))
+    assert got["smpemu_replay"] == 1 and cfg.schedule == "replay" and cfg.replay == doc["decisions"]
+    bad = dict(doc, decisions=doc["decisions"] + [[0, "sb.drain", 5]])
+    write_doc(bad, str(path))
+    with pytest.raises(Exception, match="decision"):
+        load_replay(str(path))  # drain decisions are format 2 only
