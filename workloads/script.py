@@ -146,8 +146,11 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.enter_guest()
 
 
-def run_host(ctx, mmu, spec, host: int = 0) -> None:
-    """Host process ``host`` (0 = the first) runs its op list."""
+def run_host(ctx, mmu, spec, host: int | None = None) -> None:
+    """Host process ``host`` (default: this context's reclaimer index, 0 for
+    the only host) runs its op list."""
+    if host is None:
+        host = max(getattr(ctx, "host_index", 0), 0)
     cfg = spec.cfg
     L = spec.guest
     timeout = float(cfg.script.get("timeout", 20))
