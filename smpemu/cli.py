@@ -488,6 +488,11 @@ def _register_extensions() -> None:
     except ImportError:
         return
     register_schedule(app, out=out, err=err, guard=_guard)
+    try:
+        from smpemu.search.check_cmd import register as register_check
+    except ImportError:
+        return
+    register_check(app, out=out, err=err, guard=_guard)
 
 
 _register_extensions()

@@ -10,6 +10,7 @@ instead (or besides ``"host"``, then without a "0").  Page operands are
 ``["u", v, i]``: page i of vCPU v's malloc range.  Ops:
 
     ["touch", PAGE, write]     guest access with demand paging
+    ["map", PAGE]              guest maps a fresh page-cache frame at PAGE (no zeroing)
     ["access", PAGE, write]    raw access through TLB / shadow table (no #PF handling)
     ["unmap", PAGE]            guest munmap of one page (pte clear, invlpg, free)
     ["invlpg", PAGE]           invlpg only
@@ -27,6 +28,10 @@ instead (or besides ``"host"``, then without a "0").  Page operands are
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
+
+``reclaim_freed`` with nothing freed yet waits (under a schedule or in
+``smpemu check``: parks) until vCPU v frees a page, or fails after the
+script's timeout: an explorer reaches it in every order.
 """
 
 from __future__ import annotations
@@ -35,12 +40,12 @@ from smpemu.errors import AckTimeout, UsageError
 from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
-CPU_OPS = {"touch", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait", "spin", "busy",
-           "flush", "wait_halted"}
+CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait",
+           "spin", "busy", "flush", "wait_halted"}
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
 
 
-KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment"}
+KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment", "setup", "bound"}  # setup, bound: smpemu check's scenarios
 
 
 def load(path: str) -> dict:
@@ -123,7 +128,7 @@ def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
     return events
 
 
-_PAGE_OPS = {"touch", "access", "unmap", "invlpg", "reclaim"}
+_PAGE_OPS = {"touch", "map", "access", "unmap", "invlpg", "reclaim"}
 _EVENT_OPS = {"signal", "wait", "spin", "busy"}
 
 
@@ -186,6 +191,8 @@ def run(cpu, guest, rng, cfg) -> None:
         kind = op[0]
         if kind == "touch":
             guest.touch(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
+        elif kind == "map":
+            guest.map_page(_slot(L, op[1]), zero=False)
         elif kind == "access":
             cpu.access(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
         elif kind == "unmap":
@@ -229,13 +236,18 @@ def run(cpu, guest, rng, cfg) -> None:
                                         watch=(a_halted,), timeout=timeout, slice_s=0.001):
                 raise AckTimeout(f"cpu {cpu.me}: vcpu {op[1]} did not halt within {timeout} s")
 
-def run_host(ctx, mmu, spec) -> None:
-    """What host process ``ctx.host_index`` runs: its list of the script."""
+def run_host(ctx, mmu, spec, host: int | None = None) -> None:
+    """Host process ``host`` (default: this context's reclaimer index, 0 for
+    the only host) runs its op list."""
+    if host is None:
+        host = max(getattr(ctx, "host_index", 0), 0)
     cfg = spec.cfg
     L = spec.guest
     timeout = float(cfg.script.get("timeout", 20))
-    a = ctx.arena
-    for op in host_scripts(cfg.script).get(ctx.host_index, []):
+    W = ctx.W
+    lay = ctx.arena.layout
+    hosts = host_scripts(cfg.script)
+    for op in hosts.get(host, []):
         kind = op[0]
         if kind == "signal":
             ctx.mm.drain()
@@ -250,11 +262,15 @@ def run_host(ctx, mmu, spec) -> None:
             ctx.points.arm(op[1], _evt(spec, op[2]), _evt(spec, op[3]), timeout)
         elif kind == "reclaim_freed":
             v = op[1]
-            h = int(a.freed_head[v, 0])
-            if h == 0:
-                raise UsageError(f"script: host reclaim_freed {v}: vCPU {v} freed nothing yet")
-            mmu.host_invalidate(int(a.freed_ring[v, (h - 1) % a.freed_ring.shape[1]]))
+            # word reads (not numpy views): an explorer sees what the host read
+            a_head = lay["freed_head"].addr(v, 0)
+            if not ctx.waits.wait_until(ctx, "host.idle", lambda took: W[a_head] > 0, watch=(a_head,),
+                                        timeout=timeout, poll=ctx.exit_poll):
+                raise AckTimeout(f"script: host reclaim_freed {v}: vCPU {v} freed nothing within {timeout} s")
+            h = W[a_head]
+            ring = lay["freed_ring"]
+            mmu.host_invalidate(W[ring.addr(v, (h - 1) % ring.shape[1])])
         elif kind == "reclaim":
-            gfn = int(a.gpte.reshape(-1)[_slot(L, op[1])]) - 1
+            gfn = W[lay["gpte"].offset + _slot(L, op[1])] - 1
             if gfn >= 0:
                 mmu.host_invalidate(gfn)

@@ -26,7 +26,8 @@ PID = {name: i for i, name in enumerate(SCHED_POINTS)}
 
 # one row of the shared ``sched`` field per process (written by the process
 # while it holds the baton, read by the coordinator after the post)
-R_STATE, R_POINT, R_COUNT, R_KIND, R_W0, R_W1, R_SEM, R_RBASE, R_RSTRIDE, R_RCOUNT = range(10)
+R_STATE, R_POINT, R_COUNT, R_KIND, R_W0, R_W1, R_SEM, R_RBASE, R_RSTRIDE, R_RCOUNT, R_CMD = range(11)
+DRAIN = "sb.drain"  # a decision that drains one buffered store of a parked process (replay format 2)
 PARKED, DONE = 1, 2
 # wait conditions (bits of R_KIND): runnable again once any of them holds
 K_WORDS = 1  # word R_W0 or R_W1 (-1: none) differs from its value at park time
@@ -37,6 +38,15 @@ K_TURN = 8  # another process has run since (a timed wait whose time is up)
 
 class SchedEnd(StopRun):
     """The schedule is over: leave now (raised at a scheduling point)."""
+
+
+def drain_addr(mm, addr: int) -> None:
+    """Let the oldest buffered store to ``addr`` that may drain now reach memory."""
+    for j, a in zip(mm.drain_choices(), mm.drain_choice_addrs()):
+        if a == addr:
+            mm.drain_entry(j)
+            return
+    raise RuntimeError(f"no buffered store to word {addr} may drain now")
 
 
 class Baton(Waits):
@@ -75,9 +85,17 @@ class Baton(Waits):
         while True:
             try:
                 go.acquire(0.1)
-                break
             except Exception:  # posix_ipc.BusyError / SignalError
                 ctx.check_alive()  # a low priority may park us for long; a dead coordinator may not
+                continue
+            cmd = W[r + R_CMD]
+            if not cmd:
+                break
+            # a drain decision (controlled drains): one buffered store reaches
+            # memory, and we stay parked at the same point
+            W[r + R_CMD] = 0
+            drain_addr(ctx.mm, cmd - 1)
+            self.post.release()  # pairs with the coordinator's wait after it wrote R_CMD
         if W[self.end]:
             ctx.trace = None  # nothing after the schedule's end is part of its interleaving
             raise SchedEnd()
@@ -134,4 +152,4 @@ class Baton(Waits):
         return sem is not None and try_take(sem)
 
 
-__all__ = ["Baton", "SchedEnd", "PID", "SCHED_POINTS"]
+__all__ = ["Baton", "SchedEnd", "PID", "SCHED_POINTS", "DRAIN", "drain_addr"]

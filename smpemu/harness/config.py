@@ -74,6 +74,7 @@ class RunConfig:
     max_decisions: int = 5000  # a scheduled run ends after this many decisions
     sched_steps: int = 8  # guest steps between two scheduling points of a vCPU
     replay: list | None = None  # schedule="replay": the recorded decisions (not in as_dict)
+    controlled_drains: bool = False  # under a schedule: store buffers drain only at decisions (replay format 2)
 
     @property
     def guest_pages(self) -> int:

@@ -83,6 +83,8 @@ def make_context(idx: int, spec) -> ProcContext:
     if spec.cfg.schedule:
         ctx.waits = Baton(ctx, spec)  # one process at a time: every wait parks
         ctx.points.scheduled()
+        if spec.cfg.controlled_drains and hasattr(mm, "controlled"):
+            mm.controlled()  # drains are decisions of the schedule (replay format 2)
     return ctx
 
 

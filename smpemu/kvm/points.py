@@ -41,6 +41,7 @@ SCHED_POINTS = (
     "host.reclaim",  # reclaim mixed: one reclaim per turn
     "script.wait", "script.spin", "script.busy",  # script events
     "point.paused",  # a script-armed protocol point, until its resume event
+    "sb.drain",  # not a place to park: a store-buffer drain decision (replay format 2)
 ) + POINT_NAMES
 
 

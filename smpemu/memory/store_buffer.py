@@ -165,6 +165,12 @@ class _BufferedModel(MemoryModel):
         self._fwd = fwd
         self._n = n
 
+    def drain_choice_addrs(self) -> list:  # pragma: no cover - abstract
+        """The word address of each of ``drain_choices()``, in the same order
+        (a drain decision names its word, so that it means the same thing in
+        the explorer and on the real processes)."""
+        raise NotImplementedError
+
     def _forget(self, addr: int) -> None:
         """Bookkeeping after one entry for ``addr`` reached memory."""
         self._n -= 1
@@ -210,6 +216,9 @@ class TsoModel(_BufferedModel):
 
     def drain_choices(self) -> list:
         return [0] if self._buf else []  # FIFO: only the oldest store may go
+
+    def drain_choice_addrs(self) -> list:
+        return [self._buf[0][0]] if self._buf else []
 
     def drain_entry(self, j: int) -> tuple:
         assert j == 0 and self._buf, "tso drains its oldest entry only"
@@ -269,6 +278,10 @@ class RelaxedModel(_BufferedModel):
                 seen.add(addr)
                 out.append(j)
         return out
+
+    def drain_choice_addrs(self) -> list:
+        seg = self._segs[0]
+        return [seg[j][0] for j in self.drain_choices()]
 
     def drain_entry(self, j: int) -> tuple:
         segs = self._segs

@@ -48,7 +48,7 @@ import posix_ipc
 from smpemu.harness import coordinator
 from smpemu.harness.baton import (
     DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
-    R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS,
+    R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS, DRAIN, PID, R_CMD,
 )
 from smpemu.harness.worker import read_error
 from smpemu.kvm.layout import C, CTL_SCHED_END
@@ -75,6 +75,7 @@ class BatonLoop:
         self.last = -1
         self.dec: list[int] = []
         self.dec_point: list[int] = []
+        self.dec_drain: dict[int, int] = {}  # decision number -> word drained (replay format 2)
         self.end = None
         self.divergence = None
         if cfg.schedule == "replay":
@@ -207,7 +208,9 @@ class BatonLoop:
                 if self._violation():
                     self.end = "violation"
                     break
-                if not any(live[:N]):
+                if not any(live[:N]) and (strategy.__class__ is not Replay or k >= limit):
+                    # (a replay goes on while decisions are left: hosts may act
+                    # after the vCPUs finished, as in smpemu check's scenarios)
                     self.end = "finished"
                     break
                 if k >= limit:
@@ -217,6 +220,28 @@ class BatonLoop:
                     result.interrupted = sig.got
                     self.end = "interrupted"
                     break
+                if strategy.__class__ is Replay and k < limit and strategy.decisions[k][1] == DRAIN:
+                    # a drain decision: the parked process lets one buffered
+                    # store reach memory and stays where it is
+                    try:
+                        p = strategy.choose(k, [], self)
+                    except Divergence as e:
+                        self.end = "divergence"
+                        self.divergence = result.aborted = str(e)
+                        break
+                    self.dec_drain[len(self.dec)] = strategy.drain
+                    self.dec.append(p)
+                    self.dec_point.append(PID[DRAIN])
+                    W[rows[p] + R_CMD] = strategy.drain + 1
+                    self.go[p].release()
+                    if not self._await(p, sig, result, step_limit):
+                        break
+                    if W[rows[p] + R_CMD]:
+                        result.aborted = f"schedule: {who(p, N)} did not drain word {strategy.drain} at decision {k}"
+                        self.end = "aborted"
+                        break
+                    k += 1
+                    continue
                 enabled = [p for p in range(n) if live[p] and self._runnable(p)]
                 if not enabled:  # only timed waits left: their time is up
                     enabled = [p for p in range(n) if live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
@@ -277,7 +302,8 @@ class BatonLoop:
         }
 
     def named(self) -> list:
-        return [[p, SCHED_POINTS[i]] for p, i in zip(self.dec, self.dec_point)]
+        return [[p, SCHED_POINTS[i]] if k not in self.dec_drain else [p, DRAIN, self.dec_drain[k]]
+                for k, (p, i) in enumerate(zip(self.dec, self.dec_point))]
 
 
 def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:

@@ -6,6 +6,13 @@ recorded it), the full configuration, the seed, every decision ``[cpu,
 point]`` and the identity of the first violation (kind, vcpu, slot, gfn,
 pfn, and the point of the last decision), so a replay can say whether it
 found the same one.
+
+Format 2 (``smpemu check --replay-out``) adds: the scenario's name and its
+script, the number of host processes (``reclaimers``; each is its own actor
+in the decisions, ids N..N+H-1), and store-buffer drain decisions
+``[cpu, "sb.drain", word]`` (with ``controlled_drains`` in the
+configuration, buffers drain only at those decisions, never from a
+per-process RNG).  Format 1 files (``stress --schedule pct``) still replay.
 """
 
 from __future__ import annotations
@@ -15,11 +22,25 @@ from dataclasses import fields
 
 from smpemu import __version__
 from smpemu.errors import UsageError
-from smpemu.harness.baton import PID
+from smpemu.harness.baton import DRAIN, PID
 from smpemu.harness.config import RunConfig
 from smpemu.search.strategies import who
 
-REPLAY_FORMAT = 1
+REPLAY_FORMAT = 2
+REPLAY_FORMATS = (1, 2)
+# several host processes under the baton: once the run configuration has reclaimers
+MULTI_HOST = "reclaimers" in RunConfig.__dataclass_fields__
+
+
+def n_hosts(cfgd: dict, script=None) -> int:
+    """Host processes of a run configuration (dict): the script's hosts, or its reclaimers."""
+    script = script if script is not None else cfgd.get("script")
+    if isinstance(script, dict) and isinstance(script.get("hosts"), dict):
+        from workloads.script import host_count
+
+        return host_count(script)
+    r = cfgd.get("reclaimers")
+    return r if isinstance(r, int) and r >= 1 else 1
 
 
 def replay_doc(result) -> dict:
@@ -29,6 +50,8 @@ def replay_doc(result) -> dict:
     return {
         "smpemu_replay": REPLAY_FORMAT,
         "smpemu_version": __version__,
+        "scenario": None,  # smpemu check: the scenario's name; stress: a workload, no scenario
+        "reclaimers": n_hosts(result.config),
         "seed": result.config["seed"],
         "config": result.config,
         "schedule": {k: s.get(k) for k in ("strategy", "end", "last", s.get("strategy"))},
@@ -93,8 +116,9 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: {e.strerror}") from None
     except ValueError as e:
         raise UsageError(f"replay file {path}: not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("smpemu_replay") != REPLAY_FORMAT:
-        raise UsageError(f"replay file {path}: not an smpemu replay file (format {REPLAY_FORMAT})")
+    if not isinstance(doc, dict) or doc.get("smpemu_replay") not in REPLAY_FORMATS:
+        raise UsageError(f"replay file {path}: not an smpemu replay file (format "
+                         f"{' or '.join(map(str, REPLAY_FORMATS))})")
     ver = doc.get("smpemu_version")
     if ver != __version__:
         raise UsageError(f"replay file {path} was written by smpemu {ver!r}, this is smpemu {__version__}: "
@@ -110,17 +134,34 @@ def load_replay(path: str):
     cfgd = dict(cfgd)
     # files written before --reclaimers had one host process (requester N)
     cfgd.setdefault("reclaimers", 1)
-    n_hosts = cfgd["reclaimers"]
-    if not isinstance(n_hosts, int) or isinstance(n_hosts, bool) or n_hosts < 1:
-        raise UsageError(f"replay file {path}: reclaimers is {n_hosts!r}, expected a number >= 1")
+    r = cfgd["reclaimers"]
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+        raise UsageError(f"replay file {path}: reclaimers is {r!r}, expected a number >= 1")
     dec = doc.get("decisions")
     if not isinstance(dec, list) or not dec:
         raise UsageError(f"replay file {path}: 'decisions' must be a non-empty list of [cpu, point]")
+    script = doc.get("script")
+    if script is not None and not isinstance(script, dict):
+        raise UsageError(f"replay file {path}: 'script' must be a script object")
+    hosts = n_hosts(cfgd, script)
+    n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
+    v2 = doc["smpemu_replay"] >= 2
     for i, d in enumerate(dec):
-        if (not isinstance(d, list) or len(d) != 2 or not isinstance(d[0], int) or isinstance(d[0], bool)
-                or not isinstance(n_vcpus, int) or not 0 <= d[0] < n_vcpus + n_hosts or d[1] not in PID):
-            hi = n_vcpus + n_hosts - 1 if isinstance(n_vcpus, int) else "N+K-1"
-            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{hi}, point name]")
+        drain = (v2 and isinstance(d, list) and len(d) == 3 and d[1] == DRAIN
+                 and isinstance(d[2], int) and not isinstance(d[2], bool) and d[2] >= 0)
+        if (not isinstance(d, list) or not (len(d) == 2 or drain) or not isinstance(d[0], int)
+                or isinstance(d[0], bool) or n_proc is None or not 0 <= d[0] <= n_proc or d[1] not in PID
+                or (d[1] == DRAIN and not drain)):
+            raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
+                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
+    want = doc.get("reclaimers", 1)
+    if want != hosts:
+        raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
+                         f"its configuration gives {hosts}")
+    if hosts > 1 and not MULTI_HOST:
+        raise UsageError(f"replay file {path}: it needs {hosts} host processes, and this smpemu runs one "
+                         f"host process under a schedule")
+    cfgd = dict(cfgd)
     cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
     try:
         cfg = RunConfig(**cfgd)
@@ -128,6 +169,10 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: bad configuration ({e})") from None
     cfg.schedule = "replay"
     cfg.replay = dec
+    if script is not None:
+        cfg.script = script
+    if MULTI_HOST:
+        cfg.reclaimers = hosts
     cfg.json_path = None
     cfg.validate()
     return cfg, doc

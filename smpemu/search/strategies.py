@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 
-from smpemu.harness.baton import R_POINT, SCHED_POINTS
+from smpemu.harness.baton import DRAIN, R_POINT, SCHED_POINTS
 from smpemu.kvm.layout import proc_name
 
 
@@ -92,12 +92,18 @@ class Replay:
         self.N = n_vcpus
         self.K = n_hosts
 
+    drain = None  # the word of the decision just chosen, if it is a drain (replay format 2)
+
     def choose(self, k: int, enabled: list, co) -> int:
-        p, name = self.decisions[k]
+        d = self.decisions[k]
+        p, name = d[0], d[1]
+        self.drain = d[2] if name == DRAIN else None
         at = (f"replay diverged at decision {k} of {len(self.decisions)}: recorded "
               f"{who(p, self.N, self.K)} at {name}")
         if not co.live[p]:
             raise Divergence(f"{at}, but it has finished")
+        if self.drain is not None:
+            return p  # a drain needs no runnable process: its store buffer drains while it is parked
         cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]
         if cur != name:
             raise Divergence(f"{at}, but it is at {cur}")

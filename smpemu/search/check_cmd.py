@@ -1,0 +1,263 @@
+"""``smpemu check``: explore a scenario's interleavings up to a preemption bound.
+
+Why it exists: ``stress`` and ``--schedule pct`` sample interleavings; a
+"no violation" from them covers only what they happened to produce.  This
+command runs the explorer (smpemu.search.explore) over a scenario
+(smpemu.search.scenarios) and says exactly what it covered: every schedule
+with <= K preemptions, or where it stopped.  A violation is printed as its
+minimal counterexample (fewest preemptions, then fewest steps, among the
+schedules of the level where the first one appeared), as CPU columns, and
+can be written as a replay file (format 2) that ``smpemu replay`` runs on
+real vCPU processes and POSIX semaphores.
+
+Exit codes: 3 a violation, 0 none and complete, 4 incomplete (timeout), 2 a
+usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from smpemu import __version__
+from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_VIOLATION, UsageError
+from smpemu.harness.trace import describe
+from smpemu.memory.model import MODELS
+from smpemu.search.explore import Explorer
+from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.harness.baton import DRAIN
+from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
+from smpemu.search.replay_file import REPLAY_FORMAT
+
+# the default bound is the scenario's: >= the preemptions every known bug needs on it (docs/check.md)
+DEFAULT_TIMEOUT = 150.0
+
+
+@dataclass
+class CheckResult:
+    policy: str
+    scenario: str
+    memory_model: str
+    requests: str
+    bound: int
+    res: object  # explore.Result
+    cover: list
+    counterexample: dict | None = None  # decisions, rendered, events
+    replay: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.res.minimal is not None:
+            return EXIT_VIOLATION
+        return EXIT_OK if self.res.complete else EXIT_ABORTED
+
+    def as_dict(self) -> dict:
+        r = self.res
+        el = max(r.elapsed_s, 1e-9)
+        v = None
+        m = r.minimal
+        if m is not None:
+            v = {k: m.violation.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")}
+            v.update(schedule=m.schedule, preemptions=m.bound, steps=m.steps,
+                     first_schedule=r.first.schedule, first_s=round(r.first.t_s, 3), trace=(self.counterexample or {}).get("events"))
+            if "detail" in m.violation:
+                v["detail"] = m.violation["detail"]
+        return {
+            "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
+            "requests": self.requests, "bound": self.bound, "complete": r.complete,
+            "explored_bound": r.done_bound, "exhausted": r.exhausted,
+            "schedules": r.schedules, "pruned": r.pruned, "points": r.points,
+            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3),
+            "schedules_per_s": round(r.schedules / el, 1),
+            "points_per_cpu_s": round(r.points / max(r.cpu_s, 1e-9), 1),
+            "points_per_s": round(r.points / el, 1),
+            "points_per_schedule": round(r.points / max(r.schedules, 1), 1),
+            "protocol_s": round(r.step_s, 3), "reset_s": round(r.build_s, 3),
+            "explorer_overhead": round(1 - r.step_s / el, 3),
+            "per_level": r.per_level, "violation": v,
+            "coverage": {SCHED_POINTS[i]: c for i, c in enumerate(self.cover) if c},
+            # protocol points no schedule reached: windows never tried
+            "never_reached": [SCHED_POINTS[i] for i, c in enumerate(self.cover)
+                              if not c and SCHED_POINTS[i] in POINT_NAMES],
+        }
+
+
+def _names(proto):
+    return [f"vCPU{i}" if i < proto.N else (f"host{i - proto.N}" if proto.H > 1 else "host")
+            for i in range(proto.n)]
+
+
+def replay_schedule(proto, choices, n_setup: int = 0):
+    """Run ``choices`` once more with tracing: baton decisions, events, rendering
+    (the first ``n_setup`` choices are the scenario's setup: no preemptions)."""
+    events = []
+    w = proto.world(trace=events)
+    decisions, rows, cur = [], [], None
+    try:
+        for k, ch in enumerate(choices):
+            if k == n_setup:
+                cur = None  # exploration starts free after the setup
+            preempt = k >= n_setup and cur is not None and not isinstance(cur, tuple) and w.enabled(cur) and ch != cur
+            decisions.append(w.decision(ch))
+            n0 = len(events)
+            w.step(ch)
+            cur = ch
+            rows.append((k, decisions[-1], preempt, events[n0:]))
+        violation = w.violation
+    finally:
+        w.close()
+    names = _names(proto)
+    width = 31
+    lines = [f"{'#':>4}  " + "".join(f"{n:<{width}}" for n in names),
+             f"{'':>4}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in names)]
+    out_events = []
+    for k, d, preempt, evs in rows:
+        a = d[0]
+        if d[1] == DRAIN:
+            texts = [f"~ drain: word {d[2]} reaches memory"]
+        else:
+            texts = [("* " if preempt else "") + f"@{d[1]}"]
+            for (_, code, x, y) in evs:
+                if code == "drain":
+                    continue
+                texts.append(describe(code, x, y))
+                out_events.append({"decision": k, "cpu": names[a], "event": describe(code, x, y)})
+        if d[1] == "step" and len(texts) == 1 and not preempt:
+            continue  # a guest step with no protocol event: not worth a row
+        for j, t in enumerate(texts):
+            cells = ["" for _ in names]
+            cells[a] = t[:width - 1]
+            lines.append(f"{k if j == 0 else '':>4}  " + "".join(f"{c:<{width}}" for c in cells))
+    lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain)")
+    return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
+
+
+def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
+              bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
+              max_schedules: int | None = None) -> CheckResult:
+    """Explore; ``policy`` is a policy name or a Policy subclass (mutants)."""
+    if memory_model not in MODELS:
+        raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
+    if requests not in ("modern", "2009"):
+        raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
+    sc = load_scenario(scenario)
+    if bound is None:
+        bound = sc.bound
+    if not isinstance(bound, int) or not 0 <= bound <= 20:
+        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    proto = Proto(sc, policy, memory_model, requests)
+    pname = policy if isinstance(policy, str) else policy.name
+    with logical_time():
+        setup = proto.setup_prefix()
+        ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
+                      prefix=setup)
+        res = ex.run()
+        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover)
+        if res.minimal is not None:
+            cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
+            cr.replay = _replay_doc(cr, proto, sc)
+    return cr
+
+
+def _replay_doc(cr, proto, sc) -> dict:
+    m = cr.res.minimal
+    dec = cr.counterexample["decisions"]
+    v = m.violation
+    last = dec[-1]
+    return {
+        "smpemu_replay": REPLAY_FORMAT, "smpemu_version": __version__,
+        "scenario": sc.name, "reclaimers": proto.H, "seed": proto.cfg.seed,
+        "config": dataclasses.replace(proto.cfg, script=None).as_dict(), "script": sc.script,
+        "schedule": {"strategy": "check", "end": "violation",
+                     "last": {"decision": len(dec) - 1, "cpu": last[0], "point": last[1]},
+                     "check": {"bound": m.bound, "schedule": m.schedule}},
+        "violation": {**{k: v.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")},
+                      "point": last[1], "cpu": last[0]},
+        "decisions": dec,
+    }
+
+
+def summary_line(cr: CheckResult) -> str:
+    r = cr.res
+    el = max(r.elapsed_s, 1e-9)
+    speed = (f"{r.points:,} points in {r.elapsed_s:.1f} s: {r.points / el:,.0f} points/s, "
+             f"{r.schedules / el:,.1f} schedules/s, {r.points / max(r.schedules, 1):.1f} points/schedule, "
+             f"protocol code {r.step_s / el:.0%} of the time; CPU {r.cpu_s:.1f} s: "
+             f"{r.points / max(r.cpu_s, 1e-9):,.0f} points per CPU second")
+    if r.minimal is not None:
+        m = r.minimal
+        done = ("" if r.complete else
+                f" (INCOMPLETE: timeout before bound {r.level} was finished: the minimal among those explored)")
+        return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
+                f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
+                f"\n{speed}")
+    if r.complete:
+        extra = (f"; no schedule needs more than {r.done_bound} preemptions" if r.exhausted and r.done_bound < cr.bound
+                 else "")
+        return (f"no violation: {r.schedules:,} schedules (+{r.pruned:,} pruned), every schedule with <= "
+                f"{cr.bound} preemptions explored (complete{extra})\n{speed}")
+    return (f"no violation in {r.schedules:,} schedules, INCOMPLETE: timeout at bound {r.level} "
+            f"(every schedule with <= {r.done_bound} preemptions explored)\n{speed}")
+
+
+def register(app, out, err, guard) -> None:
+    import typer
+
+    @app.command("check")
+    @guard
+    def check(
+        policy: str = typer.Option("deferred-v4", help="Flush policy (smpemu list)."),
+        scenario: str = typer.Option("default", help="default | one-flusher | sync | FILE.json (script format)."),
+        memory_model: str = typer.Option("native", help="native | tso | relaxed (drains explored)."),
+        requests: str = typer.Option("modern", help="modern | 2009 request semantics."),
+        bound: Optional[int] = typer.Option(None, help="Explore every schedule with at most this many preemptions "
+                                            "(default: the scenario's, docs/check.md: default 1, one-flusher 2, "
+                                            "sync 2, a file 2)."),
+        timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
+        json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
+        replay_out: Optional[str] = typer.Option(None, "--replay-out",
+                                                 help="Write the counterexample as a replay file (smpemu replay)."),
+        no_prune: bool = typer.Option(False, "--no-prune", help="Explore without sleep sets (slower, same verdict)."),
+    ):
+        """Explore a scenario's interleavings systematically, up to a preemption bound."""
+        from smpemu.harness.config import check_writable
+
+        for path, opt in ((json_out, "--json"), (replay_out, "--replay-out")):
+            if path:
+                check_writable(path, opt)
+        from smpemu.kvm import policies
+
+        policies.get(policy)
+        sc = load_scenario(scenario)
+        if bound is None:
+            bound = sc.bound
+        out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
+                  f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
+                  f"bound {bound}, timeout {timeout:g} s", markup=False)
+        cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune)
+        if cr.counterexample is not None:
+            m = cr.res.minimal
+            v = m.violation
+            out.print(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} pfn {v['pfn']}"
+                      + (f" ({v['detail']})" if "detail" in v else ""), markup=False)
+            out.print(f"minimal counterexample ({m.bound} preemptions, {m.steps} steps):", markup=False)
+            out.print(cr.counterexample["rendered"], markup=False, highlight=False, soft_wrap=True)
+            if replay_out:
+                from smpemu.search.replay_file import write_doc
+
+                write_doc(cr.replay, replay_out)
+                out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
+                          markup=False)
+        out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(cr.as_dict(), f, indent=1)
+        raise typer.Exit(cr.exit_code)
+
+
+__all__ = ["run_check", "CheckResult", "replay_schedule", "summary_line", "register"]

@@ -1,0 +1,698 @@
+"""Scenarios for ``smpemu check``, and the in-process world that runs them.
+
+Why it exists: the explorer (smpemu.search.explore) needs a world it can
+rebuild in microseconds and step one scheduling point at a time, running
+the *same* protocol code as the real processes: the vCPU and host bodies of
+smpemu.harness.bodies, the script interpreter of workloads/script.py, the
+kvm mmu, policies, ipi, vcpu and oracle, the memory models (store buffers in
+controlled mode), the kvm arena layout over a bytearray.  Each actor (vCPU
+or host process) is a greenlet; its ``ctx.waits`` (the one wait interface,
+smpemu.kvm.waits) is the baton's own implementation (smpemu.harness.baton)
+with one method replaced: ``park`` switches to the explorer instead of
+posting a semaphore, so every wait parks with the baton's wait condition and
+a schedule found here is a decision list the baton replays on real
+processes.
+In-process stand-ins replace the POSIX semaphores (a counter each; the
+explorer never blocks in one).  Every shared access is recorded (a tracked
+view of the arena words, the semaphores, the TLB mirrors and the oracle's
+scans) so the explorer knows which steps commute.
+
+Time: the oracle's write-protect check compares a TLB fill's timestamp with
+the sync's.  Here both come from a logical clock (fills read it, syncs
+advance it, as footprints too), so runs are deterministic and two
+executions of equivalent schedules end in the same state.
+
+A scenario is a script (workloads/script.py format, ``hosts`` for several
+host processes); docs/check.md lists each one's actors and operations.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import greenlet
+import posix_ipc
+
+from smpemu.errors import AbortError, UsageError
+from smpemu.harness.bodies import vcpu_body
+from smpemu.harness.config import RunConfig
+from smpemu.harness.context import ProcContext, RunParams
+from smpemu.harness.coordinator import _init_arena
+from smpemu.kvm import mmu as kmmu
+from smpemu.kvm import oracle as koracle
+from smpemu.kvm import policies
+from smpemu.kvm import vcpu as kvcpu
+from smpemu.kvm.guest import GuestLayout
+from smpemu.kvm.layout import C, Geometry, Layout
+from smpemu.kvm.mmu import MMU
+from smpemu.kvm.oracle import FIELDS as VIOL_FIELDS, KIND_NAMES, Oracle
+from smpemu.kvm.points import Points
+from smpemu.memory import make_model
+from smpemu.memory.arena import Arena
+from smpemu.harness.baton import DRAIN, K_RANGE, K_SEM, K_TURN, K_WORDS, Baton, SchedEnd
+from smpemu.kvm.points import SCHED_POINTS
+from smpemu.kvm.vcpu import StopRun
+from workloads.script import host_count, host_scripts, run_host
+from workloads.script import validate as validate_script
+
+U0, U1 = ["u", 0, 0], ["u", 0, 1]
+
+SCENARIOS = {
+    "default": {
+        "doc": "unmapper vCPU0 (setup: map U and M, touch U; then unmap U), remote reader vCPU1 (setup: "
+               "read U; then read U twice), vCPU2 writes cr3 (mmu_sync_children), host0 reclaims the page "
+               "vCPU0 freed, host1 reclaims M",
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
+                 "2": [["cr3", 1]]},
+        "hosts": {"0": [["reclaim_freed", 0]], "1": [["reclaim", U1]]},
+        "setup": {"0": 3, "1": 1},
+        "bound": 1,  # v3, v4 and the mutants need <= 1 preemption here (docs/check.md)
+    },
+    "one-flusher": {
+        "doc": "unmapper vCPU0 (setup: map U and M, touch U; then unmap U), reader vCPU1 (setup: read U; "
+               "then read U twice), one reclaimer: reclaims M (mapped), then the page vCPU0 freed; no cr3 actor",
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
+        "hosts": {"0": [["reclaim", U1], ["reclaim_freed", 0]]},
+        "setup": {"0": 3, "1": 1},
+        "bound": 2,  # deferred-v4-nowmb under relaxed needs 2
+    },
+    "sync": {
+        "doc": "Andrea's write-protect case: vCPU0 writes a guest page table, invlpgs its kernel "
+               "mapping, writes cr3 (sync), writes the page table again; vCPU1 writes it twice; no reclaimer",
+        "cpus": {"0": [["pt_write", 1], ["invlpg_pt", 1], ["cr3", 1], ["pt_write", 1]],
+                 "1": [["pt_write", 1], ["pt_write", 1]]},
+        "hosts": {"0": []},
+        "bound": 2,  # sync-protected-only needs 1
+    },
+}
+USER_BOUND = 2  # a user's scenario file: its default bound
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: dict
+    n_vcpus: int
+    n_hosts: int
+    doc: str = ""
+    bound: int = USER_BOUND  # the default --bound for this scenario
+
+
+def load_scenario(name: str) -> Scenario:
+    if name in SCENARIOS:
+        d = SCENARIOS[name]
+        script = {k: v for k, v in d.items() if k not in ("doc", "bound")}
+        doc = d["doc"]
+        bound = d["bound"]
+    else:
+        if not name.endswith(".json"):
+            raise UsageError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}, or FILE.json")
+        try:
+            with open(name) as f:
+                script = json.load(f)
+        except OSError as e:
+            raise UsageError(f"scenario {name}: {e.strerror}") from None
+        except ValueError as e:
+            raise UsageError(f"scenario {name}: not JSON ({e})") from None
+        if not isinstance(script, dict):
+            raise UsageError(f"scenario {name}: expected a script object")
+        doc = "a user's script"
+        bound = script.pop("bound", USER_BOUND) if isinstance(script, dict) else USER_BOUND
+    cpus = script.get("cpus", {})
+    if not isinstance(cpus, dict) or not cpus:
+        raise UsageError(f"scenario {name}: the script gives no vCPU ops ('cpus')")
+    try:
+        n = max(int(k) for k in cpus) + 1
+    except ValueError:
+        raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
+    validate_script(script, n)
+    setup = script.get("setup", {})
+    if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
+                                              for k, v in setup.items()):
+        raise UsageError(f"scenario {name}: 'setup' maps a vCPU to how many of its first ops run before "
+                         f"exploration")
+    return Scenario(name, script, n, host_count(script), doc, bound)
+
+
+def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
+    """The RunConfig the baton replays a counterexample of ``sc`` with."""
+    extra = {"reclaimers": sc.n_hosts} if "reclaimers" in RunConfig.__dataclass_fields__ else {}
+    return RunConfig(**extra, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
+                     requests=requests, guest_mem="256K", tlb_size=8, rmap_size=4, procs=1, seed=1,
+                     script=sc.script, schedule="replay", sched_steps=1, trace=True,
+                     stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
+
+
+NATIVE_HOSTS = "n_hosts" in Geometry.__dataclass_fields__  # the kvm layout knows several hosts
+
+
+if NATIVE_HOSTS:
+    _Geometry = Geometry
+else:
+    @dataclass(frozen=True)
+    class _Geometry(Geometry):
+        """Several host processes, requester ids N..N+H-1 (until the layout has them)."""
+
+        n_hosts: int = 1
+
+        @property
+        def n_req(self) -> int:
+            return self.n_vcpus + self.n_hosts
+
+
+# -- tracked shared state -----------------------------------------------------------
+CLOCK = -1  # pseudo-word of the logical clock
+
+
+class _Words:
+    """The arena words, recording every access into the running step's footprint."""
+
+    __slots__ = ("mv", "r", "w")
+
+    def __init__(self, mv):
+        self.mv = mv
+        self.r = set()
+        self.w = set()
+
+    def __getitem__(self, a):
+        self.r.add(a)
+        return self.mv[a]
+
+    def __setitem__(self, a, v):
+        self.w.add(a)
+        self.mv[a] = v
+
+    def __len__(self):
+        return len(self.mv)
+
+
+class _Sem:
+    """A counting semaphore stand-in: never blocks (the explorer decides who runs)."""
+
+    __slots__ = ("v", "addr", "tw")
+
+    def __init__(self, v, addr, tw):
+        self.v = v
+        self.addr = addr
+        self.tw = tw
+
+    @property
+    def value(self):
+        if self.addr is not None:
+            self.tw.r.add(self.addr)
+        return self.v
+
+    def acquire(self, timeout=None):
+        if self.addr is not None:
+            self.tw.r.add(self.addr)
+        if self.v > 0:
+            if self.addr is not None:
+                self.tw.w.add(self.addr)
+            self.v -= 1
+            return
+        raise posix_ipc.BusyError("explorer: semaphore taken")
+
+    def release(self):
+        if self.addr is not None:
+            self.tw.w.add(self.addr)
+        self.v += 1
+
+
+class _Row:
+    """A TLB mirror row: writes recorded, then done on the numpy row."""
+
+    __slots__ = ("row", "base", "tw")
+
+    def __init__(self, row, base, tw):
+        self.row = row
+        self.base = base
+        self.tw = tw
+
+    def __setitem__(self, i, v):
+        if isinstance(i, slice):
+            self.tw.w.update(range(self.base, self.base + len(self.row)))
+        else:
+            self.tw.w.add(self.base + i)
+        self.row[i] = v
+
+    def __getitem__(self, i):
+        self.tw.r.add(self.base + i)
+        return self.row[i]
+
+
+class _Mirror:
+    __slots__ = ("arr", "field", "tw")
+
+    def __init__(self, arr, field, tw):
+        self.arr = arr
+        self.field = field
+        self.tw = tw
+
+    def __getitem__(self, v):
+        return _Row(self.arr[v], self.field.addr(v, 0), self.tw)
+
+
+class _Oracle(Oracle):
+    """The oracle, its scan at host free recorded as reads of what it looks at."""
+
+    def __init__(self, ctx, scanned):
+        super().__init__(ctx)
+        self.scanned = scanned
+
+    def check_free(self, pfn, gfn):
+        self.ctx.W.r.update(self.scanned)
+        super().check_free(pfn, gfn)
+
+
+class _Clock:
+    """A logical clock standing in for ``time`` in the kvm modules: fills read
+    it, syncs advance it (t_wp), the oracle's record times are 0."""
+
+    def __init__(self, real, kind):
+        self.real = real
+        self.kind = kind
+        self.world = None
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def monotonic_ns(self):
+        w = self.world
+        if w is None:
+            return self.real.monotonic_ns()
+        if self.kind == "fill":
+            w.tw.r.add(CLOCK)
+            return 2 * w.clock + 1
+        if self.kind == "sync":
+            w.tw.w.add(CLOCK)
+            w.clock += 1
+            return 2 * w.clock
+        return 0
+
+
+_CLOCKS = {kvcpu: _Clock(kvcpu.time, "fill"), kmmu: _Clock(kmmu.time, "sync"),
+           koracle: _Clock(koracle.time, "record")}
+
+
+@contextmanager
+def logical_time():
+    """Install the logical clock in the kvm modules (restored on exit)."""
+    for mod, clk in _CLOCKS.items():
+        mod.time = clk
+    try:
+        yield
+    finally:
+        for mod, clk in _CLOCKS.items():
+            mod.time = clk.real
+            clk.world = None
+
+
+class _Ops(list):
+    """A script op list that tells the world which op its actor is at (setup)."""
+
+    def __init__(self, ops, progress, idx):
+        super().__init__(ops)
+        self.progress = progress
+        self.idx = idx
+
+    def __iter__(self):
+        for i, op in enumerate(list.__iter__(self)):
+            self.progress[self.idx] = i
+            yield op
+        self.progress[self.idx] = len(self)
+
+
+class _Ctx(ProcContext):
+    """A context for actor ``pid_index``; until the kvm layout knows several
+    hosts, host actors past the first get the first host's derived fields
+    (is_host, no 2009 poll words)."""
+
+    def __post_init__(self):
+        n = self.arena.layout.geometry.n_vcpus
+        real = self.pid_index
+        if real > n and not NATIVE_HOSTS:
+            self.pid_index = n
+        super().__post_init__()
+        self.pid_index = real
+
+
+class _XSched(Baton):
+    """The baton's process side, parking into the explorer instead of a semaphore."""
+
+    def __init__(self, world, ctx, idx, every, flag=None):
+        self.world = world
+        self.idx = idx
+        self.W = ctx.arena.words
+        self.step_every = every
+        self.n = 0
+        self.sem_id = world.sem_id  # id -> the semaphore object itself (park gets the object)
+
+    def park(self, ctx, point, kind=0, w0=-1, w1=-1, sem=-1, rbase=0, rstride=0, rcount=0):
+        w = self.world
+        i = self.idx
+        w.point[i] = point
+        w.cover[point] += 1
+        if kind:
+            mv = w.mv
+            rng = [(rbase + j * rstride, mv[rbase + j * rstride]) for j in range(rcount)] if kind & K_RANGE else []
+            semo = sem if kind & K_SEM else None
+            w.cond[i] = (kind, w0, mv[w0] if w0 >= 0 else 0, w1, mv[w1] if w1 >= 0 else 0, semo, rng)
+            fp = {a for a, _ in rng}
+            if w0 >= 0:
+                fp.add(w0)
+            if w1 >= 0:
+                fp.add(w1)
+            if semo is not None and semo.addr is not None:
+                fp.add(semo.addr)
+            w.cond_set[i] = frozenset(fp)
+            if kind & K_TURN:
+                w.history = True
+        else:
+            w.cond[i] = None
+            w.cond_set[i] = frozenset()
+        w.main.switch()
+        if w.ending:
+            ctx.trace = None
+            raise SchedEnd()
+
+    def done(self) -> None:
+        pass
+
+
+class World:
+    """One execution of a scenario: reset the shared objects, then step
+    choices (explore.Explorer).  The arena buffer, the semaphores and the
+    contexts live in the Proto and are reset, not rebuilt, per execution."""
+
+    def __init__(self, proto: "Proto", trace=None):
+        self.p = p = proto
+        self.mv = p.mv
+        p.restore()
+        self.tw = tw = p.tw
+        tw.r = set()
+        tw.w = set()
+        self.arena = p.arena
+        for clk in _CLOCKS.values():
+            clk.world = self
+        self.clock = 0
+        self.n = n = p.n
+        p.progress[:] = [0] * n
+        self.N = p.N
+        for s, v in zip(p.sems.values(), p.sem_init):
+            s.v = v
+        self.sem_id = p.sem_id
+        self.point = [0] * n
+        self.cond = [None] * n
+        self.cond_set = [frozenset()] * n
+        self.live = [True] * n
+        self.cover = p.cover
+        self.history = False
+        self.ending = False
+        self.violation = None
+        self.last = -1
+        self.trace = trace
+        self._en = None
+        self.main = greenlet.getcurrent()
+        self.spec = p.spec
+        self.ctxs = p.ctxs
+        self.mms = []
+        self.greenlets = []
+        cfg = p.cfg
+        for idx, ctx in enumerate(p.ctxs):
+            mm = make_model(cfg.memory_model, tw, p.sems[f"fence{idx}"], p.atomic, p.layout.is_atomic, seed=idx)
+            if hasattr(mm, "controlled"):
+                mm.controlled()
+                self.mms.append(mm)
+            else:
+                self.mms.append(None)
+            ctx.mm = mm
+            ctx.policy = p.policy_cls()
+            ctx.points = Points({}, None)
+            ctx.counters[:] = 0
+            ctx.my_seq = [0] * p.N
+            ctx.lat_ns = []
+            ctx.handle_requests = None
+            ctx.trace = None
+            ctx.waits = _XSched(self, ctx, idx, 1)
+            ctx.points.scheduled()
+            if trace is not None:
+                ctx.trace = (lambda i: lambda code, a=0, b=0: trace.append((i, code, a, b)))(idx)
+            self.greenlets.append(greenlet.greenlet(self._body(idx, ctx)))
+        for idx in range(n):  # every actor runs to its first scheduling point ("start")
+            self._run(idx)
+
+    def _body(self, idx, ctx):
+        def body():
+            try:
+                ctx.waits.start(ctx)
+                if idx < self.N:
+                    vcpu_body(ctx, self.spec)
+                else:
+                    run_host(ctx, MMU(ctx, self.p.guest.n_pt_gfns), self.spec, idx - self.N)
+            except StopRun:
+                pass
+            finally:
+                if not self.ending:
+                    ctx.mm.drain()  # as a process does before it exits
+        return body
+
+    def _run(self, idx) -> None:
+        g = self.greenlets[idx]
+        g.switch()
+        if g.dead:
+            self.live[idx] = False
+            self.cond[idx] = None
+            self.cond_set[idx] = frozenset()
+
+    # -- the explorer's interface ---------------------------------------------------------
+    def runnable(self, p) -> bool:
+        if not self.live[p]:
+            return False
+        c = self.cond[p]
+        if c is None:
+            return True
+        kind, w0, s0, w1, s1, sem, rng = c
+        mv = self.mv
+        if kind & K_WORDS and ((w0 >= 0 and mv[w0] != s0) or (w1 >= 0 and mv[w1] != s1)):
+            return True
+        if kind & K_SEM and sem.v > 0:
+            return True
+        if kind & K_RANGE:
+            for a, seen in rng:
+                if mv[a] != seen:
+                    return True
+        if kind & K_TURN and self.last != p:
+            return True
+        return False
+
+    def enabled_actors(self) -> list:
+        en = self._en
+        if en is not None:
+            return en
+        en = [p for p in range(self.n) if self.runnable(p)]
+        if not en:  # as the baton: only timed waits left, their time is up
+            en = [p for p in range(self.n) if self.live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
+        self._en = en
+        return en
+
+    def enabled(self, p) -> bool:
+        return p in self.enabled_actors()
+
+    def choices(self) -> list:
+        out = list(self.enabled_actors())
+        for a, mm in enumerate(self.mms):
+            if mm is not None and mm._n:
+                for addr in mm.drain_choice_addrs():
+                    out.append((a, addr))
+        return out
+
+    def cond_fp(self, p):
+        return self.cond_set[p]
+
+    def step(self, ch):
+        self._en = None
+        tw = self.tw
+        r = tw.r = set()
+        wr = tw.w = set()
+        if isinstance(ch, tuple):
+            a, addr = ch
+            mm = self.mms[a]
+            for j, x in zip(mm.drain_choices(), mm.drain_choice_addrs()):
+                if x == addr:
+                    mm.drain_entry(j)
+                    break
+            else:
+                raise AbortError(f"explorer: no drain of word {addr} for actor {a}")
+            wr.add(-1000 - a)
+            if self.trace is not None:
+                self.trace.append((a, "drain", addr, 0))
+            return (r, wr)
+        r.update(self.cond_set[ch])
+        self.last = ch
+        self._run(ch)
+        r.update(self.cond_set[ch])
+        wr.add(-1000 - ch)
+        ctx = self.ctxs[ch]
+        if ctx.counters[C["violations"]] and self.violation is None:
+            rec = dict(zip(VIOL_FIELDS, (int(x) for x in ctx.oracle.viol[0, :len(VIOL_FIELDS)])))
+            rec["kind"] = KIND_NAMES.get(rec["kind"], str(rec["kind"]))
+            self.violation = rec
+        return (r, wr)
+
+    def over(self) -> bool:
+        """Every actor finished, or only hosts are left and none can run (a
+        host waiting for a page that no vCPU will free any more)."""
+        if any(self.live[:self.N]):
+            return False
+        return not self.enabled_actors()
+
+    def deadlock(self):
+        if self.over():
+            return None
+        stuck = [f"{'vcpu %d' % p if p < self.N else 'host %d' % (p - self.N)} at {SCHED_POINTS[self.point[p]]}"
+                 for p in range(self.n) if self.live[p]]
+        return {"kind": "deadlock", "vcpu": -1, "slot": -1, "gfn": -1, "pfn": -1, "reporter": -1,
+                "detail": "no actor can run: " + ", ".join(stuck)}
+
+    def decision(self, ch) -> list:
+        """The baton's name for choice ``ch`` made now (before it runs)."""
+        if isinstance(ch, tuple):
+            return [ch[0], DRAIN, ch[1]]
+        return [ch, SCHED_POINTS[self.point[ch]]]
+
+    def state_key(self) -> bytes:
+        """The final shared state, for comparing explorations (the trace ring
+        and the start time are not state)."""
+        b = bytes(self.mv.obj)
+        parts = []
+        for mm in self.mms:
+            if mm is not None:
+                parts.append(repr(sorted(mm._fwd.items())).encode())
+        return b + b"|".join(parts)
+
+    def close(self) -> None:
+        self.ending = True
+        for g in self.greenlets:
+            if not g.dead:
+                try:
+                    g.throw(SchedEnd())
+                except (SchedEnd, StopRun):
+                    pass
+
+
+class Proto:
+    """What every World of one (scenario, policy, model, requests) shares."""
+
+    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str):
+        self.sc = sc
+        pname = policy if isinstance(policy, str) else policy.name
+        self.cfg = run_config(sc, pname, memory_model, requests)
+        self.policy_cls = (lambda: policies.get(policy)) if isinstance(policy, str) else policy
+        if isinstance(policy, str):
+            policies.get(policy)
+        cfg = self.cfg
+        self.N = sc.n_vcpus
+        self.H = sc.n_hosts
+        self.n = self.N + self.H
+        guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
+        self.guest = guest
+        geo = _Geometry(n_vcpus=self.N, n_slots=guest.n_slots, n_gfns=cfg.guest_pages, n_pfns=cfg.guest_pages,
+                        tlb_size=cfg.tlb_size, rmap_size=cfg.rmap_size, n_hosts=self.H)
+        self.layout = Layout(geo)
+        buf = bytearray(self.layout.n_bytes)
+        a = Arena(self.layout, buf)
+        _init_arena(a, guest)
+        a.release()
+        self.init = bytes(buf)
+        self.params = RunParams(requests=requests, ack_timeout=cfg.ack_timeout, lock_timeout=cfg.ack_timeout)
+        n_req = geo.n_req
+        events = validate_script(sc.script, self.N)
+        specs = [(f"kick{v}", 0, True) for v in range(self.N)]
+        specs += [(f"ackwake{r}", 0, True) for r in range(n_req)]
+        specs += [(f"fence{r}", 1, False) for r in range(n_req)]
+        specs += [("atomic0", 1, False), ("mmu_lock", 1, True), ("pfn_lock", 1, True), ("router", 0, True)]
+        specs += [(f"evt-{e}", 0, True) for e in events]
+        self.sem_specs = specs
+        L = self.layout
+        scanned = set()
+        for fname in ("tlb_mirror", "tlb_mirror_slot", "req_flag", "req_seq", "ack_seq", "pfn_gen"):
+            f = L[fname]
+            scanned.update(range(f.offset, f.offset + f.size))
+        self.scanned = frozenset(scanned)
+        self.cover = [0] * len(SCHED_POINTS)
+        # op progress of each actor (setup), through op lists that report it
+        self.progress = [0] * self.n
+        script = dict(sc.script)
+        script["cpus"] = {k: _Ops(v, self.progress, int(k)) for k, v in sc.script.get("cpus", {}).items()}
+        script["hosts"] = {str(j): _Ops(h, self.progress, self.N + j) for j, h in host_scripts(sc.script).items()}
+        script.pop("host", None)
+        self.script = script
+        self.setup = {int(k): v for k, v in sc.script.get("setup", {}).items()}
+        cfg.script = script
+        # the shared objects every World resets
+        self.buf = bytearray(self.init)
+        self.mv = memoryview(self.buf).cast("q")
+        self.tw = tw = _Words(self.mv)
+        arena = Arena(self.layout, self.buf)
+        arena.words = tw
+        self.arena = arena
+        tr = L["trace"]
+        self.keep = (tr.offset * 8, (tr.offset + tr.size) * 8)  # the trace ring is not state: not restored
+        sems = {}
+        addr = -2
+        for name, v, shared in specs:
+            sems[name] = _Sem(v, addr if shared else None, tw)
+            addr -= 1
+        self.sems = sems
+        self.sem_init = [v for _, v, _ in specs]
+        self.sem_id = {id(s): s for s in sems.values()}
+        self.atomic = [sems["atomic0"]]
+        self.spec = SimpleNamespace(cfg=cfg, guest=guest, placement=[[0]] * self.n, sems=sems, layout=L,
+                                    buf=self.buf, params=self.params)
+        real_np = dict(arena.np)
+        self.ctxs = []
+        for idx in range(self.n):
+            mm = make_model("native", tw, sems[f"fence{idx}"], self.atomic, L.is_atomic)
+            ctx = _Ctx(idx, arena, mm, sems, self.params)
+            ctx.oracle = _Oracle(ctx, self.scanned)  # over the real numpy views
+            ctx.rng = random.Random(idx)
+            ctx.is_host = idx >= self.N
+            self.ctxs.append(ctx)
+        # what the vCPU side sees of the mirrors (build_vcpu, at each start): tracked rows
+        arena.np["tlb_mirror"] = _Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
+        arena.np["tlb_mirror_slot"] = _Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
+
+    def setup_prefix(self) -> list:
+        """The choices of the setup: each vCPU with setup ops, in order, runs
+        alone until it has started its first explored op."""
+        out = []
+        w = self.world()
+        try:
+            for i in sorted(self.setup):
+                while w.live[i] and self.progress[i] < self.setup[i]:
+                    if i not in w.enabled_actors():
+                        raise UsageError(f"scenario {self.sc.name}: vCPU {i} blocks during its setup ops")
+                    out.append(i)
+                    w.step(i)
+                    if w.violation is not None:
+                        raise UsageError(f"scenario {self.sc.name}: a violation during setup")
+        finally:
+            w.close()
+        return out
+
+    def restore(self) -> None:
+        a, b = self.keep
+        self.buf[:a] = self.init[:a]
+        self.buf[b:] = self.init[b:]
+
+    def world(self, trace=None) -> World:
+        return World(self, trace)
+
+
+__all__ = ["SCENARIOS", "Scenario", "load_scenario", "run_config", "Proto", "World", "logical_time"]
