@@ -399,3 +399,15 @@ def test_format_1_replay_files_still_load(tmp_path):
     write_doc(bad, str(path))
     with pytest.raises(Exception, match="decision"):
         load_replay(str(path))  # drain decisions are format 2 only
+
+
+@pytest.mark.timeout(60)
+def test_check_refuses_to_overwrite_a_replay_file_unless_forced(tmp_path):
+    f = tmp_path / "cex.json"
+    f.write_text("{}")
+    p = cli("check", "--policy", "deferred-v3", "--scenario", "sync", "--replay-out", str(f))
+    assert p.returncode == 2 and "--force" in p.stderr, (p.stdout, p.stderr)
+    assert f.read_text() == "{}"
+    p = cli("check", "--policy", "sync-protected-only", "--scenario", "sync", "--replay-out", str(f), "--force")
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    assert json.loads(f.read_text())["smpemu_replay"] == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -222,11 +223,14 @@ def register(app, out, err, guard) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
                                                  help="Write the counterexample as a replay file (smpemu replay)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing --replay-out file."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Explore without sleep sets (slower, same verdict)."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
 
+        if replay_out and os.path.exists(replay_out) and not force:  # as stress's --replay-out
+            raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
         for path, opt in ((json_out, "--json"), (replay_out, "--replay-out")):
             if path:
                 check_writable(path, opt)
