@@ -33,3 +33,21 @@ class AbortError(SmpemuError):
 
 class AckTimeout(AbortError):
     """A bounded wait ran out (flush ack, lock, barrier)."""
+
+
+def read_json_object(path: str, what: str) -> dict:
+    """The JSON object in file ``path`` (a script, a scenario, a replay file);
+    an unreadable file, bad JSON or another JSON value is one UsageError line
+    naming ``what``."""
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise UsageError(f"{what} {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"{what} {path}: not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{what} {path}: expected a JSON object")
+    return doc

@@ -36,7 +36,7 @@ script's timeout: an explorer reaches it in every order.
 
 from __future__ import annotations
 
-from smpemu.errors import AckTimeout, UsageError
+from smpemu.errors import AckTimeout, UsageError, read_json_object
 from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
@@ -50,18 +50,7 @@ KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment", "setup", "bound
 
 def load(path: str) -> dict:
     """Read a script file (JSON); every problem is one UsageError line."""
-    import json
-
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise UsageError(f"--script {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"--script {path}: not JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"--script {path}: expected a JSON object with \"cpus\" (and \"events\", \"host\"...)")
-    return doc
+    return read_json_object(path, "--script")
 
 
 def host_scripts(script: dict) -> dict:

@@ -21,7 +21,7 @@ import json
 from dataclasses import fields
 
 from smpemu import __version__
-from smpemu.errors import UsageError
+from smpemu.errors import UsageError, read_json_object
 from smpemu.harness.baton import DRAIN, PID
 from smpemu.harness.config import RunConfig
 from smpemu.search.strategies import who
@@ -109,14 +109,8 @@ def describe_last(doc: dict) -> str:
 
 def load_replay(path: str):
     """Read and check a replay file: (RunConfig to run, the document)."""
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise UsageError(f"replay file {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"replay file {path}: not JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("smpemu_replay") not in REPLAY_FORMATS:
+    doc = read_json_object(path, "replay file")
+    if doc.get("smpemu_replay") not in REPLAY_FORMATS:
         raise UsageError(f"replay file {path}: not an smpemu replay file (format "
                          f"{' or '.join(map(str, REPLAY_FORMATS))})")
     ver = doc.get("smpemu_version")

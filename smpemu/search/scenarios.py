@@ -28,7 +28,6 @@ host processes); docs/check.md lists each one's actors and operations.
 
 from __future__ import annotations
 
-import json
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from types import SimpleNamespace
 import greenlet
 import posix_ipc
 
-from smpemu.errors import AbortError, UsageError
+from smpemu.errors import AbortError, UsageError, read_json_object
 from smpemu.harness.bodies import vcpu_body
 from smpemu.harness.config import RunConfig
 from smpemu.harness.context import ProcContext, RunParams
@@ -113,17 +112,9 @@ def load_scenario(name: str) -> Scenario:
     else:
         if not name.endswith(".json"):
             raise UsageError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}, or FILE.json")
-        try:
-            with open(name) as f:
-                script = json.load(f)
-        except OSError as e:
-            raise UsageError(f"scenario {name}: {e.strerror}") from None
-        except ValueError as e:
-            raise UsageError(f"scenario {name}: not JSON ({e})") from None
-        if not isinstance(script, dict):
-            raise UsageError(f"scenario {name}: expected a script object")
+        script = read_json_object(name, "scenario")
         doc = "a user's script"
-        bound = script.pop("bound", USER_BOUND) if isinstance(script, dict) else USER_BOUND
+        bound = script.pop("bound", USER_BOUND)
     cpus = script.get("cpus", {})
     if not isinstance(cpus, dict) or not cpus:
         raise UsageError(f"scenario {name}: the script gives no vCPU ops ('cpus')")
