@@ -28,8 +28,6 @@ from smpemu.search.strategies import who
 
 REPLAY_FORMAT = 2
 REPLAY_FORMATS = (1, 2)
-# several host processes under the baton: once the run configuration has reclaimers
-MULTI_HOST = "reclaimers" in RunConfig.__dataclass_fields__
 
 
 def n_hosts(cfgd: dict, script=None) -> int:
@@ -152,9 +150,6 @@ def load_replay(path: str):
     if want != hosts:
         raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
                          f"its configuration gives {hosts}")
-    if hosts > 1 and not MULTI_HOST:
-        raise UsageError(f"replay file {path}: it needs {hosts} host processes, and this smpemu runs one "
-                         f"host process under a schedule")
     cfgd = dict(cfgd)
     cfgd["delays"] = {k: tuple(v) for k, v in (cfgd.get("delays") or {}).items()}
     try:
@@ -165,8 +160,7 @@ def load_replay(path: str):
     cfg.replay = dec
     if script is not None:
         cfg.script = script
-    if MULTI_HOST:
-        cfg.reclaimers = hosts
+    cfg.reclaimers = hosts
     cfg.json_path = None
     cfg.validate()
     return cfg, doc

@@ -133,28 +133,10 @@ def load_scenario(name: str) -> Scenario:
 
 def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
     """The RunConfig the baton replays a counterexample of ``sc`` with."""
-    extra = {"reclaimers": sc.n_hosts} if "reclaimers" in RunConfig.__dataclass_fields__ else {}
-    return RunConfig(**extra, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
+    return RunConfig(reclaimers=sc.n_hosts, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
                      requests=requests, guest_mem="256K", tlb_size=8, rmap_size=4, procs=1, seed=1,
                      script=sc.script, schedule="replay", sched_steps=1, trace=True,
                      stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
-
-
-NATIVE_HOSTS = "n_hosts" in Geometry.__dataclass_fields__  # the kvm layout knows several hosts
-
-
-if NATIVE_HOSTS:
-    _Geometry = Geometry
-else:
-    @dataclass(frozen=True)
-    class _Geometry(Geometry):
-        """Several host processes, requester ids N..N+H-1 (until the layout has them)."""
-
-        n_hosts: int = 1
-
-        @property
-        def n_req(self) -> int:
-            return self.n_vcpus + self.n_hosts
 
 
 # -- tracked shared state -----------------------------------------------------------
@@ -317,20 +299,6 @@ class _Ops(list):
             self.progress[self.idx] = i
             yield op
         self.progress[self.idx] = len(self)
-
-
-class _Ctx(ProcContext):
-    """A context for actor ``pid_index``; until the kvm layout knows several
-    hosts, host actors past the first get the first host's derived fields
-    (is_host, no 2009 poll words)."""
-
-    def __post_init__(self):
-        n = self.arena.layout.geometry.n_vcpus
-        real = self.pid_index
-        if real > n and not NATIVE_HOSTS:
-            self.pid_index = n
-        super().__post_init__()
-        self.pid_index = real
 
 
 class _XSched(Baton):
@@ -593,7 +561,7 @@ class Proto:
         self.n = self.N + self.H
         guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
         self.guest = guest
-        geo = _Geometry(n_vcpus=self.N, n_slots=guest.n_slots, n_gfns=cfg.guest_pages, n_pfns=cfg.guest_pages,
+        geo = Geometry(n_vcpus=self.N, n_slots=guest.n_slots, n_gfns=cfg.guest_pages, n_pfns=cfg.guest_pages,
                         tlb_size=cfg.tlb_size, rmap_size=cfg.rmap_size, n_hosts=self.H)
         self.layout = Layout(geo)
         buf = bytearray(self.layout.n_bytes)
@@ -650,7 +618,7 @@ class Proto:
         self.ctxs = []
         for idx in range(self.n):
             mm = make_model("native", tw, sems[f"fence{idx}"], self.atomic, L.is_atomic)
-            ctx = _Ctx(idx, arena, mm, sems, self.params)
+            ctx = ProcContext(idx, arena, mm, sems, self.params)
             ctx.oracle = _Oracle(ctx, self.scanned)  # over the real numpy views
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N
