@@ -98,24 +98,8 @@ def namespace(model, words, base: list[int], pointers: dict) -> dict:
         cmpxchg(a, old, old + delta)  # one step: nothing runs in between
         return old
 
-    return {
-        "load": load,
-        "load_acquire": model.load_acquire,
-        "store": model.store,
-        "store_release": model.store_release,
-        "mb": model.mb,
-        "rmb": model.rmb,
-        "wmb": model.wmb,
-        "xchg": model.xchg,
-        "cmpxchg": cmpxchg,
-        "rmw": rmw,
-        "lock": lock,
-        "unlock_wait": unlock_wait,
-        "wait_change": wait_change,
-        "B": base,
-        "A": pointers,
-        "words": words,
-    }
+    return G.model_ops(model, load=load, cmpxchg=cmpxchg, rmw=rmw, lock=lock, unlock_wait=unlock_wait,
+                       wait_change=wait_change, B=base, A=pointers, words=words)
 
 
 def explore(prog: G.Program, model: str, max_states: int = MAX_STATES) -> ModelResult:

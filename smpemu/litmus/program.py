@@ -356,6 +356,14 @@ class _Lowering:
 # -- compilation ------------------------------------------------------------------------------
 
 
+def model_ops(model, **ops) -> dict:
+    """The names the compiled steps call: the model's own accesses and
+    barriers, plus ``ops``: how this engine loads, cmpxchgs, locks and waits
+    (the sampled runner blocks; the enumerator raises Blocked)."""
+    return {"load_acquire": model.load_acquire, "store": model.store, "store_release": model.store_release,
+            "mb": model.mb, "rmb": model.rmb, "wmb": model.wmb, "xchg": model.xchg, **ops}
+
+
 def step_sources(code: ThreadCode) -> list[str]:
     """Python source of each instruction as ``def s<k>(R, i): ...; return next``."""
     out = []

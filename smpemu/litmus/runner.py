@@ -212,26 +212,9 @@ def _namespace(model, words, plan: "_Plan", who: str, keep_busy) -> dict:
                 return old
 
     base = [plan.var_base[v] for v in plan.program.variables]
-    return {
-        "load": load,
-        "load_acquire": model.load_acquire,
-        "store": model.store,
-        "store_release": model.store_release,
-        "mb": model.mb,
-        "rmb": model.rmb,
-        "wmb": model.wmb,
-        "xchg": model.xchg,
-        "cmpxchg": cmpxchg,
-        "drain": drain,
-        "rmw": rmw,
-        "lock": lock,
-        "unlock_wait": unlock_wait,
-        "wait_change": wait_change,
-        "keep_busy": keep_busy,
-        "words": words,
-        "B": base,
-        "A": {G.PTR_BASE + k: b for k, b in enumerate(base)},
-    }
+    return G.model_ops(model, load=load, cmpxchg=cmpxchg, drain=drain, rmw=rmw, lock=lock,
+                       unlock_wait=unlock_wait, wait_change=wait_change, keep_busy=keep_busy, words=words,
+                       B=base, A={G.PTR_BASE + k: b for k, b in enumerate(base)})
 
 
 def _compile_thread(code: G.ThreadCode, reg_base: dict[str, int], ns: dict):
