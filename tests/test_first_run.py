@@ -429,3 +429,16 @@ def test_interrupted_stress_says_so_with_a_rounded_time():
     assert p.returncode == 130, (rest, err)
     m = re.search(r"interrupted: no violation in (\S+) s", rest)
     assert m and re.fullmatch(r"\d+\.\d", m.group(1)), rest
+
+
+def test_trace_window_ends_at_the_violation_event_however_busy_the_other_cpus():
+    from smpemu.harness.trace import CODE, window
+
+    # the oracle stamps its record at t=100; the VIOLATION event is stamped at
+    # 120, after ten events of other CPUs: it must still be in the window
+    ev = [(t, 0, CODE["TLB fill"], 1, 2) for t in range(50, 101, 10)]
+    ev += [(101 + k, 1, CODE["invlpg"], k, 0) for k in range(10)]
+    ev += [(120, 0, CODE["VIOLATION"], 1, 5), (130, 1, CODE["invlpg"], 0, 0)]
+    w = window(ev, 100, before=4, after=1)
+    assert (120, 0, CODE["VIOLATION"], 1, 5) in w
+    assert w[-1] == (130, 1, CODE["invlpg"], 0, 0) and w[0] == (70, 0, CODE["TLB fill"], 1, 2)

@@ -78,11 +78,21 @@ def collect(arena) -> list[tuple]:
 
 
 def window(events, t_ns: int, before: int = 40, after: int = 3) -> list[tuple]:
-    """The events leading to time ``t_ns`` (a violation), and a few after."""
+    """The events leading to time ``t_ns`` (a violation), its own VIOLATION
+    event, and a few after.
+
+    The oracle stamps the record before the tracer stamps the event, and
+    other CPUs may log any number of events in between: the window ends at
+    the first VIOLATION event stamped at or after ``t_ns``, not a fixed count
+    past ``t_ns``."""
     i = 0
     while i < len(events) and events[i][0] <= t_ns:
         i += 1
-    return events[max(0, i - before): i + after]
+    j = i
+    while j < len(events) and events[j][2] != CODE["VIOLATION"]:
+        j += 1
+    end = j + 1 if j < len(events) else i  # no VIOLATION event logged: as before
+    return events[max(0, i - before): end + after]
 
 
 FLUSH_CODES = {1, 3, 4, 5, 10}
