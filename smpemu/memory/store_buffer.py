@@ -207,12 +207,7 @@ class TsoModel(_BufferedModel):
     def drain_one(self) -> None:
         addr, val = self._buf.popleft()  # oldest first: stores stay in order
         self.words[addr] = val
-        self._n -= 1
-        f = self._fwd[addr]
-        if f[1] == 1:
-            del self._fwd[addr]  # nothing left to forward for addr
-        else:
-            f[1] -= 1
+        self._forget(addr)
 
     def drain_choices(self) -> list:
         return [0] if self._buf else []  # FIFO: only the oldest store may go
@@ -325,12 +320,7 @@ class RelaxedModel(_BufferedModel):
                     j += 1
             addr, val = seg.pop(j)
         self.words[addr] = val
-        self._n -= 1
-        f = fwd[addr]
-        if f[1] == 1:
-            del fwd[addr]  # nothing left to forward for addr
-        else:
-            f[1] -= 1
+        self._forget(addr)
 
 
 def make(
