@@ -6,7 +6,8 @@ Documentation/virt/kvm/vcpu-requests.rst:
 
     requester r                          vCPU t
     -----------                          ------
-    req_seq[t][r] = s                    mode = IN_GUEST_MODE
+    wmb()                                mode = IN_GUEST_MODE
+    req_seq[t][r] = s
     wmb()                                mb()
     req_flag[t] = 1                      if req_flag: exit, serve
     mb()                                 ...guest steps, polling req_flag...
@@ -47,6 +48,10 @@ def make_request(ctx, targets, wake: bool = False) -> None:
     cnt[C["flush_requests"]] += 1
     t0 = time.perf_counter_ns()
     seqs = ctx.my_seq
+    # kvm_make_request()'s smp_wmb(): what the caller stored before the request
+    # (v4's dirty = 0, a zap) is visible before any part of the request, seq
+    # included; pairs with mb() in serve_requests() after clearing the flag
+    mm.wmb()
     for t in targets:
         seqs[t] += 1
         mm.store(ctx.req_seq_addr(t, me), seqs[t])

@@ -94,7 +94,7 @@ def namespace(model, words, base: list[int], pointers: dict) -> dict:
             raise Blocked
 
     def rmw(a, delta):
-        old = load(a)  # atomic words are never buffered: this is memory
+        old = load(a)  # own buffered store, else memory: what cmpxchg sees once it drained
         cmpxchg(a, old, old + delta)  # one step: nothing runs in between
         return old
 

@@ -12,8 +12,9 @@ through one small API lets a run pick the hardware it emulates:
 - ``tso`` / ``relaxed``: store-buffer models (see the classes below).
 
 A *word* is an index into the run's int64 arena (``smpemu.memory.arena.Arena.words``).
-Words that are ever cmpxchg'd or xchg'd are *atomic words*: every store to
-them takes the same striped lock as cmpxchg does, or a plain store could slip
+Words that are ever cmpxchg'd or xchg'd are *atomic words*: a store to one
+reaches memory under the same striped lock as cmpxchg takes (in the
+store-buffer models, when it leaves the buffer), or a plain store could slip
 between cmpxchg's read and write and correct policies would look broken.
 
 Rules common to every model (callers rely on them):

@@ -20,14 +20,14 @@ process, so a run can emulate hardware that delays and reorders stores:
   store becomes visible to all other processes at once (multi-copy atomic):
   POWER's non-MCA outcomes (IRIW, WRC) are out of reach too.
 
-Atomic words (``is_atomic(addr)``) are never buffered: cmpxchg/xchg drain
-the whole buffer and run under the striped lock (the base class does it), and
-a plain store to an atomic word goes through the same lock, straight to
-memory.  Under ``tso`` such a store first drains the whole buffer (FIFO: no
-earlier store may become visible after it).  Under ``relaxed`` it first
-drains everything before the last barrier (wmb/store_release), and lets the
-stores made since that barrier stay buffered: a plain store may be reordered
-with earlier plain stores on ARM, but never ahead of a barrier.
+Atomic words (``is_atomic(addr)``, the words something cmpxchg's or xchg's)
+are buffered like any other: a plain store to one (``vcpu->mode =
+IN_GUEST_MODE``, v4's ``remote_tlbs_dirty = 0``) waits in the store buffer
+as it does on hardware, which is what the barriers after such stores are
+for.  Only its arrival in memory is special: it happens under the striped
+lock of cmpxchg/xchg (``_publish``), so it never lands between another
+process's cmpxchg read and write.  cmpxchg/xchg themselves drain the whole
+buffer and run under that lock (the base class does it): full barriers.
 
 ``mb()`` drains the buffer and then does the native model's real fence,
 because after draining, the stores sit in the *host's* store buffer, which
@@ -180,6 +180,13 @@ class _BufferedModel(MemoryModel):
         else:
             f[1] -= 1
 
+    def _publish(self, addr: int, val: int) -> None:
+        """A buffered store reaches memory (atomic words under their lock)."""
+        if self.is_atomic(addr):
+            self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
+        else:
+            self.words[addr] = val
+
     # -- barriers ----------------------------------------------------------------
     def mb(self) -> None:
         self.drain()
@@ -197,16 +204,13 @@ class TsoModel(_BufferedModel):
         self._buf: deque[tuple[int, int]] = deque()
 
     def store(self, addr: int, val: int) -> None:
-        if self.is_atomic(addr):
-            self.drain()  # FIFO: every earlier store is visible before this one
-            self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
-            return
         self._buf.append((addr, val))
         self._buffered(addr, val)
 
     def drain_one(self) -> None:
-        addr, val = self._buf.popleft()  # oldest first: stores stay in order
-        self.words[addr] = val
+        addr, val = self._buf[0]  # oldest first: stores stay in order
+        self._publish(addr, val)  # first: a lock timeout leaves the buffer whole
+        self._buf.popleft()
         self._forget(addr)
 
     def drain_choices(self) -> list:
@@ -217,8 +221,9 @@ class TsoModel(_BufferedModel):
 
     def drain_entry(self, j: int) -> tuple:
         assert j == 0 and self._buf, "tso drains its oldest entry only"
-        addr, val = self._buf.popleft()
-        self.words[addr] = val
+        addr, val = self._buf[0]
+        self._publish(addr, val)
+        self._buf.popleft()
         self._forget(addr)
         return addr, val
 
@@ -248,10 +253,6 @@ class RelaxedModel(_BufferedModel):
         self._segs: list[list[tuple[int, int]]] = [[]]
 
     def store(self, addr: int, val: int) -> None:
-        if self.is_atomic(addr):
-            self._drain_before_barrier()  # a store never overtakes a barrier
-            self._atomic_store(addr, val)  # serialised with cmpxchg/xchg on addr
-            return
         self._segs[-1].append((addr, val))
         self._buffered(addr, val)
 
@@ -283,10 +284,10 @@ class RelaxedModel(_BufferedModel):
         seg = segs[0]
         addr, val = seg[j]
         assert all(a != addr for a, _ in seg[:j]), "coherence: an older store to the address is buffered"
+        self._publish(addr, val)
         del seg[j]
         if not seg and len(segs) > 1:
             del segs[0]  # barrier passed: the next segment may drain
-        self.words[addr] = val
         self._forget(addr)
         return addr, val
 
@@ -298,28 +299,21 @@ class RelaxedModel(_BufferedModel):
         self._segs = [list(seg) for seg in snap] or [[]]
         self._refill(e for seg in snap for e in seg)
 
-    def _drain_before_barrier(self) -> None:
-        while len(self._segs) > 1:
-            self.drain_one()
-
     def drain_one(self) -> None:
         segs = self._segs
         seg = segs[0]
-        fwd = self._fwd
         n = len(seg)
-        if n == 1:
-            addr, val = seg.pop()
-            if len(segs) > 1:
-                del segs[0]  # barrier passed: the next segment may drain
-        else:
-            j = int(self._random() * n)
-            addr = seg[j][0]
-            if fwd[addr][1] > 1:  # coherence: the oldest store to addr goes first
-                j = 0
-                while seg[j][0] != addr:
-                    j += 1
-            addr, val = seg.pop(j)
-        self.words[addr] = val
+        j = 0 if n == 1 else int(self._random() * n)
+        addr = seg[j][0]
+        if j and self._fwd[addr][1] > 1:  # coherence: the oldest store to addr goes first
+            j = 0
+            while seg[j][0] != addr:
+                j += 1
+        val = seg[j][1]
+        self._publish(addr, val)  # first: a lock timeout leaves the buffer whole
+        del seg[j]
+        if not seg and len(segs) > 1:
+            del segs[0]  # barrier passed: the next segment may drain
         self._forget(addr)
 
 

@@ -62,14 +62,16 @@ U0, U1 = ["u", 0, 0], ["u", 0, 1]
 
 SCENARIOS = {
     "default": {
-        "doc": "unmapper vCPU0 (setup: map U and M, touch U; then unmap U), remote reader vCPU1 (setup: "
-               "read U; then read U twice), vCPU2 writes cr3 (mmu_sync_children), host0 reclaims the page "
-               "vCPU0 freed, host1 reclaims M",
-        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["unmap", U0]],
+        "doc": "unmapper vCPU0 (setup: map U and M, touch U and M; then unmap U), remote reader vCPU1 "
+               "(setup: read U; then read U twice), vCPU2 writes cr3 (mmu_sync_children), host0 reclaims "
+               "the page vCPU0 freed, host1 reclaims M (mapped: its flush is unconditional)",
+        # M is touched so that host1's flush does not depend on the dirty flag: it can start before
+        # the invlpg's bump and end after it (what the tlbs-dirty plain-store mutant gets wrong)
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False], ["unmap", U0]],
                  "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
                  "2": [["cr3", 1]]},
         "hosts": {"0": [["reclaim_freed", 0]], "1": [["reclaim", U1]]},
-        "setup": {"0": 3, "1": 1},
+        "setup": {"0": 4, "1": 1},
         "bound": 1,  # v3, v4 and the mutants need <= 1 preemption here (docs/check.md)
     },
     "one-flusher": {
