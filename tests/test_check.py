@@ -343,7 +343,8 @@ def test_cli_incomplete_and_usage_errors(tmp_path):
     for args, msg in ((("--scenario", "nowhere"), "unknown scenario"),
                       (("--policy", "nope"), "unknown policy"),
                       (("--memory-model", "sc"), "unknown memory model"),
-                      (("--bound", "-1"), "--bound")):
+                      (("--bound", "-1"), "--bound"),
+                      (("--jobs", "0"), "--jobs")):
         q = cli("check", *args)
         assert q.returncode == 2, (args, q.stdout, q.stderr)
         assert "Traceback" not in q.stderr and msg in q.stderr
@@ -352,6 +353,34 @@ def test_cli_incomplete_and_usage_errors(tmp_path):
     bad.write_text(json.dumps({"cpus": {"0": [["fly", 1]]}}))
     q = cli("check", "--scenario", str(bad))
     assert q.returncode == 2 and "not one of" in q.stderr
+
+
+def _outcome(cr):
+    r = cr.res
+    found = [(f.schedule, f.bound, f.steps, f.choices, f.violation) if f else None for f in (r.first, r.minimal)]
+    return (r.complete, r.exhausted, r.done_bound, r.schedules, r.pruned, r.points, r.violations, r.per_level,
+            found, list(cr.cover))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("policy,scenario,model,k", [
+    ("deferred-v4-nowmb", "one-flusher", "relaxed", 2),  # a violation at level 2: items of levels 1 and 2
+    ("tlbs-dirty", "sync", "tso", 2),  # clean, complete
+])
+def test_several_processes_explore_exactly_what_one_does(policy, scenario, model, k):
+    one = run_check(policy, scenario, model, bound=k, timeout=280, jobs=1)
+    three = run_check(policy, scenario, model, bound=k, timeout=280, jobs=3)
+    assert three.jobs == 3
+    assert _outcome(three) == _outcome(one)
+
+
+@pytest.mark.timeout(120)
+def test_several_processes_time_out_incomplete_and_leave_no_process():
+    import multiprocessing
+
+    cr = run_check("tlbs-dirty", "default", "native", bound=3, timeout=3, jobs=2)
+    assert not cr.res.complete and cr.res.timed_out and cr.exit_code == 4
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.timeout(200)

@@ -48,6 +48,7 @@ class CheckResult:
     counterexample: dict | None = None  # decisions, rendered, events
     replay: dict | None = None
     extra: dict = field(default_factory=dict)
+    jobs: int = 1  # processes that shared the exploration
 
     @property
     def exit_code(self) -> int:
@@ -71,13 +72,14 @@ class CheckResult:
             "requests": self.requests, "bound": self.bound, "complete": r.complete,
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
             "schedules": r.schedules, "pruned": r.pruned, "points": r.points,
-            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3),
+            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3), "jobs": self.jobs,
             "schedules_per_s": round(r.schedules / el, 1),
             "points_per_cpu_s": round(r.points / max(r.cpu_s, 1e-9), 1),
             "points_per_s": round(r.points / el, 1),
             "points_per_schedule": round(r.points / max(r.schedules, 1), 1),
             "protocol_s": round(r.step_s, 3), "reset_s": round(r.build_s, 3),
-            "explorer_overhead": round(1 - r.step_s / el, 3),
+            # of the CPU time (summed over the processes), the part outside the protocol code
+            "explorer_overhead": round(1 - r.step_s / max(r.cpu_s, 1e-9), 3),
             "per_level": r.per_level, "violation": v,
             "coverage": {SCHED_POINTS[i]: c for i, c in enumerate(self.cover) if c},
             # protocol points no schedule reached: windows never tried
@@ -138,8 +140,9 @@ def replay_schedule(proto, choices, n_setup: int = 0):
 
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
               bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
-              max_schedules: int | None = None) -> CheckResult:
-    """Explore; ``policy`` is a policy name or a Policy subclass (mutants)."""
+              max_schedules: int | None = None, jobs: int = 1) -> CheckResult:
+    """Explore; ``policy`` is a policy name or a Policy subclass (mutants).
+    ``jobs``: processes sharing each level's work (the result is the same)."""
     if memory_model not in MODELS:
         raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
     if requests not in ("modern", "2009"):
@@ -151,14 +154,16 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
         bound = sc.bound
     if not isinstance(bound, int) or not 0 <= bound <= 20:
         raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    if not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
     proto = Proto(sc, policy, memory_model, requests)
     pname = policy if isinstance(policy, str) else policy.name
     with logical_time():
         setup = proto.setup_prefix()
         ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
-                      prefix=setup)
+                      prefix=setup, jobs=jobs, counters=proto.cover)
         res = ex.run()
-        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover)
+        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs)
         if res.minimal is not None:
             cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
             cr.replay = _replay_doc(cr, proto, sc)
@@ -188,7 +193,8 @@ def summary_line(cr: CheckResult) -> str:
     el = max(r.elapsed_s, 1e-9)
     speed = (f"{r.points:,} points in {r.elapsed_s:.1f} s: {r.points / el:,.0f} points/s, "
              f"{r.schedules / el:,.1f} schedules/s, {r.points / max(r.schedules, 1):.1f} points/schedule, "
-             f"protocol code {r.step_s / el:.0%} of the time; CPU {r.cpu_s:.1f} s: "
+             f"protocol code {r.step_s / max(r.cpu_s, 1e-9):.0%} of the CPU time; CPU {r.cpu_s:.1f} s"
+             f"{f' in {cr.jobs} processes' if cr.jobs > 1 else ''}: "
              f"{r.points / max(r.cpu_s, 1e-9):,.0f} points per CPU second")
     if r.minimal is not None:
         m = r.minimal
@@ -225,6 +231,9 @@ def register(app, out, err, guard) -> None:
                                                  help="Write the counterexample as a replay file (smpemu replay)."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing --replay-out file."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Explore without sleep sets (slower, same verdict)."),
+        jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
+                                           help="Processes sharing each bound level's schedules (default: the "
+                                                "usable CPUs; the result is the same for any number)."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
@@ -237,13 +246,15 @@ def register(app, out, err, guard) -> None:
         from smpemu.kvm import policies
 
         policies.get(policy)
+        if jobs is None:
+            jobs = len(os.sched_getaffinity(0))
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
-                  f"bound {bound}, timeout {timeout:g} s", markup=False)
-        cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune)
+                  f"bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
+        cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs)
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation

@@ -56,10 +56,20 @@ never put to sleep (they only wake sleepers).  Waits whose enabledness
 depends on history (a timed wait, "another process ran") switch pruning off
 for the run.  ``tests/test_check.py`` compares pruned and unpruned
 exploration: same final states, same violations.
+
+Processes.  The work items of a level are independent (each carries its
+prefix and sleep set), so ``jobs`` > 1 forks worker processes that run them
+in chunks; the chunks' results are merged in work-item order, so schedule
+numbers, the first violation, the minimal counterexample, the counts and
+the coverage are the same for any number of processes (a test checks it).
+Level 0 is one item and runs here.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -130,7 +140,7 @@ class Explorer:
 
     def __init__(self, factory, bound: int, prune: bool = True, timeout: float | None = None,
                  stop_on_violation: bool = True, on_terminal=None, max_schedules: int | None = None,
-                 prefix=()):
+                 prefix=(), jobs: int = 1, counters: list | None = None):
         self.prefix = list(prefix)  # forced first choices (a scenario's setup): not explored, no cost
         self.factory = factory
         self.bound = bound
@@ -139,6 +149,12 @@ class Explorer:
         self.stop_on_violation = stop_on_violation
         self.on_terminal = on_terminal
         self.max_schedules = max_schedules
+        # several processes share a level's work items only where the result
+        # cannot depend on it: a callback per schedule or a global schedule
+        # cap needs the one sequential order
+        self.jobs = jobs if on_terminal is None and max_schedules is None else 1
+        self.counters = counters  # a list the worlds add to (coverage): summed over the processes
+        self._base = 0  # schedules numbered before the current chunk
 
     # -- one execution ------------------------------------------------------------
     def _fresh(self):
@@ -162,31 +178,91 @@ class Explorer:
         return fp
 
     def run(self) -> Result:
-        self.res = res = Result(self.bound, 0, False, -1)
+        res = Result(self.bound, 0, False, -1)
         self.t0 = time.perf_counter()
         c0 = time.process_time()
         work = [(self.prefix, {}, None, [], None, 0)]
+        pool = _pool(self) if self.jobs > 1 else None
         try:
             for k in range(self.bound + 1):
                 res.level = k
-                nxt = []
                 n0 = res.schedules
-                for item in work:
-                    self._dfs(item, k, nxt)
+                nxt, n_next, timed_out = [], 0, False
+                for out in self._level(pool, work, k, res):
+                    self._merge(res, out)
+                    timed_out = timed_out or out.timed_out
+                    nxt.extend(out.nxt)
+                    n_next += out.n_next
+                if timed_out:
+                    res.timed_out = True
+                    break
                 res.per_level.append({"bound": k, "schedules": res.schedules - n0})
                 res.done_bound = k
                 if res.minimal is not None and self.stop_on_violation:
                     break
                 work = nxt
-                if not work:
+                if not n_next:  # no schedule needs more preemptions than this level's
                     res.exhausted = True
                     break
-            res.complete = True
-        except Timeout:
-            res.timed_out = True
+            res.complete = not res.timed_out
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
         res.elapsed_s = time.perf_counter() - self.t0
-        res.cpu_s = time.process_time() - c0
+        res.cpu_s += time.process_time() - c0
         return res
+
+    # -- a level's work items, in chunks (in this process or in a pool) --------------
+    def _level(self, pool, work, k, res):
+        """The level's chunk results, in work-item order (so that schedule
+        numbers, the first violation and the minimal one are the same
+        whatever the number of processes)."""
+        last = k == self.bound
+        if pool is None or len(work) < 2:
+            yield self._chunk(work, k, res.schedules, last)
+            return
+        n = min(len(work), self.jobs * 8)  # several chunks per process: items differ in size
+        size = -(-len(work) // n)
+        chunks = [work[i:i + size] for i in range(0, len(work), size)]
+        yield from pool.imap(_chunk_in_worker, [(c, k, last) for c in chunks])
+
+    def _chunk(self, items, k, base, last, in_worker=False):
+        self.res = res = Result(self.bound, k, False, -1)
+        self._base = base
+        c0 = time.process_time()
+        mark = list(self.counters) if in_worker and self.counters is not None else None
+        nxt = []
+        timed_out = False
+        try:
+            for item in items:
+                self._dfs(item, k, nxt)
+        except Timeout:
+            timed_out = True
+        delta = [a - b for a, b in zip(self.counters, mark)] if mark is not None else None
+        return _ChunkOut(res, [] if last else nxt, len(nxt), timed_out, delta,
+                         time.process_time() - c0 if in_worker else 0.0)
+
+    def _merge(self, res, out) -> None:
+        r = out.res
+        off = res.schedules
+        for f in {id(f): f for f in (r.first, r.minimal) if f is not None}.values():
+            f.schedule += off  # chunk-local number -> number in the exploration order
+        if res.first is None:
+            res.first = r.first
+        m = r.minimal
+        if m is not None and (res.minimal is None or (m.bound, m.steps) < (res.minimal.bound, res.minimal.steps)):
+            res.minimal = m
+        res.schedules += r.schedules
+        res.pruned += r.pruned
+        res.points += r.points
+        res.step_s += r.step_s
+        res.build_s += r.build_s
+        res.violations += r.violations
+        res.cpu_s += out.cpu_s
+        if out.counters is not None:
+            for i, d in enumerate(out.counters):
+                self.counters[i] += d
 
     def _dfs(self, item, k, nxt) -> None:
         prefix, sleep0, todo0, explored0, cur0, cost0 = item
@@ -261,7 +337,7 @@ class Explorer:
                     cost += node.inc
                 if terminal:
                     res.schedules += 1
-                    if self.max_schedules and res.schedules >= self.max_schedules:
+                    if self.max_schedules and self._base + res.schedules >= self.max_schedules:
                         raise Timeout()
                     v = w.violation
                     if v is None and not w.over():
@@ -324,6 +400,46 @@ class Explorer:
         if x is None or isinstance(x, tuple) or node.cur_en:
             return True
         return f[1].isdisjoint(w.cond_fp(x))
+
+
+@dataclass
+class _ChunkOut:
+    res: Result  # the chunk's counts; its violations numbered from 1 within the chunk
+    nxt: list  # work items for the next level (none after the last level)
+    n_next: int
+    timed_out: bool
+    counters: list | None  # what a worker process added to the explorer's counters
+    cpu_s: float  # a worker process's CPU time (this process's own is measured by run)
+
+
+_WORKER_EXPLORER = None  # the explorer a forked worker inherited
+
+
+def _chunk_in_worker(args):
+    chunk, k, last = args
+    return _WORKER_EXPLORER._chunk(chunk, k, 0, last, in_worker=True)
+
+
+def _worker_init(parent: int):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and terminates the pool
+    try:  # Linux: die with the parent even if it is SIGKILLed (no orphan explorers)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _pool(explorer):
+    """Worker processes forked from this one: each inherits the explorer and
+    its world factory (scenario, policy, memory model, patched clocks).
+    They are terminated when the run ends, however it ends."""
+    global _WORKER_EXPLORER
+    _WORKER_EXPLORER = explorer
+    return multiprocessing.get_context("fork").Pool(explorer.jobs, initializer=_worker_init,
+                                                    initargs=(os.getpid(),))
 
 
 def count_bounded(lengths, k: int) -> int:

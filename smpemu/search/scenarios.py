@@ -28,6 +28,7 @@ host processes); docs/check.md lists each one's actors and operations.
 
 from __future__ import annotations
 
+import os
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -385,7 +386,9 @@ class World:
         self.mms = []
         self.greenlets = []
         cfg = p.cfg
+        ppid = os.getppid()  # check_alive's "coordinator died" test: here a forked explorer worker's parent
         for idx, ctx in enumerate(p.ctxs):
+            ctx.parent = ppid
             mm = make_model(cfg.memory_model, tw, p.sems[f"fence{idx}"], p.atomic, p.layout.is_atomic, seed=idx)
             if hasattr(mm, "controlled"):
                 mm.controlled()
