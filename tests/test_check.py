@@ -329,7 +329,7 @@ def test_cli_violation_json_replay_and_clean_line(tmp_path):
     assert v["kind"] == "stale_write" and d["coverage"]["start"] > 0
     q = cli("replay", str(rep))
     assert q.returncode == 3, (q.stdout[-2000:], q.stderr[-2000:])
-    assert "reproduced" in q.stdout
+    assert "reproduced" in q.stdout and "the recording had no violation" not in q.stdout
     ok = cli("check", "--policy", "tlbs-dirty", "--scenario", "sync", "--bound", "1")
     assert ok.returncode == 0, (ok.stdout[-2000:], ok.stderr[-2000:])
     assert "no violation:" in ok.stdout and "every schedule with <= 1 preemptions explored (complete" in ok.stdout

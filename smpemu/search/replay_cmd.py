@@ -93,7 +93,7 @@ def register(app, out, err, guard) -> None:
             if json_out:
                 write_json(d, json_out)
             raise typer.Exit(EXIT_ABORTED)
-        elif got is not None:
+        elif want is None and got is not None:
             out.print("the recording had no violation")
         if r.aborted and not (r.schedule and r.schedule.get("divergence")):
             out.print(f"[red]aborted:[/red] {r.aborted}")
