@@ -49,11 +49,12 @@ class TlbsDirtyPlainStore(TlbsDirtyPolicy):
     def flush_remote(self, ctx):
         mm = ctx.mm
         seen = mm.load_acquire(ctx.a_dirty)
-        ctx.ev(3, seen)
+        ctx.ev(15, seen)
         mm.mb()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
         mm.store(ctx.a_dirty, 0)  # mutant: a bump since 'seen' is lost
+        ctx.ev(3)
 
 
 class V4NoZapWmb(DeferredPolicy):

@@ -216,6 +216,20 @@ def test_correct_policies_complete_default_scenario(policy, model, requests):
     assert cr.res.complete
 
 
+# tlbs-dirty's ABA (docs/decisions.md): the whole of level 1 takes minutes here,
+# so slow; its CI version is the forced real-process test of
+# test_oracle_scenarios.py (test_three_overlapping_flushes_defeat_tlbs_dirty_cmpxchg)
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_three_flushers_tlbs_dirty_aba_and_mmu_lock_clean(tmp_path):
+    cr = run_check("tlbs-dirty", "three-flushers", "native", timeout=1500, jobs=2)
+    m = _found(cr, "lost_flush")
+    assert m.bound == 1
+    _replays(cr, tmp_path)
+    ok = run_check("mmu-lock", "three-flushers", "native", timeout=1500, jobs=2)
+    assert ok.res.minimal is None and ok.res.complete
+
+
 # -- mutants ------------------------------------------------------------------------------
 # each mutant of tests/mutants.py, caught on the default scenario under the
 # memory model where its change matters; v4-no-zap-wmb needs relaxed, where

@@ -32,6 +32,8 @@ EVENTS = {
     12: ("VIOLATION", "kind", "pfn"),
     13: ("write-protect", "gfn", "protected"),
     14: ("fault", "slot", "gfn"),
+    15: ("flush: count read", "seen", ""),  # tlbs-dirty: the count before the flush
+    16: ("flush: cmpxchg(count, seen, 0)", "seen", "found"),  # cleared only if found == seen
 }
 CODE = {v[0]: k for k, v in EVENTS.items()}
 RING = 2048

@@ -105,7 +105,8 @@ class Result:
     pruned: int = 0
     points: int = 0  # steps executed (replayed prefixes included)
     elapsed_s: float = 0.0
-    cpu_s: float = 0.0  # process CPU time (the machine may be shared)
+    cpu_s: float = 0.0  # process CPU time, summed over the processes (the machine may be shared)
+    busy_s: float = 0.0  # wall time the processes spent running work items, summed
     step_s: float = 0.0  # time inside the worlds' steps (protocol code)
     build_s: float = 0.0  # time building worlds
     first: Found | None = None  # first violation found
@@ -231,6 +232,7 @@ class Explorer:
         self.res = res = Result(self.bound, k, False, -1)
         self._base = base
         c0 = time.process_time()
+        t0 = time.perf_counter()
         mark = list(self.counters) if in_worker and self.counters is not None else None
         nxt = []
         timed_out = False
@@ -240,6 +242,7 @@ class Explorer:
         except Timeout:
             timed_out = True
         delta = [a - b for a, b in zip(self.counters, mark)] if mark is not None else None
+        res.busy_s = time.perf_counter() - t0
         return _ChunkOut(res, [] if last else nxt, len(nxt), timed_out, delta,
                          time.process_time() - c0 if in_worker else 0.0)
 
@@ -258,6 +261,7 @@ class Explorer:
         res.points += r.points
         res.step_s += r.step_s
         res.build_s += r.build_s
+        res.busy_s += r.busy_s
         res.violations += r.violations
         res.cpu_s += out.cpu_s
         if out.counters is not None:

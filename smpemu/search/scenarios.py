@@ -84,6 +84,20 @@ SCENARIOS = {
         "setup": {"0": 3, "1": 1},
         "bound": 2,  # deferred-v4-nowmb under relaxed needs 2
     },
+    "three-flushers": {
+        "doc": "three flushes overlap: unmapper vCPU0 (setup: map U and M, touch both; then unmap U), "
+               "unmapper vCPU1 (setup: map V, touch V; then unmap V), reader vCPU2 (setup: read V; then read "
+               "V), host0 reclaims vCPU0's freed page (flushes if dirty), host1 vCPU1's, host2 reclaims M "
+               "(mapped: flushes)",
+        # tlbs-dirty's ABA: host0 and host2 both read the count after U's bump, host0 clears it,
+        # V's bump sets it back to the value host2 read, host2's cmpxchg clears V's bump
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False], ["unmap", U0]],
+                 "1": [["map", ["u", 1, 0]], ["touch", ["u", 1, 0], True], ["unmap", ["u", 1, 0]]],
+                 "2": [["access", ["u", 1, 0], False], ["access", ["u", 1, 0], False]]},
+        "hosts": {"0": [["reclaim_freed", 0]], "1": [["reclaim_freed", 1]], "2": [["reclaim", U1]]},
+        "setup": {"0": 4, "1": 2, "2": 1},
+        "bound": 1,  # tlbs-dirty needs 1
+    },
     "sync": {
         "doc": "Andrea's write-protect case: vCPU0 writes a guest page table, invlpgs its kernel "
                "mapping, writes cr3 (sync), writes the page table again; vCPU1 writes it twice; no reclaimer",

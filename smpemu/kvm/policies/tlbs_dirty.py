@@ -43,8 +43,9 @@ class TlbsDirtyPolicy(DeferredPolicy):
     def flush_remote(self, ctx):
         mm = ctx.mm
         seen = mm.load_acquire(ctx.a_dirty)
-        ctx.ev(3, seen)
+        ctx.ev(15, seen)
         mm.mb()  # read the count before the requests: pairs with wmb() in zap()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
-        mm.cmpxchg(ctx.a_dirty, seen, 0)  # a bump since 'seen' keeps the flag dirty
+        found = mm.cmpxchg(ctx.a_dirty, seen, 0)  # a bump since 'seen' keeps the flag dirty
+        ctx.ev(16, seen, found)
