@@ -91,7 +91,13 @@ class Arena:
 
     def ctl_addr(self, which: int) -> int:
         """Address of control word ``which`` (a layout with a ``ctl`` field, one line per word)."""
-        return self.layout["ctl"].addr(which, 0)
+        # memoised: every MMU and context asks for a few (smpemu check builds
+        # them once per schedule)
+        cache = self.__dict__.setdefault("_ctl", {})
+        a = cache.get(which)
+        if a is None:
+            a = cache[which] = self.layout["ctl"].addr(which, 0)
+        return a
 
     def release(self) -> None:
         """Drop our views so the mapping can be closed."""

@@ -344,6 +344,25 @@ class _XSched(Baton):
         pass
 
 
+_DONE = "done"  # what a worker greenlet reports when its actor's body has returned
+
+
+def _worker(job):
+    """An actor greenlet, reused across worlds: run one body per job
+    ``(body, main)``, then report to ``main`` and wait for the next job.
+    Reports: ``()`` (parked: _XSched.park), _DONE, or ("raised", exc)."""
+    while True:
+        body, main = job
+        try:
+            body()
+            out = _DONE
+        except greenlet.GreenletExit:
+            raise  # the pool is being collected
+        except BaseException as e:  # handed to the world's thread of control
+            out = ("raised", e)
+        job = main.switch(out)
+
+
 class World:
     """One execution of a scenario: reset the shared objects, then step
     choices (explore.Explorer).  The arena buffer, the semaphores and the
@@ -380,16 +399,17 @@ class World:
         self.main = greenlet.getcurrent()
         self.spec = p.spec
         self.ctxs = p.ctxs
-        self.mms = []
-        self.greenlets = []
+        self.mms = p.buffered
+        # actor greenlets come from the Proto's pool: creating, starting and
+        # killing a greenlet costs ~18 us, five per world (see _worker)
+        self.greenlets = [p.idle.pop() if p.idle else greenlet.greenlet(_worker) for _ in range(n)]
+        self.bodies = []
         cfg = p.cfg
         for idx, ctx in enumerate(p.ctxs):
-            mm = make_model(cfg.memory_model, tw, p.sems[f"fence{idx}"], p.atomic, p.layout.is_atomic, seed=idx)
-            if hasattr(mm, "controlled"):
-                mm.controlled()
-                self.mms.append(mm)
-            else:
-                self.mms.append(None)
+            mm = p.models[idx]
+            if p.empty[idx] is not None:
+                mm.restore(p.empty[idx])
+            mm._fence_up = False  # the fence semaphores are reset above
             ctx.mm = mm
             ctx.policy = p.policy_cls()
             ctx.points = Points({}, None)
@@ -402,9 +422,9 @@ class World:
             ctx.points.scheduled()
             if trace is not None:
                 ctx.trace = (lambda i: lambda code, a=0, b=0: trace.append((i, code, a, b)))(idx)
-            self.greenlets.append(greenlet.greenlet(self._body(idx, ctx)))
+            self.bodies.append(self._body(idx, ctx))
         for idx in range(n):  # every actor runs to its first scheduling point ("start")
-            self._run(idx)
+            self._after(idx, self.greenlets[idx].switch((self.bodies[idx], self.main)))
 
     def _body(self, idx, ctx):
         def body():
@@ -422,12 +442,17 @@ class World:
         return body
 
     def _run(self, idx) -> None:
-        g = self.greenlets[idx]
-        g.switch()
-        if g.dead:
+        self._after(idx, self.greenlets[idx].switch())
+
+    def _after(self, idx, r) -> None:
+        """The actor switched back: parked (``()``, what an argumentless
+        switch delivers), or its body ended (_worker)."""
+        if r:
             self.live[idx] = False
             self.cond[idx] = None
             self.cond_set[idx] = frozenset()
+            if r is not _DONE:
+                raise r[1]  # the body raised: as if the greenlet had died of it
 
     # -- the explorer's interface ---------------------------------------------------------
     def runnable(self, p) -> bool:
@@ -536,13 +561,23 @@ class World:
         return b + b"|".join(parts)
 
     def close(self) -> None:
+        """End every actor still running (each parked actor resumes and its
+        park raises SchedEnd, as a baton's process leaves at the schedule's
+        end), then give the greenlets back to the pool."""
         self.ending = True
-        for g in self.greenlets:
-            if not g.dead:
-                try:
-                    g.throw(SchedEnd())
-                except (SchedEnd, StopRun):
-                    pass
+        err = None
+        for idx, g in enumerate(self.greenlets):
+            if self.live[idx]:
+                self.live[idx] = False
+                r = g.switch()
+                while not r:  # parked again while unwinding: leave again
+                    r = g.switch()
+                if r is not _DONE and err is None:
+                    err = r[1]
+            self.p.idle.append(g)
+        self.greenlets = []
+        if err is not None:
+            raise err
 
 
 class Proto:
@@ -585,6 +620,7 @@ class Proto:
             scanned.update(range(f.offset, f.offset + f.size))
         self.scanned = frozenset(scanned)
         self.cover = [0] * len(SCHED_POINTS)
+        self.idle = []  # actor greenlets of closed worlds (World: reused)
         # op progress of each actor (setup), through op lists that report it
         self.progress = [0] * self.n
         script = dict(sc.script)
@@ -623,6 +659,18 @@ class Proto:
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N
             self.ctxs.append(ctx)
+        # each actor's memory model, reset (not rebuilt: a model seeds a
+        # random.Random) per World; buffered ones in controlled mode
+        self.models, self.empty = [], []
+        for idx in range(self.n):
+            mm = make_model(cfg.memory_model, tw, sems[f"fence{idx}"], self.atomic, L.is_atomic, seed=idx)
+            if hasattr(mm, "controlled"):
+                mm.controlled()
+                self.empty.append(mm.snapshot())  # restored at each World
+            else:
+                self.empty.append(None)
+            self.models.append(mm)
+        self.buffered = [mm if e is not None else None for mm, e in zip(self.models, self.empty)]
         # what the vCPU side sees of the mirrors (build_vcpu, at each start): tracked rows
         arena.np["tlb_mirror"] = _Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
         arena.np["tlb_mirror_slot"] = _Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
