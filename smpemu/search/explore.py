@@ -216,8 +216,9 @@ class Explorer:
                     if node.fp is None:
                         node.fp = fp
                         node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
-                    sleep = self._child_sleep(node, fp)
                     cur = node.chosen
+                if path:  # only the last node's sleep set is used (_child_sleep has no side effects)
+                    sleep = self._child_sleep(path[-1], path[-1].fp)
                 cost = path[-1].cost + path[-1].inc if path else cost0
                 terminal = True  # False: this branch was deferred or pruned, not a schedule
                 while not w.over() and not (w.violation is not None and self.stop_on_violation):

@@ -141,6 +141,9 @@ def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> R
 
 # -- tracked shared state -----------------------------------------------------------
 CLOCK = -1  # pseudo-word of the logical clock
+_NOTHING = frozenset()  # the watched words of an actor that is not waiting
+_START = SCHED_POINTS.index("start")
+_I_VIOL = C["violations"]
 
 
 class _Words:
@@ -220,15 +223,19 @@ class _Row:
 
 
 class _Mirror:
-    __slots__ = ("arr", "field", "tw")
+    __slots__ = ("arr", "field", "tw", "rows")
 
     def __init__(self, arr, field, tw):
         self.arr = arr
         self.field = field
         self.tw = tw
+        self.rows = {}  # v -> its _Row (stateless): every World's build_vcpu asks for it
 
     def __getitem__(self, v):
-        return _Row(self.arr[v], self.field.addr(v, 0), self.tw)
+        row = self.rows.get(v)
+        if row is None:
+            row = self.rows[v] = _Row(self.arr[v], self.field.addr(v, 0), self.tw)
+        return row
 
 
 class _Oracle(Oracle):
@@ -304,13 +311,13 @@ class _Ops(list):
 class _XSched(Baton):
     """The baton's process side, parking into the explorer instead of a semaphore."""
 
-    def __init__(self, world, ctx, idx, every, flag=None):
-        self.world = world
+    def __init__(self, ctx, idx, every, sem_id):
+        self.world = None  # the World running now (one _XSched per actor of a Proto)
         self.idx = idx
         self.W = ctx.arena.words
         self.step_every = every
         self.n = 0
-        self.sem_id = world.sem_id  # id -> the semaphore object itself (park gets the object)
+        self.sem_id = sem_id  # id -> the semaphore object itself (park gets the object)
 
     def park(self, ctx, point, kind=0, w0=-1, w1=-1, sem=-1, rbase=0, rstride=0, rcount=0):
         w = self.world
@@ -332,13 +339,21 @@ class _XSched(Baton):
             w.cond_set[i] = frozenset(fp)
             if kind & K_TURN:
                 w.history = True
-        else:
+        else:  # a plain scheduling point: runnable at once
             w.cond[i] = None
-            w.cond_set[i] = frozenset()
+            w.cond_set[i] = _NOTHING
         w.main.switch()
         if w.ending:
             ctx.trace = None
             raise SchedEnd()
+
+    def start(self, ctx) -> None:
+        """The baton's start park, already made: World.__init__ recorded every
+        actor at "start" (what a park with no wait condition records) and
+        switches to the actor's greenlet only when the explorer first chooses
+        it, whose body then runs from here to its next scheduling point.
+        (Starting every greenlet eagerly cost two switches per actor per
+        schedule, and two more to end the ones never chosen.)"""
 
     def done(self) -> None:
         pass
@@ -385,9 +400,8 @@ class World:
         for s, v in zip(p.sems.values(), p.sem_init):
             s.v = v
         self.sem_id = p.sem_id
-        self.point = [0] * n
         self.cond = [None] * n
-        self.cond_set = [frozenset()] * n
+        self.cond_set = [_NOTHING] * n
         self.live = [True] * n
         self.cover = p.cover
         self.history = False
@@ -403,7 +417,7 @@ class World:
         # actor greenlets come from the Proto's pool: creating, starting and
         # killing a greenlet costs ~18 us, five per world (see _worker)
         self.greenlets = [p.idle.pop() if p.idle else greenlet.greenlet(_worker) for _ in range(n)]
-        self.bodies = []
+        self.jobs = []  # an actor's (body, main) until its greenlet is first switched to
         cfg = p.cfg
         for idx, ctx in enumerate(p.ctxs):
             mm = p.models[idx]
@@ -418,13 +432,16 @@ class World:
             ctx.lat_ns = []
             ctx.handle_requests = None
             ctx.trace = None
-            ctx.waits = _XSched(self, ctx, idx, 1)
+            xs = ctx.waits = p.xscheds[idx]
+            xs.world = self
             ctx.points.scheduled()
             if trace is not None:
                 ctx.trace = (lambda i: lambda code, a=0, b=0: trace.append((i, code, a, b)))(idx)
-            self.bodies.append(self._body(idx, ctx))
-        for idx in range(n):  # every actor runs to its first scheduling point ("start")
-            self._after(idx, self.greenlets[idx].switch((self.bodies[idx], self.main)))
+            self.jobs.append((self._body(idx, ctx), self.main))
+        # every actor is parked at its first scheduling point ("start"), as its
+        # start park would record it (_XSched.start: started lazily)
+        self.point = [_START] * n
+        self.cover[_START] += n
 
     def _body(self, idx, ctx):
         def body():
@@ -442,7 +459,12 @@ class World:
         return body
 
     def _run(self, idx) -> None:
-        self._after(idx, self.greenlets[idx].switch())
+        job = self.jobs[idx]
+        if job is None:
+            self._after(idx, self.greenlets[idx].switch())
+        else:  # its first step: the greenlet starts the actor's body
+            self.jobs[idx] = None
+            self._after(idx, self.greenlets[idx].switch(job))
 
     def _after(self, idx, r) -> None:
         """The actor switched back: parked (``()``, what an argumentless
@@ -450,7 +472,7 @@ class World:
         if r:
             self.live[idx] = False
             self.cond[idx] = None
-            self.cond_set[idx] = frozenset()
+            self.cond_set[idx] = _NOTHING
             if r is not _DONE:
                 raise r[1]  # the body raised: as if the greenlet had died of it
 
@@ -517,13 +539,14 @@ class World:
             if self.trace is not None:
                 self.trace.append((a, "drain", addr, 0))
             return (r, wr)
-        r.update(self.cond_set[ch])
+        cs = self.cond_set
+        r.update(cs[ch])
         self.last = ch
         self._run(ch)
-        r.update(self.cond_set[ch])
+        r.update(cs[ch])
         wr.add(-1000 - ch)
         ctx = self.ctxs[ch]
-        if ctx.counters[C["violations"]] and self.violation is None:
+        if ctx.counters[_I_VIOL] and self.violation is None:
             rec = dict(zip(VIOL_FIELDS, (int(x) for x in ctx.oracle.viol[0, :len(VIOL_FIELDS)])))
             rec["kind"] = KIND_NAMES.get(rec["kind"], str(rec["kind"]))
             self.violation = rec
@@ -567,7 +590,7 @@ class World:
         self.ending = True
         err = None
         for idx, g in enumerate(self.greenlets):
-            if self.live[idx]:
+            if self.live[idx] and self.jobs[idx] is None:  # started, not finished
                 self.live[idx] = False
                 r = g.switch()
                 while not r:  # parked again while unwinding: leave again
@@ -652,6 +675,7 @@ class Proto:
                                     buf=self.buf, params=self.params)
         real_np = dict(arena.np)
         self.ctxs = []
+        self.xscheds = []  # each actor's ctx.waits, pointed at the World running now
         for idx in range(self.n):
             mm = make_model("native", tw, sems[f"fence{idx}"], self.atomic, L.is_atomic)
             ctx = ProcContext(idx, arena, mm, sems, self.params)
@@ -659,6 +683,7 @@ class Proto:
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N
             self.ctxs.append(ctx)
+            self.xscheds.append(_XSched(ctx, idx, 1, self.sem_id))
         # each actor's memory model, reset (not rebuilt: a model seeds a
         # random.Random) per World; buffered ones in controlled mode
         self.models, self.empty = [], []
