@@ -153,13 +153,32 @@ class Explorer:
         if self.prune and getattr(w, "history", False):
             # a wait that history enables ("another actor ran"): the sleep-set
             # argument assumes enabledness is a function of the state
-            from smpemu.errors import UsageError
-
-            raise UsageError("the scenario has a timed wait (enabled once another actor ran): "
-                             "explore it with --no-prune")
+            self._step_history()
         self.res.step_s += time.perf_counter() - t
         self.res.points += 1
         return fp
+
+    def _replay(self, w, chs) -> None:
+        """``_step`` each of ``chs``, footprints not wanted (``World.replay``
+        when the world has it: the same steps, fewer switches)."""
+        replay = getattr(w, "replay", None)
+        if replay is None:
+            for ch in chs:
+                self._step(w, ch)
+            return
+        t = time.perf_counter()
+        replay(chs)
+        if self.prune and getattr(w, "history", False):
+            self._step_history()
+        self.res.step_s += time.perf_counter() - t
+        self.res.points += len(chs)
+
+    @staticmethod
+    def _step_history():
+        from smpemu.errors import UsageError
+
+        raise UsageError("the scenario has a timed wait (enabled once another actor ran): "
+                         "explore it with --no-prune")
 
     def run(self) -> Result:
         self.res = res = Result(self.bound, 0, False, -1)
@@ -206,17 +225,19 @@ class Explorer:
                 raise Timeout()
             w = self._fresh()
             try:
-                for ch in prefix:
-                    self._step(w, ch)
                 cur = cur0  # the initial item starts free after the setup prefix
                 sleep = dict(sleep0)
-                # re-execute the path, then extend it
-                for node in path:
-                    fp = self._step(w, node.chosen)
-                    if node.fp is None:
-                        node.fp = fp
-                        node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
-                    cur = node.chosen
+                # re-execute the prefix and the path (the nodes whose footprints
+                # are known in one go), then extend it
+                known = 0
+                while known < len(path) and path[known].fp is not None:
+                    known += 1
+                self._replay(w, list(prefix) + [node.chosen for node in path[:known]])
+                for node in path[known:]:
+                    node.fp = self._step(w, node.chosen)
+                    node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
+                if path:
+                    cur = path[-1].chosen
                 if path:  # only the last node's sleep set is used (_child_sleep has no side effects)
                     sleep = self._child_sleep(path[-1], path[-1].fp)
                 cost = path[-1].cost + path[-1].inc if path else cost0

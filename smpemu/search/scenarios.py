@@ -342,7 +342,10 @@ class _XSched(Baton):
         else:  # a plain scheduling point: runnable at once
             w.cond[i] = None
             w.cond_set[i] = _NOTHING
-        w.main.switch()
+        if w.budget:  # World.replay: this actor's next step follows at once
+            w.budget -= 1
+        else:
+            w.main.switch()
         if w.ending:
             ctx.trace = None
             raise SchedEnd()
@@ -406,6 +409,7 @@ class World:
         self.cover = p.cover
         self.history = False
         self.ending = False
+        self.budget = 0  # parks the running actor passes without switching (replay)
         self.violation = None
         self.last = -1
         self.trace = trace
@@ -545,12 +549,48 @@ class World:
         self._run(ch)
         r.update(cs[ch])
         wr.add(-1000 - ch)
+        self._note_violation(ch)
+        return (r, wr)
+
+    def _note_violation(self, ch) -> None:
+        """The first violation of the run (only the actor that ran can have recorded one)."""
         ctx = self.ctxs[ch]
         if ctx.counters[_I_VIOL] and self.violation is None:
             rec = dict(zip(VIOL_FIELDS, (int(x) for x in ctx.oracle.viol[0, :len(VIOL_FIELDS)])))
             rec["kind"] = KIND_NAMES.get(rec["kind"], str(rec["kind"]))
             self.violation = rec
-        return (r, wr)
+
+    def replay(self, chs) -> None:
+        """Step ``chs`` (a prefix this world's explorer ran before: it needs no
+        footprints), with the same effect as ``step`` on each in turn.
+
+        Why: most steps the explorer executes re-execute a recorded prefix,
+        and most of those continue the actor that ran last.  Such a run of k
+        choices of one actor is one switch to its greenlet: its next k - 1
+        parks record where it is (as every park does) and go on instead of
+        switching back (``_XSched.park``, ``self.budget``).  Nothing the
+        explorer does between two steps changes the state: it only reads
+        the enabledness the run had when the prefix was recorded."""
+        i, n = 0, len(chs)
+        while i < n:
+            ch = chs[i]
+            j = i + 1
+            if isinstance(ch, tuple):
+                self.step(ch)
+                i = j
+                continue
+            while j < n and chs[j] == ch:
+                j += 1
+            self._en = None
+            self.tw.r = set()
+            self.tw.w = set()
+            self.last = ch
+            self.budget = j - i - 1
+            self._run(ch)
+            if self.budget:
+                raise AbortError(f"explorer: actor {ch} ended before the replayed prefix did")
+            self._note_violation(ch)
+            i = j
 
     def over(self) -> bool:
         """Every actor finished, or only hosts are left and none can run (a
