@@ -78,6 +78,7 @@ class Arena:
         self.layout = layout
         self.buf = buf
         self.words = memoryview(buf).cast("q")
+        self._ctl: dict[int, int] = {}  # ctl_addr's memo
         flat = np.frombuffer(buf, dtype=np.int64, count=layout.n_words)
         self.np: dict[str, np.ndarray] = {}
         for name, f in layout.fields.items():
@@ -93,10 +94,9 @@ class Arena:
         """Address of control word ``which`` (a layout with a ``ctl`` field, one line per word)."""
         # memoised: every MMU and context asks for a few (smpemu check builds
         # them once per schedule)
-        cache = self.__dict__.setdefault("_ctl", {})
-        a = cache.get(which)
+        a = self._ctl.get(which)
         if a is None:
-            a = cache[which] = self.layout["ctl"].addr(which, 0)
+            a = self._ctl[which] = self.layout["ctl"].addr(which, 0)
         return a
 
     def release(self) -> None:
