@@ -236,21 +236,22 @@ class Explorer:
                 for node in path[known:]:
                     node.fp = self._step(w, node.chosen)
                     node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
-                if path:
-                    cur = path[-1].chosen
                 if path:  # only the last node's sleep set is used (_child_sleep has no side effects)
+                    cur = path[-1].chosen
                     sleep = self._child_sleep(path[-1], path[-1].fp)
                 cost = path[-1].cost + path[-1].inc if path else cost0
                 terminal = True  # False: this branch was deferred or pruned, not a schedule
-                while not w.over() and not (w.violation is not None and self.stop_on_violation):
-                    chs = w.choices()
+                over, choices, enabled = w.over, w.choices, w.enabled  # bound once per schedule
+                prune, stop = self.prune, self.stop_on_violation
+                while not over() and not (stop and w.violation is not None):
+                    chs = choices()
                     if not chs:
                         break  # nobody can run: a deadlock (w.deadlock() says so)
-                    cur_en = cur is not None and not isinstance(cur, tuple) and w.enabled(cur)
+                    cur_en = cur is not None and not isinstance(cur, tuple) and enabled(cur)
                     node = _Node(sleep, cur, cur_en, cost)
                     now, later = [], []
                     for ch in chs:
-                        if self.prune and not isinstance(ch, tuple) and ch in sleep:
+                        if prune and ch in sleep and not isinstance(ch, tuple):
                             if self._prunable(w, node, sleep[ch]):
                                 res.pruned += 1
                                 continue
@@ -277,7 +278,7 @@ class Explorer:
                     path.append(node)
                     fp = self._step(w, node.chosen)
                     node.fp = fp
-                    node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
+                    node.en_after = (not isinstance(node.chosen, tuple)) and enabled(node.chosen)
                     sleep = self._child_sleep(node, fp)
                     cur = node.chosen
                     cost += node.inc

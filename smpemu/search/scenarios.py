@@ -200,6 +200,32 @@ class _Sem:
         self.v += 1
 
 
+class _LocalSem:
+    """A semaphore no wait condition watches and no footprint records (the
+    mb() fences, the atomic-word lock stripe: ``addr`` None): as _Sem, without
+    the recording tests (the memory models take one at every barrier and
+    atomic store)."""
+
+    __slots__ = ("v",)
+    addr = None
+
+    def __init__(self, v):
+        self.v = v
+
+    @property
+    def value(self):
+        return self.v
+
+    def acquire(self, timeout=None):
+        if self.v > 0:
+            self.v -= 1
+            return
+        raise posix_ipc.BusyError("explorer: semaphore taken")
+
+    def release(self):
+        self.v += 1
+
+
 class _Row:
     """A TLB mirror row: writes recorded, then done on the numpy row."""
 
@@ -430,8 +456,9 @@ class World:
             mm._fence_up = False  # the fence semaphores are reset above
             ctx.mm = mm
             ctx.policy = p.policy_cls()
-            ctx.points = Points({}, None)
-            ctx.counters[:] = 0
+            if ctx.points is None or ctx.points.arms:  # else as good as new: no delays, nothing armed
+                ctx.points = Points({}, None)
+            ctx.counters.fill(0)
             ctx.my_seq = [0] * p.N
             ctx.lat_ns = []
             ctx.handle_requests = None
@@ -505,7 +532,9 @@ class World:
         en = self._en
         if en is not None:
             return en
-        en = [p for p in range(self.n) if self.runnable(p)]
+        live, cond = self.live, self.cond
+        # runnable(p), its first two tests inlined: most actors are not waiting
+        en = [p for p in range(self.n) if live[p] and (cond[p] is None or self.runnable(p))]
         if not en:  # as the baton: only timed waits left, their time is up
             en = [p for p in range(self.n) if self.live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
         self._en = en
@@ -516,8 +545,8 @@ class World:
 
     def choices(self) -> list:
         out = list(self.enabled_actors())
-        for a, mm in enumerate(self.mms):
-            if mm is not None and mm._n:
+        for a, mm in self.p.buffered_models:
+            if mm._n:
                 for addr in mm.drain_choice_addrs():
                     out.append((a, addr))
         return out
@@ -705,7 +734,7 @@ class Proto:
         sems = {}
         addr = -2
         for name, v, shared in specs:
-            sems[name] = _Sem(v, addr if shared else None, tw)
+            sems[name] = _Sem(v, addr, tw) if shared else _LocalSem(v)
             addr -= 1
         self.sems = sems
         self.sem_init = [v for _, v, _ in specs]
@@ -736,6 +765,7 @@ class Proto:
                 self.empty.append(None)
             self.models.append(mm)
         self.buffered = [mm if e is not None else None for mm, e in zip(self.models, self.empty)]
+        self.buffered_models = [(a, mm) for a, mm in enumerate(self.buffered) if mm is not None]
         # what the vCPU side sees of the mirrors (build_vcpu, at each start): tracked rows
         arena.np["tlb_mirror"] = _Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
         arena.np["tlb_mirror_slot"] = _Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
