@@ -64,7 +64,7 @@ class VCPU:
         self._tlb_get = tlb.map.get  # the TLB only ever clears this dict, never replaces it
         tlb.gen_base = mmu.a_gen  # entries carry the address of their pfn's generation word
         self.next_check = 1  # the first guest step is a scheduling point (periodic)
-        self._counters_row = ctx.arena.counters[me]  # publish() runs at every periodic()
+        self._counters_row = ctx.arena.np["counters"][me]  # publish() runs at every periodic()
 
     # -- requests --------------------------------------------------------------
     def flush_tlb(self) -> None:
@@ -340,7 +340,8 @@ def build_vcpu(ctx, spec):
     L = spec.guest
     me = ctx.pid_index
     mmu = MMU(ctx, L.n_pt_gfns)
-    tlb = TLB(cfg.tlb_size, ctx.arena.tlb_mirror[me], ctx.arena.tlb_mirror_slot[me], L.n_vpn)
+    views = ctx.arena.np  # the dict, not Arena.__getattr__ (smpemu check builds vCPUs once per schedule)
+    tlb = TLB(cfg.tlb_size, views["tlb_mirror"][me], views["tlb_mirror_slot"][me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
     cores = {c for p in spec.placement for c in p}

@@ -15,6 +15,7 @@ Imports nothing of smpemu's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,12 +35,20 @@ class Field:
 
     def addr(self, *idx: int) -> int:
         """Word index of element ``idx`` (row-major)."""
-        off = 0
-        for i, n in zip(idx, self.shape):
-            off = off * n + i
-        for n in self.shape[len(idx):]:
-            off *= n
-        return self.offset + off
+        off = self.offset
+        for i, s in zip(idx, self._strides):
+            off += i * s
+        return off
+
+    @cached_property
+    def _strides(self) -> tuple:
+        """Words between consecutive indices of each dimension (row-major)."""
+        out = []
+        s = 1
+        for n in reversed(self.shape):
+            out.append(s)
+            s *= n
+        return tuple(reversed(out))
 
 
 class ArenaLayout:

@@ -355,7 +355,7 @@ class _XSched(Baton):
             rng = [(rbase + j * rstride, mv[rbase + j * rstride]) for j in range(rcount)] if kind & K_RANGE else []
             semo = sem if kind & K_SEM else None
             w.cond[i] = (kind, w0, mv[w0] if w0 >= 0 else 0, w1, mv[w1] if w1 >= 0 else 0, semo, rng)
-            fp = {a for a, _ in rng}
+            fp = {a for a, _ in rng} if rng else set()
             if w0 >= 0:
                 fp.add(w0)
             if w1 >= 0:
@@ -668,6 +668,9 @@ class World:
                     err = r[1]
             self.p.idle.append(g)
         self.greenlets = []
+        # the bodies not started close a cycle (world -> job -> body -> world):
+        # drop them, so refcounting frees the world and no GC pass is needed
+        self.jobs = []
         if err is not None:
             raise err
 
