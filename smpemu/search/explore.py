@@ -17,7 +17,8 @@ the actor chosen last is still enabled, of anything else (another actor or
 a drain); switching away from a blocked or finished actor, or after a drain,
 is free.  Runs are stateless: every schedule is re-executed from a fresh
 world, following the recorded prefix of choices (the world is
-deterministic: logical clock, no randomness).
+deterministic: logical clock, no randomness; a world with ``replay`` runs
+the recorded prefix in one go, see scenarios.World.replay).
 
 Levels.  At a node of cost c, the choices of cost c are explored now and the
 preempting ones (cost c + 1) are deferred, as a work item (the prefix, the
@@ -308,8 +309,8 @@ class Explorer:
                         v = w.deadlock()
                     if v is not None:
                         res.violations += 1
-                        choices = prefix + chosen
-                        f = Found(res.schedules, cost, len(choices), choices, v, time.perf_counter() - self.t0)
+                        sched = prefix + chosen
+                        f = Found(res.schedules, cost, len(sched), sched, v, time.perf_counter() - self.t0)
                         if res.first is None:
                             res.first = f
                         m = res.minimal

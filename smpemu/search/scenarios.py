@@ -17,6 +17,14 @@ explorer never blocks in one).  Every shared access is recorded (a tracked
 view of the arena words, the semaphores, the TLB mirrors and the oracle's
 scans) so the explorer knows which steps commute.
 
+Speed (every schedule re-executes its whole prefix, so per-world and
+per-step costs are what ``smpemu check`` spends its time on): the actor
+greenlets are pooled across worlds and started when first chosen, the
+memory models and the contexts are reset rather than rebuilt, and a
+recorded prefix runs with one switch per run of one actor's choices
+(``World.replay``).  None of it changes what runs or what is recorded;
+``bench/check_speed.py`` measures it.
+
 Time: the oracle's write-protect check compares a TLB fill's timestamp with
 the sync's.  Here both come from a logical clock (fills read it, syncs
 advance it, as footprints too), so runs are deterministic and two
