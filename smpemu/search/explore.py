@@ -183,16 +183,19 @@ class Explorer:
                          "explore it with --no-prune")
 
     def run(self) -> Result:
-        # The search keeps what it explores (nodes, deferred work items), so
-        # the cyclic GC's young generation fills steadily and a collection,
-        # which here finds nothing to free, cost ~4% of the run at the
-        # default threshold: collect young objects 100 times less often.
-        gc_threshold = gc.get_threshold()
-        gc.set_threshold(max(gc_threshold[0], 70_000), *gc_threshold[1:])
+        # The search keeps what it explores (nodes, deferred work items: up
+        # to hundreds of thousands of objects), and a schedule leaves no
+        # reference cycle behind (reference counting frees each world:
+        # tests/test_check_speed.py), so the cyclic GC would only re-traverse
+        # live objects, finding nothing: that cost ~4% of a run.  Off while
+        # exploring.
+        was_enabled = gc.isenabled()
+        gc.disable()
         try:
             return self._run()
         finally:
-            gc.set_threshold(*gc_threshold)
+            if was_enabled:
+                gc.enable()
 
     def _run(self) -> Result:
         self.res = res = Result(self.bound, 0, False, -1)

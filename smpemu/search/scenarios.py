@@ -399,12 +399,23 @@ class _XSched(Baton):
 _DONE = "done"  # what a worker greenlet reports when its actor's body has returned
 
 
-def _worker(job):
+def _new_worker():
+    """A worker greenlet, started and waiting for its first job (a job is
+    never passed as the start arguments: the greenlet would keep those, and
+    through them the world, for as long as it lives)."""
+    g = greenlet.greenlet(_worker)
+    g.switch()
+    return g
+
+
+def _worker():
     """An actor greenlet, reused across worlds: run one body per job
     ``(body, main)``, then report to ``main`` and wait for the next job.
     Reports: ``()`` (parked: _XSched.park), _DONE, or ("raised", exc)."""
+    job = greenlet.getcurrent().parent.switch()  # idle until the first job
     while True:
         body, main = job
+        job = None
         try:
             body()
             out = _DONE
@@ -412,7 +423,12 @@ def _worker(job):
             raise  # the pool is being collected
         except BaseException as e:  # handed to the world's thread of control
             out = ("raised", e)
+        # an idle worker holds nothing of the world it ran (the body's closure
+        # holds the world, the world its Proto, the Proto this greenlet): the
+        # Proto and its pool are freed by reference counting
+        body = None
         job = main.switch(out)
+        out = None
 
 
 class World:
@@ -454,7 +470,7 @@ class World:
         self.mms = p.buffered
         # actor greenlets come from the Proto's pool: creating, starting and
         # killing a greenlet costs ~18 us, five per world (see _worker)
-        self.greenlets = [p.idle.pop() if p.idle else greenlet.greenlet(_worker) for _ in range(n)]
+        self.greenlets = [p.idle.pop() if p.idle else _new_worker() for _ in range(n)]
         self.jobs = []  # an actor's (body, main) until its greenlet is first switched to
         cfg = p.cfg
         for idx, ctx in enumerate(p.ctxs):
