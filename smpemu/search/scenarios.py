@@ -177,7 +177,9 @@ class _Words:
 
 
 class _Sem:
-    """A counting semaphore stand-in: never blocks (the explorer decides who runs)."""
+    """A counting semaphore stand-in: never blocks (the explorer decides who
+    runs); its pseudo-word ``addr`` is recorded (the semaphores no footprint
+    needs are _LocalSem)."""
 
     __slots__ = ("v", "addr", "tw")
 
@@ -188,23 +190,20 @@ class _Sem:
 
     @property
     def value(self):
-        if self.addr is not None:
-            self.tw.r.add(self.addr)
+        self.tw.r.add(self.addr)
         return self.v
 
     def acquire(self, timeout=None):
-        if self.addr is not None:
-            self.tw.r.add(self.addr)
+        tw = self.tw
+        tw.r.add(self.addr)
         if self.v > 0:
-            if self.addr is not None:
-                self.tw.w.add(self.addr)
+            tw.w.add(self.addr)
             self.v -= 1
             return
         raise posix_ipc.BusyError("explorer: semaphore taken")
 
     def release(self):
-        if self.addr is not None:
-            self.tw.w.add(self.addr)
+        self.tw.w.add(self.addr)
         self.v += 1
 
 
