@@ -7,6 +7,7 @@ the kernel model and knows nothing of how it is run.
 May import: smpemu.kvm, smpemu.memory, smpemu.errors.
 """
 
+import sys
 from importlib import import_module
 
 from smpemu.errors import UsageError
@@ -24,7 +25,8 @@ WORKLOADS = {
 
 def get(name: str):
     try:
-        return import_module(WORKLOADS[name])
+        # sys.modules first: smpemu check's actors look their workload up once per schedule
+        return sys.modules.get(WORKLOADS[name]) or import_module(WORKLOADS[name])
     except KeyError:
         raise UsageError(
             f"unknown workload {name!r}; choose one of: {', '.join(WORKLOADS)}"

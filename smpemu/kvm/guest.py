@@ -19,6 +19,7 @@ data frames, split into one pool per vCPU (the guest's per-CPU page lists).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from smpemu.errors import UsageError
 
@@ -27,6 +28,9 @@ PTES_PER_PT = 1024
 
 @dataclass(frozen=True)
 class GuestLayout:
+    # the derived sizes are cached_property (computed once per layout: the
+    # address helpers below use them on every guest op, and ``smpemu check``
+    # rebuilds every vCPU's objects once per schedule)
     n_vcpus: int
     n_gfns: int
     n_procs: int
@@ -50,31 +54,31 @@ class GuestLayout:
             )
         return GuestLayout(n_vcpus, n_gfns, P, ppt)
 
-    @property
+    @cached_property
     def threads_per_proc(self) -> int:
         return -(-self.n_vcpus // self.n_procs)
 
-    @property
+    @cached_property
     def user_vpns(self) -> int:
         return self.threads_per_proc * self.pages_per_thread
 
-    @property
+    @cached_property
     def pt_per_proc(self) -> int:
         return -(-self.user_vpns // PTES_PER_PT)
 
-    @property
+    @cached_property
     def n_pt_gfns(self) -> int:
         return self.n_procs * self.pt_per_proc
 
-    @property
+    @cached_property
     def n_vpn(self) -> int:
         return max(self.user_vpns, self.n_vcpus + self.n_pt_gfns)
 
-    @property
+    @cached_property
     def n_slots(self) -> int:
         return (self.n_procs + 1) * self.n_vpn
 
-    @property
+    @cached_property
     def pool_size(self) -> int:
         return (self.n_gfns - self.n_pt_gfns) // self.n_vcpus
 
@@ -124,11 +128,12 @@ class GuestKernel:
         self.me = cpu.ctx.pid_index
         self.free_gfns = list(layout.pool(self.me))
         a = cpu.ctx.arena
+        F = a.layout.fields  # the dict itself: smpemu check builds this once per schedule
         self.W = a.words
-        self.a_gpte = a.layout["gpte"].offset
-        self.freed_ring = a.layout["freed_ring"].addr(self.me, 0)
-        self.freed_ring_n = a.layout["freed_ring"].shape[1]
-        self.freed_head = a.layout["freed_head"].addr(self.me, 0)
+        self.a_gpte = F["gpte"].offset
+        self.freed_ring = F["freed_ring"].addr(self.me, 0)
+        self.freed_ring_n = F["freed_ring"].shape[1]
+        self.freed_head = F["freed_head"].addr(self.me, 0)
         self.kmap = layout.kmap_slot(self.me)
 
     def gfn_at(self, slot: int) -> int:

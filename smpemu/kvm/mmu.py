@@ -30,17 +30,18 @@ class MMU:
     def __init__(self, ctx, n_pt_gfns: int):
         self.ctx = ctx
         L = ctx.arena.layout
+        F = L.fields  # the dict itself: smpemu check builds every MMU once per schedule
         self.W = ctx.arena.words
-        self.a_spte = L["spte"].offset
-        self.a_gpte = L["gpte"].offset
-        self.a_rmap = L["rmap"].offset
+        self.a_spte = F["spte"].offset
+        self.a_gpte = F["gpte"].offset
+        self.a_rmap = F["rmap"].offset
         self.rmap_n = L.geometry.rmap_size
-        self.a_unsync = L["unsync"].offset
-        self.a_wp_time = L["wp_time_ns"].offset
-        self.a_memslot = L["memslot"].offset
-        self.a_reclaiming = L["reclaiming"].offset
-        self.a_free = L["free_pfns"].offset
-        self.a_gen = L["pfn_gen"].offset
+        self.a_unsync = F["unsync"].offset
+        self.a_wp_time = F["wp_time_ns"].offset
+        self.a_memslot = F["memslot"].offset
+        self.a_reclaiming = F["reclaiming"].offset
+        self.a_free = F["free_pfns"].offset
+        self.a_gen = F["pfn_gen"].offset
         self.a_nfree = ctx.arena.ctl_addr(CTL_NFREE)
         self.a_nseq = ctx.arena.ctl_addr(CTL_NOTIFIER_SEQ)
         self.a_ncount = ctx.arena.ctl_addr(CTL_NOTIFIER_COUNT)

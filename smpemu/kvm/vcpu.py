@@ -25,6 +25,9 @@ from smpemu.kvm.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, TLB
 from smpemu.kvm.waits import try_take
 
 
+_I_STEPS, _I_HITS, _I_MISSES = C["steps"], C["tlb_hits"], C["tlb_misses"]
+
+
 class StopRun(Exception):
     """The run is over for this vCPU (duration, iterations or stop word)."""
 
@@ -61,6 +64,7 @@ class VCPU:
         self._tlb_get = tlb.map.get  # the TLB only ever clears this dict, never replaces it
         tlb.gen_base = mmu.a_gen  # entries carry the address of their pfn's generation word
         self.next_check = 1  # the first guest step is a scheduling point (periodic)
+        self._counters_row = ctx.arena.np["counters"][me]  # publish() runs at every periodic()
 
     # -- requests --------------------------------------------------------------
     def flush_tlb(self) -> None:
@@ -277,10 +281,10 @@ class VCPU:
     # -- bookkeeping ---------------------------------------------------------------------------
     def publish(self) -> None:
         c = self.ctx.counters
-        c[C["steps"]] = self.steps
-        c[C["tlb_hits"]] = self.steps - self.misses - self.exit_steps
-        c[C["tlb_misses"]] = self.misses
-        self.ctx.arena.counters[self.me, :] = c
+        c[_I_STEPS] = self.steps
+        c[_I_HITS] = self.steps - self.misses - self.exit_steps
+        c[_I_MISSES] = self.misses
+        self._counters_row[:] = c
 
     def periodic(self) -> None:
         ctx = self.ctx
@@ -336,7 +340,8 @@ def build_vcpu(ctx, spec):
     L = spec.guest
     me = ctx.pid_index
     mmu = MMU(ctx, L.n_pt_gfns)
-    tlb = TLB(cfg.tlb_size, ctx.arena.tlb_mirror[me], ctx.arena.tlb_mirror_slot[me], L.n_vpn)
+    views = ctx.arena.np  # the dict, not Arena.__getattr__ (smpemu check builds vCPUs once per schedule)
+    tlb = TLB(cfg.tlb_size, views["tlb_mirror"][me], views["tlb_mirror_slot"][me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
     cores = {c for p in spec.placement for c in p}

@@ -106,6 +106,7 @@ context using it: ``harness.context.ProcContext(..., waits=MyWaits())``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 def try_take(sem) -> bool:
@@ -128,11 +129,12 @@ class Lock:
     holder: int  # arena word: os pid of the holder, 0 when free
     acq: int  # arena word: acquisitions so far (moves while the lock changes hands)
 
-    @property
+    # cached: kvm.locks.lock reads them at every acquisition
+    @cached_property
     def at(self) -> str:
         return "lock." + self.name  # the scheduling point before each acquisition
 
-    @property
+    @cached_property
     def wait(self) -> str:
         return "wait." + self.name  # the wait while it is taken
 

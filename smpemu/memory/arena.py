@@ -15,6 +15,7 @@ Imports nothing of smpemu's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,12 +35,20 @@ class Field:
 
     def addr(self, *idx: int) -> int:
         """Word index of element ``idx`` (row-major)."""
-        off = 0
-        for i, n in zip(idx, self.shape):
-            off = off * n + i
-        for n in self.shape[len(idx):]:
-            off *= n
-        return self.offset + off
+        off = self.offset
+        for i, s in zip(idx, self._strides):
+            off += i * s
+        return off
+
+    @cached_property
+    def _strides(self) -> tuple:
+        """Words between consecutive indices of each dimension (row-major)."""
+        out = []
+        s = 1
+        for n in reversed(self.shape):
+            out.append(s)
+            s *= n
+        return tuple(reversed(out))
 
 
 class ArenaLayout:
@@ -78,6 +87,7 @@ class Arena:
         self.layout = layout
         self.buf = buf
         self.words = memoryview(buf).cast("q")
+        self._ctl: dict[int, int] = {}  # ctl_addr's memo
         flat = np.frombuffer(buf, dtype=np.int64, count=layout.n_words)
         self.np: dict[str, np.ndarray] = {}
         for name, f in layout.fields.items():
@@ -91,7 +101,12 @@ class Arena:
 
     def ctl_addr(self, which: int) -> int:
         """Address of control word ``which`` (a layout with a ``ctl`` field, one line per word)."""
-        return self.layout["ctl"].addr(which, 0)
+        # memoised: every MMU and context asks for a few (smpemu check builds
+        # them once per schedule)
+        a = self._ctl.get(which)
+        if a is None:
+            a = self._ctl[which] = self.layout["ctl"].addr(which, 0)
+        return a
 
     def release(self) -> None:
         """Drop our views so the mapping can be closed."""

@@ -17,7 +17,8 @@ the actor chosen last is still enabled, of anything else (another actor or
 a drain); switching away from a blocked or finished actor, or after a drain,
 is free.  Runs are stateless: every schedule is re-executed from a fresh
 world, following the recorded prefix of choices (the world is
-deterministic: logical clock, no randomness).
+deterministic: logical clock, no randomness; a world with ``replay`` runs
+the recorded prefix in one go, see scenarios.World.replay).
 
 Levels.  At a node of cost c, the choices of cost c are explored now and the
 preempting ones (cost c + 1) are deferred, as a work item (the prefix, the
@@ -67,6 +68,7 @@ Level 0 is one item and runs here.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -170,15 +172,49 @@ class Explorer:
         if self.prune and getattr(w, "history", False):
             # a wait that history enables ("another actor ran"): the sleep-set
             # argument assumes enabledness is a function of the state
-            from smpemu.errors import UsageError
-
-            raise UsageError("the scenario has a timed wait (enabled once another actor ran): "
-                             "explore it with --no-prune")
+            self._step_history()
         self.res.step_s += time.perf_counter() - t
         self.res.points += 1
         return fp
 
+    def _replay(self, w, chs) -> None:
+        """``_step`` each of ``chs``, footprints not wanted (``World.replay``
+        when the world has it: the same steps, fewer switches)."""
+        replay = getattr(w, "replay", None)
+        if replay is None:
+            for ch in chs:
+                self._step(w, ch)
+            return
+        t = time.perf_counter()
+        replay(chs)
+        if self.prune and getattr(w, "history", False):
+            self._step_history()
+        self.res.step_s += time.perf_counter() - t
+        self.res.points += len(chs)
+
+    @staticmethod
+    def _step_history():
+        from smpemu.errors import UsageError
+
+        raise UsageError("the scenario has a timed wait (enabled once another actor ran): "
+                         "explore it with --no-prune")
+
     def run(self) -> Result:
+        # The search keeps what it explores (nodes, deferred work items: up
+        # to hundreds of thousands of objects), and a schedule leaves no
+        # reference cycle behind (reference counting frees each world:
+        # tests/test_check_speed.py), so the cyclic GC would only re-traverse
+        # live objects, finding nothing: that cost ~4% of a run.  Off while
+        # exploring.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(self) -> Result:
         res = Result(self.bound, 0, False, -1)
         self.t0 = time.perf_counter()
         c0 = time.process_time()
@@ -270,8 +306,10 @@ class Explorer:
 
     def _dfs(self, item, k, nxt) -> None:
         prefix, sleep0, todo0, explored0, cur0, cost0 = item
+        prefix = list(prefix)
         res = self.res
         path: list[_Node] = []
+        chosen: list = []  # [n.chosen for n in path], kept along (schedules and work items copy it)
         root = None
         if todo0 is not None:
             root = _Node(dict(sleep0), cur0, cur0 is not None and not isinstance(cur0, tuple), cost0)
@@ -281,34 +319,39 @@ class Explorer:
             root.chosen = root.todo.pop(0)
             root.inc = 1
             path.append(root)
+            chosen.append(root.chosen)
         while True:
             if self.timeout is not None and time.perf_counter() - self.t0 > self.timeout:
                 raise Timeout()
             w = self._fresh()
             try:
-                for ch in prefix:
-                    self._step(w, ch)
                 cur = cur0  # the initial item starts free after the setup prefix
                 sleep = dict(sleep0)
-                # re-execute the path, then extend it
-                for node in path:
-                    fp = self._step(w, node.chosen)
-                    if node.fp is None:
-                        node.fp = fp
-                        node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
-                    sleep = self._child_sleep(node, fp)
-                    cur = node.chosen
+                # re-execute the prefix and the path (the nodes whose footprints
+                # are known in one go), then extend it
+                known = 0
+                while known < len(path) and path[known].fp is not None:
+                    known += 1
+                self._replay(w, prefix + chosen[:known])
+                for node in path[known:]:
+                    node.fp = self._step(w, node.chosen)
+                    node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
+                if path:  # only the last node's sleep set is used (_child_sleep has no side effects)
+                    cur = path[-1].chosen
+                    sleep = self._child_sleep(path[-1], path[-1].fp)
                 cost = path[-1].cost + path[-1].inc if path else cost0
                 terminal = True  # False: this branch was deferred or pruned, not a schedule
-                while not w.over() and not (w.violation is not None and self.stop_on_violation):
-                    chs = w.choices()
+                over, choices, enabled = w.over, w.choices, w.enabled  # bound once per schedule
+                prune, stop = self.prune, self.stop_on_violation
+                while not over() and not (stop and w.violation is not None):
+                    chs = choices()
                     if not chs:
                         break  # nobody can run: a deadlock (w.deadlock() says so)
-                    cur_en = cur is not None and not isinstance(cur, tuple) and w.enabled(cur)
+                    cur_en = cur is not None and not isinstance(cur, tuple) and enabled(cur)
                     node = _Node(sleep, cur, cur_en, cost)
                     now, later = [], []
                     for ch in chs:
-                        if self.prune and not isinstance(ch, tuple) and ch in sleep:
+                        if prune and ch in sleep and not isinstance(ch, tuple):
                             if self._prunable(w, node, sleep[ch]):
                                 res.pruned += 1
                                 continue
@@ -325,7 +368,7 @@ class Explorer:
                         # every choice here is deferred or pruned: this branch
                         # goes on at the next level, or is covered elsewhere
                         if later:
-                            nxt.append((self._prefix(prefix, path), dict(sleep), later, [], cur, cost))
+                            nxt.append((prefix + chosen, dict(sleep), later, [], cur, cost))
                         terminal = False
                         break
                     node.later = later
@@ -333,9 +376,10 @@ class Explorer:
                     node.todo = now[1:]
                     node.inc = node.incs[node.chosen]
                     path.append(node)
+                    chosen.append(node.chosen)
                     fp = self._step(w, node.chosen)
                     node.fp = fp
-                    node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
+                    node.en_after = (not isinstance(node.chosen, tuple)) and enabled(node.chosen)
                     sleep = self._child_sleep(node, fp)
                     cur = node.chosen
                     cost += node.inc
@@ -348,8 +392,8 @@ class Explorer:
                         v = w.deadlock()
                     if v is not None:
                         res.violations += 1
-                        choices = self._prefix(prefix, path)
-                        f = Found(res.schedules, cost, len(choices), choices, v, time.perf_counter() - self.t0)
+                        sched = prefix + chosen
+                        f = Found(res.schedules, cost, len(sched), sched, v, time.perf_counter() - self.t0)
                         if res.first is None:
                             res.first = f
                         m = res.minimal
@@ -364,21 +408,17 @@ class Explorer:
                 node = path[-1]
                 if node.todo:
                     node.explored.append((node.chosen, node.fp, node.en_after, node.inc))
-                    node.chosen = node.todo.pop(0)
+                    node.chosen = chosen[-1] = node.todo.pop(0)
                     node.inc = node.incs[node.chosen]
                     node.fp = None
                     break
                 path.pop()
+                chosen.pop()
                 if node.later:
                     explored = node.explored + [(node.chosen, node.fp, node.en_after, node.inc)]
-                    nxt.append((self._prefix(prefix, path), node.sleep, node.later, explored, node.cur,
-                                node.cost))
+                    nxt.append((prefix + chosen, node.sleep, node.later, explored, node.cur, node.cost))
             if not path:
                 return
-
-    @staticmethod
-    def _prefix(prefix, path) -> list:
-        return list(prefix) + [n.chosen for n in path]
 
     def _child_sleep(self, node, fp) -> dict:
         """The sleep set after ``node.chosen`` (footprint ``fp``) ran."""

@@ -17,6 +17,14 @@ explorer never blocks in one).  Every shared access is recorded (a tracked
 view of the arena words, the semaphores, the TLB mirrors and the oracle's
 scans) so the explorer knows which steps commute.
 
+Speed (every schedule re-executes its whole prefix, so per-world and
+per-step costs are what ``smpemu check`` spends its time on): the actor
+greenlets are pooled across worlds and started when first chosen, the
+memory models and the contexts are reset rather than rebuilt, and a
+recorded prefix runs with one switch per run of one actor's choices
+(``World.replay``).  None of it changes what runs or what is recorded;
+``bench/check_speed.py`` measures it.
+
 Time: the oracle's write-protect check compares a TLB fill's timestamp with
 the sync's.  Here both come from a logical clock (fills read it, syncs
 advance it, as footprints too), so runs are deterministic and two
@@ -158,6 +166,9 @@ def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> R
 
 # -- tracked shared state -----------------------------------------------------------
 CLOCK = -1  # pseudo-word of the logical clock
+_NOTHING = frozenset()  # the watched words of an actor that is not waiting
+_START = SCHED_POINTS.index("start")
+_I_VIOL = C["violations"]
 
 
 class _Words:
@@ -183,7 +194,9 @@ class _Words:
 
 
 class _Sem:
-    """A counting semaphore stand-in: never blocks (the explorer decides who runs)."""
+    """A counting semaphore stand-in: never blocks (the explorer decides who
+    runs); its pseudo-word ``addr`` is recorded (the semaphores no footprint
+    needs are _LocalSem)."""
 
     __slots__ = ("v", "addr", "tw")
 
@@ -194,23 +207,46 @@ class _Sem:
 
     @property
     def value(self):
-        if self.addr is not None:
-            self.tw.r.add(self.addr)
+        self.tw.r.add(self.addr)
         return self.v
 
     def acquire(self, timeout=None):
-        if self.addr is not None:
-            self.tw.r.add(self.addr)
+        tw = self.tw
+        tw.r.add(self.addr)
         if self.v > 0:
-            if self.addr is not None:
-                self.tw.w.add(self.addr)
+            tw.w.add(self.addr)
             self.v -= 1
             return
         raise posix_ipc.BusyError("explorer: semaphore taken")
 
     def release(self):
-        if self.addr is not None:
-            self.tw.w.add(self.addr)
+        self.tw.w.add(self.addr)
+        self.v += 1
+
+
+class _LocalSem:
+    """A semaphore no wait condition watches and no footprint records (the
+    mb() fences, the atomic-word lock stripe: ``addr`` None): as _Sem, without
+    the recording tests (the memory models take one at every barrier and
+    atomic store)."""
+
+    __slots__ = ("v",)
+    addr = None
+
+    def __init__(self, v):
+        self.v = v
+
+    @property
+    def value(self):
+        return self.v
+
+    def acquire(self, timeout=None):
+        if self.v > 0:
+            self.v -= 1
+            return
+        raise posix_ipc.BusyError("explorer: semaphore taken")
+
+    def release(self):
         self.v += 1
 
 
@@ -237,15 +273,19 @@ class _Row:
 
 
 class _Mirror:
-    __slots__ = ("arr", "field", "tw")
+    __slots__ = ("arr", "field", "tw", "rows")
 
     def __init__(self, arr, field, tw):
         self.arr = arr
         self.field = field
         self.tw = tw
+        self.rows = {}  # v -> its _Row (stateless): every World's build_vcpu asks for it
 
     def __getitem__(self, v):
-        return _Row(self.arr[v], self.field.addr(v, 0), self.tw)
+        row = self.rows.get(v)
+        if row is None:
+            row = self.rows[v] = _Row(self.arr[v], self.field.addr(v, 0), self.tw)
+        return row
 
 
 class _Oracle(Oracle):
@@ -321,13 +361,13 @@ class _Ops(list):
 class _XSched(Baton):
     """The baton's process side, parking into the explorer instead of a semaphore."""
 
-    def __init__(self, world, ctx, idx, every, flag=None):
-        self.world = world
+    def __init__(self, ctx, idx, every, sem_id):
+        self.world = None  # the World running now (one _XSched per actor of a Proto)
         self.idx = idx
         self.W = ctx.arena.words
         self.step_every = every
         self.n = 0
-        self.sem_id = world.sem_id  # id -> the semaphore object itself (park gets the object)
+        self.sem_id = sem_id  # id -> the semaphore object itself (park gets the object)
 
     def park(self, ctx, point, kind=0, w0=-1, w1=-1, sem=-1, rbase=0, rstride=0, rcount=0):
         w = self.world
@@ -339,7 +379,7 @@ class _XSched(Baton):
             rng = [(rbase + j * rstride, mv[rbase + j * rstride]) for j in range(rcount)] if kind & K_RANGE else []
             semo = sem if kind & K_SEM else None
             w.cond[i] = (kind, w0, mv[w0] if w0 >= 0 else 0, w1, mv[w1] if w1 >= 0 else 0, semo, rng)
-            fp = {a for a, _ in rng}
+            fp = {a for a, _ in rng} if rng else set()
             if w0 >= 0:
                 fp.add(w0)
             if w1 >= 0:
@@ -349,16 +389,62 @@ class _XSched(Baton):
             w.cond_set[i] = frozenset(fp)
             if kind & K_TURN:
                 w.history = True
-        else:
+        else:  # a plain scheduling point: runnable at once
             w.cond[i] = None
-            w.cond_set[i] = frozenset()
-        w.main.switch()
+            w.cond_set[i] = _NOTHING
+        if w.budget:  # World.replay: this actor's next step follows at once
+            w.budget -= 1
+        else:
+            w.main.switch()
         if w.ending:
             ctx.trace = None
             raise SchedEnd()
 
+    def start(self, ctx) -> None:
+        """The baton's start park, already made: World.__init__ recorded every
+        actor at "start" (what a park with no wait condition records) and
+        switches to the actor's greenlet only when the explorer first chooses
+        it, whose body then runs from here to its next scheduling point.
+        (Starting every greenlet eagerly cost two switches per actor per
+        schedule, and two more to end the ones never chosen.)"""
+
     def done(self) -> None:
         pass
+
+
+_DONE = "done"  # what a worker greenlet reports when its actor's body has returned
+
+
+def _new_worker():
+    """A worker greenlet, started and waiting for its first job (a job is
+    never passed as the start arguments: the greenlet would keep those, and
+    through them the world, for as long as it lives)."""
+    g = greenlet.greenlet(_worker)
+    g.switch()
+    return g
+
+
+def _worker():
+    """An actor greenlet, reused across worlds: run one body per job
+    ``(body, main)``, then report to ``main`` and wait for the next job.
+    Reports: ``()`` (parked: _XSched.park), _DONE, or ("raised", exc)."""
+    job = greenlet.getcurrent().parent.switch()  # idle until the first job
+    while True:
+        body, main = job
+        job = None
+        try:
+            body()
+            out = _DONE
+        except greenlet.GreenletExit:
+            raise  # the pool is being collected
+        except BaseException as e:  # handed to the world's thread of control
+            out = ("raised", e)
+        # an idle worker holds nothing of the world it ran (the body's closure
+        # holds the world, the world its Proto, the Proto this greenlet): the
+        # Proto and its pool are freed by reference counting
+        body = None
+        job = main.switch(out)
+        out = None
 
 
 class World:
@@ -383,13 +469,13 @@ class World:
         for s, v in zip(p.sems.values(), p.sem_init):
             s.v = v
         self.sem_id = p.sem_id
-        self.point = [0] * n
         self.cond = [None] * n
-        self.cond_set = [frozenset()] * n
+        self.cond_set = [_NOTHING] * n
         self.live = [True] * n
         self.cover = p.cover
         self.history = False
         self.ending = False
+        self.budget = 0  # parks the running actor passes without switching (replay)
         self.violation = None
         self.last = -1
         self.trace = trace
@@ -397,33 +483,37 @@ class World:
         self.main = greenlet.getcurrent()
         self.spec = p.spec
         self.ctxs = p.ctxs
-        self.mms = []
-        self.greenlets = []
-        cfg = p.cfg
+        self.mms = p.buffered
+        # actor greenlets come from the Proto's pool: creating, starting and
+        # killing a greenlet costs ~18 us, five per world (see _worker)
+        self.greenlets = [p.idle.pop() if p.idle else _new_worker() for _ in range(n)]
+        self.jobs = []  # an actor's (body, main) until its greenlet is first switched to
         ppid = os.getppid()  # check_alive's "coordinator died" test: here a forked explorer worker's parent
         for idx, ctx in enumerate(p.ctxs):
             ctx.parent = ppid
-            mm = make_model(cfg.memory_model, tw, p.sems[f"fence{idx}"], p.atomic, p.layout.is_atomic, seed=idx)
-            if hasattr(mm, "controlled"):
-                mm.controlled()
-                self.mms.append(mm)
-            else:
-                self.mms.append(None)
+            mm = p.models[idx]
+            if p.empty[idx] is not None:
+                mm.restore(p.empty[idx])
+            mm._fence_up = False  # the fence semaphores are reset above
             ctx.mm = mm
             ctx.policy = p.policy_cls()
-            ctx.points = Points({}, None)
-            ctx.counters[:] = 0
+            if ctx.points is None or ctx.points.arms:  # else as good as new: no delays, nothing armed
+                ctx.points = Points({}, None)
+            ctx.counters.fill(0)
             ctx.my_seq = [0] * p.N
             ctx.lat_ns = []
             ctx.handle_requests = None
             ctx.trace = None
-            ctx.waits = _XSched(self, ctx, idx, 1)
+            xs = ctx.waits = p.xscheds[idx]
+            xs.world = self
             ctx.points.scheduled()
             if trace is not None:
                 ctx.trace = (lambda i: lambda code, a=0, b=0: trace.append((i, code, a, b)))(idx)
-            self.greenlets.append(greenlet.greenlet(self._body(idx, ctx)))
-        for idx in range(n):  # every actor runs to its first scheduling point ("start")
-            self._run(idx)
+            self.jobs.append((self._body(idx, ctx), self.main))
+        # every actor is parked at its first scheduling point ("start"), as its
+        # start park would record it (_XSched.start: started lazily)
+        self.point = [_START] * n
+        self.cover[_START] += n
 
     def _body(self, idx, ctx):
         def body():
@@ -441,12 +531,22 @@ class World:
         return body
 
     def _run(self, idx) -> None:
-        g = self.greenlets[idx]
-        g.switch()
-        if g.dead:
+        job = self.jobs[idx]
+        if job is None:
+            self._after(idx, self.greenlets[idx].switch())
+        else:  # its first step: the greenlet starts the actor's body
+            self.jobs[idx] = None
+            self._after(idx, self.greenlets[idx].switch(job))
+
+    def _after(self, idx, r) -> None:
+        """The actor switched back: parked (``()``, what an argumentless
+        switch delivers), or its body ended (_worker)."""
+        if r:
             self.live[idx] = False
             self.cond[idx] = None
-            self.cond_set[idx] = frozenset()
+            self.cond_set[idx] = _NOTHING
+            if r is not _DONE:
+                raise r[1]  # the body raised: as if the greenlet had died of it
 
     # -- the explorer's interface ---------------------------------------------------------
     def runnable(self, p) -> bool:
@@ -473,7 +573,9 @@ class World:
         en = self._en
         if en is not None:
             return en
-        en = [p for p in range(self.n) if self.runnable(p)]
+        live, cond = self.live, self.cond
+        # runnable(p), its first two tests inlined: most actors are not waiting
+        en = [p for p in range(self.n) if live[p] and (cond[p] is None or self.runnable(p))]
         if not en:  # as the baton: only timed waits left, their time is up
             en = [p for p in range(self.n) if self.live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
         self._en = en
@@ -484,8 +586,8 @@ class World:
 
     def choices(self) -> list:
         out = list(self.enabled_actors())
-        for a, mm in enumerate(self.mms):
-            if mm is not None and mm._n:
+        for a, mm in self.p.buffered_models:
+            if mm._n:
                 for addr in mm.drain_choice_addrs():
                     out.append((a, addr))
         return out
@@ -511,17 +613,54 @@ class World:
             if self.trace is not None:
                 self.trace.append((a, "drain", addr, 0))
             return (r, wr)
-        r.update(self.cond_set[ch])
+        cs = self.cond_set
+        r.update(cs[ch])
         self.last = ch
         self._run(ch)
-        r.update(self.cond_set[ch])
+        r.update(cs[ch])
         wr.add(-1000 - ch)
+        self._note_violation(ch)
+        return (r, wr)
+
+    def _note_violation(self, ch) -> None:
+        """The first violation of the run (only the actor that ran can have recorded one)."""
         ctx = self.ctxs[ch]
-        if ctx.counters[C["violations"]] and self.violation is None:
+        if ctx.counters[_I_VIOL] and self.violation is None:
             rec = dict(zip(VIOL_FIELDS, (int(x) for x in ctx.oracle.viol[0, :len(VIOL_FIELDS)])))
             rec["kind"] = KIND_NAMES.get(rec["kind"], str(rec["kind"]))
             self.violation = rec
-        return (r, wr)
+
+    def replay(self, chs) -> None:
+        """Step ``chs`` (a prefix this world's explorer ran before: it needs no
+        footprints), with the same effect as ``step`` on each in turn.
+
+        Why: most steps the explorer executes re-execute a recorded prefix,
+        and most of those continue the actor that ran last.  Such a run of k
+        choices of one actor is one switch to its greenlet: its next k - 1
+        parks record where it is (as every park does) and go on instead of
+        switching back (``_XSched.park``, ``self.budget``).  Nothing the
+        explorer does between two steps changes the state: it only reads
+        the enabledness the run had when the prefix was recorded."""
+        i, n = 0, len(chs)
+        while i < n:
+            ch = chs[i]
+            j = i + 1
+            if isinstance(ch, tuple):
+                self.step(ch)
+                i = j
+                continue
+            while j < n and chs[j] == ch:
+                j += 1
+            self._en = None
+            self.tw.r = set()
+            self.tw.w = set()
+            self.last = ch
+            self.budget = j - i - 1
+            self._run(ch)
+            if self.budget:
+                raise AbortError(f"explorer: actor {ch} ended before the replayed prefix did")
+            self._note_violation(ch)
+            i = j
 
     def over(self) -> bool:
         """Every actor finished, or only hosts are left and none can run (a
@@ -555,13 +694,26 @@ class World:
         return b + b"|".join(parts)
 
     def close(self) -> None:
+        """End every actor still running (each parked actor resumes and its
+        park raises SchedEnd, as a baton's process leaves at the schedule's
+        end), then give the greenlets back to the pool."""
         self.ending = True
-        for g in self.greenlets:
-            if not g.dead:
-                try:
-                    g.throw(SchedEnd())
-                except (SchedEnd, StopRun):
-                    pass
+        err = None
+        for idx, g in enumerate(self.greenlets):
+            if self.live[idx] and self.jobs[idx] is None:  # started, not finished
+                self.live[idx] = False
+                r = g.switch()
+                while not r:  # parked again while unwinding: leave again
+                    r = g.switch()
+                if r is not _DONE and err is None:
+                    err = r[1]
+            self.p.idle.append(g)
+        self.greenlets = []
+        # the bodies not started close a cycle (world -> job -> body -> world):
+        # drop them, so refcounting frees the world and no GC pass is needed
+        self.jobs = []
+        if err is not None:
+            raise err
 
 
 class Proto:
@@ -604,6 +756,7 @@ class Proto:
             scanned.update(range(f.offset, f.offset + f.size))
         self.scanned = frozenset(scanned)
         self.cover = [0] * len(SCHED_POINTS)
+        self.idle = []  # actor greenlets of closed worlds (World: reused)
         # op progress of each actor (setup), through op lists that report it
         self.progress = [0] * self.n
         script = dict(sc.script)
@@ -625,7 +778,7 @@ class Proto:
         sems = {}
         addr = -2
         for name, v, shared in specs:
-            sems[name] = _Sem(v, addr if shared else None, tw)
+            sems[name] = _Sem(v, addr, tw) if shared else _LocalSem(v)
             addr -= 1
         self.sems = sems
         self.sem_init = [v for _, v, _ in specs]
@@ -635,6 +788,7 @@ class Proto:
                                     buf=self.buf, params=self.params)
         real_np = dict(arena.np)
         self.ctxs = []
+        self.xscheds = []  # each actor's ctx.waits, pointed at the World running now
         for idx in range(self.n):
             mm = make_model("native", tw, sems[f"fence{idx}"], self.atomic, L.is_atomic)
             ctx = ProcContext(idx, arena, mm, sems, self.params)
@@ -642,6 +796,20 @@ class Proto:
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N
             self.ctxs.append(ctx)
+            self.xscheds.append(_XSched(ctx, idx, 1, self.sem_id))
+        # each actor's memory model, reset (not rebuilt: a model seeds a
+        # random.Random) per World; buffered ones in controlled mode
+        self.models, self.empty = [], []
+        for idx in range(self.n):
+            mm = make_model(cfg.memory_model, tw, sems[f"fence{idx}"], self.atomic, L.is_atomic, seed=idx)
+            if hasattr(mm, "controlled"):
+                mm.controlled()
+                self.empty.append(mm.snapshot())  # restored at each World
+            else:
+                self.empty.append(None)
+            self.models.append(mm)
+        self.buffered = [mm if e is not None else None for mm, e in zip(self.models, self.empty)]
+        self.buffered_models = [(a, mm) for a, mm in enumerate(self.buffered) if mm is not None]
         # what the vCPU side sees of the mirrors (build_vcpu, at each start): tracked rows
         arena.np["tlb_mirror"] = _Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
         arena.np["tlb_mirror_slot"] = _Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
