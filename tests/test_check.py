@@ -381,10 +381,13 @@ def _outcome(cr):
     ("deferred-v4-nowmb", "one-flusher", "relaxed", 2),  # a violation at level 2: items of levels 1 and 2
     ("tlbs-dirty", "sync", "tso", 2),  # clean, complete
 ])
-def test_several_processes_explore_exactly_what_one_does(policy, scenario, model, k):
+def test_several_processes_explore_exactly_what_one_does(policy, scenario, model, k, monkeypatch):
+    from smpemu.search import explore
+
+    monkeypatch.setattr(explore, "MIN_SHARED_ITEMS", 2)  # small scenarios: share every level but 0
     one = run_check(policy, scenario, model, bound=k, timeout=280, jobs=1)
     three = run_check(policy, scenario, model, bound=k, timeout=280, jobs=3)
-    assert three.jobs == 3
+    assert three.jobs == 3 and three.res.shared > 0 and one.res.shared == 0
     assert _outcome(three) == _outcome(one)
 
 

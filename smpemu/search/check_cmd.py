@@ -72,7 +72,7 @@ class CheckResult:
             "requests": self.requests, "bound": self.bound, "complete": r.complete,
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
             "schedules": r.schedules, "pruned": r.pruned, "points": r.points,
-            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3), "jobs": self.jobs,
+            "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3), "jobs": self.jobs, "shared_items": r.shared,
             "schedules_per_s": round(r.schedules / el, 1),
             "points_per_cpu_s": round(r.points / max(r.cpu_s, 1e-9), 1),
             "points_per_s": round(r.points / el, 1),

@@ -63,7 +63,8 @@ prefix and sleep set), so ``jobs`` > 1 forks worker processes that run them
 in chunks; the chunks' results are merged in work-item order, so schedule
 numbers, the first violation, the minimal counterexample, the counts and
 the coverage are the same for any number of processes (a test checks it).
-Level 0 is one item and runs here.
+Level 0 is one item and runs here, as does any level with fewer than
+``MIN_SHARED_ITEMS`` items; the pool is forked when a level first needs it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+
+
+MIN_SHARED_ITEMS = 16  # a level with fewer work items runs in this process
 
 
 class Timeout(Exception):
@@ -109,6 +113,7 @@ class Result:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # process CPU time, summed over the processes (the machine may be shared)
     busy_s: float = 0.0  # wall time the processes spent running work items, summed
+    shared: int = 0  # work items run in worker processes (--jobs)
     step_s: float = 0.0  # time inside the worlds' steps (protocol code)
     build_s: float = 0.0  # time building worlds
     first: Found | None = None  # first violation found
@@ -219,13 +224,13 @@ class Explorer:
         self.t0 = time.perf_counter()
         c0 = time.process_time()
         work = [(self.prefix, {}, None, [], None, 0)]
-        pool = _pool(self) if self.jobs > 1 else None
+        self._pool = None  # forked at the first level big enough to share
         try:
             for k in range(self.bound + 1):
                 res.level = k
                 n0 = res.schedules
                 nxt, n_next, timed_out = [], 0, False
-                for out in self._level(pool, work, k, res):
+                for out in self._level(work, k, res):
                     self._merge(res, out)
                     timed_out = timed_out or out.timed_out
                     nxt.extend(out.nxt)
@@ -243,22 +248,26 @@ class Explorer:
                     break
             res.complete = not res.timed_out
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            if self._pool is not None:
+                self._pool.terminate()
+                self._pool.join()
+                self._pool = None
         res.elapsed_s = time.perf_counter() - self.t0
         res.cpu_s += time.process_time() - c0
         return res
 
     # -- a level's work items, in chunks (in this process or in a pool) --------------
-    def _level(self, pool, work, k, res):
+    def _level(self, work, k, res):
         """The level's chunk results, in work-item order (so that schedule
         numbers, the first violation and the minimal one are the same
         whatever the number of processes)."""
         last = k == self.bound
-        if pool is None or len(work) < 2:
+        if self.jobs < 2 or len(work) < MIN_SHARED_ITEMS:  # forking would cost more than it saves
             yield self._chunk(work, k, res.schedules, last)
             return
+        if self._pool is None:
+            self._pool = _pool(self)
+        pool = self._pool
         n = min(len(work), self.jobs * 8)  # several chunks per process: items differ in size
         size = -(-len(work) // n)
         chunks = [work[i:i + size] for i in range(0, len(work), size)]
@@ -279,6 +288,7 @@ class Explorer:
             timed_out = True
         delta = [a - b for a, b in zip(self.counters, mark)] if mark is not None else None
         res.busy_s = time.perf_counter() - t0
+        res.shared = len(items) if in_worker else 0
         return _ChunkOut(res, [] if last else nxt, len(nxt), timed_out, delta,
                          time.process_time() - c0 if in_worker else 0.0)
 
@@ -298,6 +308,7 @@ class Explorer:
         res.step_s += r.step_s
         res.build_s += r.build_s
         res.busy_s += r.busy_s
+        res.shared += r.shared
         res.violations += r.violations
         res.cpu_s += out.cpu_s
         if out.counters is not None:
