@@ -139,6 +139,11 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
 
 
+def _check_jobs(jobs) -> None:
+    if not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
+
+
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
               bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
               max_schedules: int | None = None, jobs: int = 1) -> CheckResult:
@@ -155,8 +160,7 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
         bound = sc.bound
     if not isinstance(bound, int) or not 0 <= bound <= 20:
         raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
-    if not isinstance(jobs, int) or not 1 <= jobs <= 256:
-        raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
+    _check_jobs(jobs)
     proto = Proto(sc, policy, memory_model, requests)
     pname = policy if isinstance(policy, str) else policy.name
     with logical_time():
@@ -249,6 +253,7 @@ def register(app, out, err, guard) -> None:
         policies.get(policy)
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
+        _check_jobs(jobs)
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
