@@ -235,22 +235,13 @@ def test_three_flushers_tlbs_dirty_aba_and_mmu_lock_clean(tmp_path):
 # memory model where its change matters; v4-no-zap-wmb needs relaxed, where
 # `default` takes about a minute here: slow, and its CI version is the
 # one-flusher run of the replay test below (v4 itself is clean there)
-_CI_MUTANTS = [m for m in M.MUTANTS if m.model != "relaxed"]
-_SLOW_MUTANTS = [m for m in M.MUTANTS if m.model == "relaxed"]
+_MUTANT_PARAMS = [pytest.param(m, id=m.id, marks=[pytest.mark.slow] if m.model == "relaxed" else [])
+                  for m in M.MUTANTS]
 
 
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("mutant", _CI_MUTANTS, ids=[m.id for m in _CI_MUTANTS])
-def test_mutants_are_caught_on_default(mutant):
-    with mutant.apply() as name:
-        cr = run_check(name, "default", mutant.model, bound=1, timeout=280)
-    _found(cr)
-
-
-@pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.parametrize("mutant", _SLOW_MUTANTS, ids=[m.id for m in _SLOW_MUTANTS])
-def test_mutants_are_caught_on_default_slow(mutant):
+@pytest.mark.parametrize("mutant", _MUTANT_PARAMS)
+def test_mutants_are_caught_on_default(mutant):
     with mutant.apply() as name:
         cr = run_check(name, "default", mutant.model, bound=1, timeout=1100)
     _found(cr)
