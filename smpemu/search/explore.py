@@ -295,8 +295,12 @@ class Explorer:
     def _merge(self, res, out) -> None:
         r = out.res
         off = res.schedules
-        for f in {id(f): f for f in (r.first, r.minimal) if f is not None}.values():
-            f.schedule += off  # chunk-local number -> number in the exploration order
+        # chunk-local numbers -> numbers in the exploration order (first and
+        # minimal may be the same Found: renumber it once)
+        if r.first is not None:
+            r.first.schedule += off
+        if r.minimal is not None and r.minimal is not r.first:
+            r.minimal.schedule += off
         if res.first is None:
             res.first = r.first
         m = r.minimal
