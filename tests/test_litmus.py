@@ -38,7 +38,7 @@ from smpemu.harness.resources import list_objects
 from smpemu.litmus import command as C
 from smpemu.litmus import exhaustive as X
 from smpemu.litmus import program as G
-from smpemu.litmus import format_result, litmus_command, parse_file, parse_text, run_test
+from smpemu.litmus import LitmusResult, format_result, litmus_command, parse_file, parse_text, run_test
 from smpemu.litmus import runner as litmus_runner
 
 CORPUS = Path(__file__).resolve().parent / "litmus"
@@ -233,13 +233,13 @@ def test_status_tells_the_two_kinds_of_not_seen():
         test = parse_file(corpus(name))
         prog, mres = model(test, verdict)
         hist = Counter({s: 10 for s in mres.states if not prog.holds(test.condition, mres.columns, s)})
-        res = litmus_runner.LitmusResult(test, prog, verdict, 30, mres.columns, hist, 0, 30, 0.0, 0)
+        res = LitmusResult(test, prog, verdict, 30, mres.columns, hist, 0, 30, 0.0, 0)
         assert C.judge(res, mres)[:2] == (status, EXIT_OK)
     # a Result line stronger than the model: not seen yet, but not plain OK either
     test = parse_text(corpus("SB").read_text().replace("Result: Sometimes", "Result: Never"))
     prog, mres = model(test, "tso")
     hist = Counter({s: 10 for s in mres.states if not prog.holds(test.condition, mres.columns, s)})
-    res = litmus_runner.LitmusResult(test, prog, "tso", 30, mres.columns, hist, 0, 30, 0.0, 0)
+    res = LitmusResult(test, prog, "tso", 30, mres.columns, hist, 0, 30, 0.0, 0)
     assert C.judge(res, mres)[:2] == (C.WEAKER, EXIT_OK)
 
 

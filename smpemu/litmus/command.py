@@ -47,7 +47,8 @@ from smpemu.litmus import exhaustive as X
 from smpemu.litmus import program as G
 from smpemu.litmus.parser import parse_file
 from smpemu.litmus import runner as R
-from smpemu.litmus.runner import LitmusResult, format_result, run_test, state_line
+from smpemu.litmus.result import LitmusResult, format_result, state_line
+from smpemu.litmus.runner import run_test
 from smpemu.memory.model import MODELS
 
 EXIT_PRIORITY = (EXIT_INTERNAL, EXIT_ABORTED, EXIT_USAGE, EXIT_VIOLATION, EXIT_OK)
