@@ -1,8 +1,9 @@
 r"""The final clauses of a litmus test: ``locations``, ``filter`` and the condition.
 
 Why it exists: the condition is herd's own little language, not C (``/\``,
-``\/``, ``~``, ``0:r0=1``, a bare name on the right of ``=`` is an address),
-and it is checked against the registers and variables the C part declared.
+``\/``, ``~``, ``0:r0=1``, ``[x]`` is the value of x, a bare name on the
+right of ``=`` is an address), and it is checked against the registers and
+variables the C part declared.
 """
 
 from __future__ import annotations
@@ -59,24 +60,25 @@ class ConditionParser(TokenStream):
             raise self.error(f"unexpected {self.peek().text!r} after the condition")
         cond_text = " ".join(t.text for t in self.toks[start : self.i])
         cond_text = cond_text.replace("( ", "(").replace(" )", ")").replace(" : ", ":").replace(" = ", "=")
-        cond_text = cond_text.replace("~ ", "~")
+        cond_text = cond_text.replace("~ ", "~").replace("[ ", "[").replace(" ]", "]")
         return Final(quant, cond, cond_text, locations, filt)
 
     def condition(self, ths, shared):
         return self.cond_or(ths, shared)
 
     def cond_or(self, ths, shared):
-        left = self.cond_and(ths, shared)
-        while self.at("\\/"):
-            self.next()
-            left = ("or", left, self.cond_and(ths, shared))
-        return left
+        return self.chain("\\/", "or", self.cond_and, ths, shared)
 
     def cond_and(self, ths, shared):
-        left = self.cond_unary(ths, shared)
-        while self.at("/\\"):
+        return self.chain("/\\", "and", self.cond_unary, ths, shared)
+
+    def chain(self, op: str, kind: str, operand, ths, shared):
+        """``a op b op c`` as ``(kind, (kind, a, b), c)``: herd's ``\\/`` and ``/\\``
+        associate to the left."""
+        left = operand(ths, shared)
+        while self.at(op):
             self.next()
-            left = ("and", left, self.cond_unary(ths, shared))
+            left = (kind, left, operand(ths, shared))
         return left
 
     def cond_unary(self, ths, shared):
@@ -104,6 +106,8 @@ class ConditionParser(TokenStream):
         return ("eq", left, right)
 
     def cond_term(self, ths, shared, left_side: bool):
+        if self.at("["):
+            return self.bracketed(ths, shared)
         tok = self.peek()
         if tok.kind == "num" and self.at(":", 1):
             thread = self.integer()
@@ -125,6 +129,28 @@ class ConditionParser(TokenStream):
                 raise self.error(f"condition names unknown variable {tok.text!r}", tok)
             return ("var", tok.text) if left_side else ("addr", tok.text)
         raise self.error(f"expected a condition term like '0:r0=1' or 'x=1', found {self.found()}")
+
+    def bracketed(self, ths, shared):
+        """``[x]``: the value of shared variable x, on either side of ``=``
+        (herd7's notation, the one diy7 and mlisa2c7 write: ``[x]=2``,
+        ``0:r0=[x]``).  Only a shared variable may be in brackets."""
+        self.expect("[")
+        tok = self.peek()
+        if tok.kind == "num" and self.at(":", 1):
+            reg = f"{tok.text}:{self.peek(2).text}"
+            raise self.error(f"[{reg}] in the condition: brackets name a shared variable, not a register (write {reg})", tok)
+        name = self.ident("a shared variable inside '[...]'")
+        if name.text not in shared:
+            owners = [th.index for th in ths if name.text in th.regs]
+            if owners:
+                reg = f"{owners[0]}:{name.text}"
+                raise self.error(
+                    f"[{name.text}] in the condition: {name.text!r} is a register, not a shared variable (write {reg})",
+                    name,
+                )
+            raise self.error(f"condition names unknown location [{name.text}]", name)
+        self.expect("]", f"closing '[{name.text}'")
+        return ("var", name.text)
 
     def locations(self, ths, shared) -> list:
         self.expect("[", "after 'locations'")

@@ -2,7 +2,9 @@
 
 Why it exists: before any C is parsed a file has to be cut into its parts:
 the ``C <name>`` line, the ``(* *)`` comments (one may hold ``Result:``),
-the doc string, and the tokens of the rest.  Whether ``(*`` opens a comment
+the doc string, the ``key=value`` info lines that diy7 and mlisa2c7 write
+before the initial state (``Cycle=``, ``Relax=``, ...), and the tokens of
+the rest.  Whether ``(*`` opens a comment
 depends on where it is (it is code inside a thread body), so the cutting
 and the tokenizing are one pass.  ``TokenStream`` is the cursor both
 parsers (``cparser`` and ``conditions``) move over the tokens.
@@ -29,6 +31,8 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _RESULT_RE = re.compile(r"Result:\s*(\w+)")
+# herd7's splitter: a key, "=", the rest of the line (the value may hold spaces, "=", ":", ",")
+_INFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9_./-]*)[ \t]*=[ \t]*([^\n\r]*)")
 
 
 @dataclass
@@ -39,14 +43,17 @@ class Tok:
 
 
 def tokenize(path: str, text: str, first_line: int):
-    """Tokens, and the text of every ``(* *)`` comment.
+    """Tokens, the text of every ``(* *)`` comment, and the info lines.
 
     ``(* ... *)`` is a comment outside the thread bodies (the top-level
     braces after the first, the initial state); in a body ``(*`` is code.
-    ``"..."`` at the top level is a doc string.
+    ``"..."`` at the top level is a doc string.  Before the initial state a
+    line ``key=value`` is an info line (``Cycle=Rfe PodRR Fre PodWW``); a
+    key given twice keeps its first value, as herd7's look-up does.
     """
     toks: list[Tok] = []
     comments: list[str] = []
+    info: dict[str, str] = {}
     line, pos, depth, blocks = first_line, 0, 0, 0
     n = len(text)
     while pos < n:
@@ -66,6 +73,12 @@ def tokenize(path: str, text: str, first_line: int):
             line += text.count("\n", pos, end + 1)
             pos = end + 1
             continue
+        if blocks == 0:  # nothing but comments, the doc string and info lines precede the '{'
+            m = _INFO_RE.match(text, pos)
+            if m:
+                info.setdefault(m.group(1), m.group(2).rstrip())
+                pos = m.end()
+                continue
         m = _TOKEN_RE.match(text, pos)
         if not m:
             if text.startswith("/*", pos):
@@ -83,7 +96,7 @@ def tokenize(path: str, text: str, first_line: int):
         line += tok.count("\n")
         pos = m.end()
     toks.append(Tok("eof", "", toks[-1].line if toks else line))  # report where the text ends
-    return toks, comments
+    return toks, comments, info
 
 
 def _comment_end(text: str, pos: int) -> int:
@@ -111,10 +124,12 @@ class Source:
     name: str
     expected: str | None  # from the "Result:" line, if any
     toks: list[Tok]
+    info: dict[str, str]  # the key=value lines before the initial state, in file order
 
 
 def read_source(text: str, path: str) -> Source:
-    """The name line, the ``Result:`` of the comments and the tokens of the rest."""
+    """The name line, the ``Result:`` of the comments, the info lines and the
+    tokens of the rest."""
     lines = text.split("\n")
     first = 0
     while first < len(lines) and not lines[first].strip():
@@ -129,7 +144,7 @@ def read_source(text: str, path: str) -> Source:
         )
     name = m.group(1)
     rest = "\n".join(lines[first + 1 :])
-    toks, comments = tokenize(path, rest, first + 2)
+    toks, comments, info = tokenize(path, rest, first + 2)
 
     expected = None
     for c in comments:
@@ -139,7 +154,7 @@ def read_source(text: str, path: str) -> Source:
                 raise UsageError(f"{path}: unknown Result {r.group(1)!r} (expected one of {', '.join(EXPECTED)})")
             expected = r.group(1)
             break
-    return Source(name, expected, toks)
+    return Source(name, expected, toks, info)
 
 
 class TokenStream:

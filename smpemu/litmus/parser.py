@@ -15,6 +15,7 @@ Accepted::
 
     C name
     "optional doc string"
+    Cycle=Fre PodWW Wse PodWR                        (info lines, as diy7 writes them)
     (* comments, anywhere outside thread bodies; Result: Never|Sometimes|Always *)
     { int x; int y = 1; int *p = &x; q = y; atomic_t v = ATOMIC_INIT(2);
       spinlock_t l; 0:r0 = 1; 1:r1 = x; }
@@ -26,15 +27,17 @@ Accepted::
         *x = 3;  r2 = *x;                                   (plain C accesses)
         spin_lock(l); ... spin_unlock(l);  r2 = atomic_fetch_add_release(2, v);
     }
-    locations [0:r0; x]
-    filter (0:r0=1)
+    locations [0:r0; x;]
+    filter (0:r0=1 /\ [y]=1)
     exists (0:r0=1 /\ ~(1:r1=x \/ x=2) /\ 0:r0=1:r2 /\ x!=3)  (also ~exists, forall)
 
 ``//`` and ``/* */`` comments may appear anywhere; ``(* *)`` anywhere but in a
 thread body, where ``(*`` is code, as in ``WRITE_ONCE(*x, 1)``.  A parameter
 ``x`` is a pointer to the shared variable ``x``; ``*x`` is that variable.
 In the condition a bare name on the right of ``=`` is an address
-(``1:r0=x``), as in herd7; ``x=0:r1`` compares a variable with a register.
+(``1:r0=x``), as in herd7; ``x=0:r1`` compares a variable with a register;
+``[x]`` is x's value on either side (``0:r0=[x]``).  Any ``key=value`` line
+between the name and the initial state is kept in ``LitmusTest.info``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def parse_text(text: str, path: str = "<string>") -> LitmusTest:
         final.locations,
         final.filter,
         any(_has_plain(s) for th in threads for s in th.body),
+        src.info,
     )
 
 

@@ -77,10 +77,24 @@ def format_result(res: LitmusResult) -> str:
     lines.append(f"Positive: {res.positive} Negative: {res.negative}")
     verdict = "is validated" if res.validated else "is NOT validated"
     lines.append(f"Condition {t.quantifier} {t.condition_display()} {verdict}")
+    lines.extend(info_lines(res))
     lines.append(f"Observation {t.name} {res.observation} {res.positive} {res.negative}")
     lines.append(f"Time {t.name} {res.elapsed:.2f}")
     lines.append(f"Model {res.model} seed {res.seed} iterations {res.iterations}")
     return "\n".join(lines)
+
+
+def info_lines(res: LitmusResult) -> list[str]:
+    """The file's info lines as litmus7 prints them: ``key=value``, except
+    ``Relax <test> Ok|No <relaxations>`` (Ok: the condition was seen) and
+    no ``Prefetch`` (litmus7 shows it only when it prefetches)."""
+    out = []
+    for key, value in res.test.info.items():
+        if key == "Relax":
+            out.append(f"Relax {res.test.name} {'Ok' if res.positive else 'No'} {value}".rstrip())
+        elif key != "Prefetch":
+            out.append(f"{key}={value}")
+    return out
 
 
 def state_line(res: LitmusResult, state: tuple) -> str:

@@ -51,6 +51,7 @@ class LitmusTest:
     locations: list = field(default_factory=list)  # terms ("reg", t, r) | ("var", v)
     filter: tuple | None = None
     plain: bool = False  # some plain C access (*x = 1, r = *x)
+    info: dict[str, str] = field(default_factory=dict)  # "Cycle" -> "Rfe PodRR Fre PodWW", ... (diy7)
 
     def registers(self) -> list[tuple[int, str]]:
         """Every (thread, register), in thread then declaration order."""
