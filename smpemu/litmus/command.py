@@ -29,7 +29,7 @@ import secrets
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from smpemu.errors import (
@@ -47,11 +47,12 @@ from smpemu.litmus import exhaustive as X
 from smpemu.litmus import program as G
 from smpemu.litmus.parser import parse_file
 from smpemu.litmus import runner as R
-from smpemu.litmus.runner import LitmusResult, format_result, run_test, state_line
+from smpemu.litmus.result import LitmusResult, format_result, state_line
+from smpemu.litmus.runner import run_test
 from smpemu.memory.model import MODELS
 
 EXIT_PRIORITY = (EXIT_INTERNAL, EXIT_ABORTED, EXIT_USAGE, EXIT_VIOLATION, EXIT_OK)
-JSON_KEYS = ("name", "file", "expected", "model", "observed", "positive", "negative", "status", "error")
+JSON_KEYS = ("name", "file", "expected", "model", "observed", "positive", "negative", "status", "error", "info")
 STATUS_EVERY = 5.0  # s between status lines on a non-terminal stderr
 
 # status column
@@ -98,6 +99,7 @@ class Row:
     status: str = ERROR
     error: str | None = None
     exit_code: int = EXIT_OK
+    info: dict[str, str] = field(default_factory=dict)  # the file's key=value lines (diy7: Cycle, Relax, ...)
 
     def as_json(self) -> dict:
         return {k: getattr(self, k) for k in JSON_KEYS}
@@ -224,7 +226,7 @@ def run_one(path: Path, iterations: int, memory_model: str, seed: int, status: _
     row = Row(name=path.stem, file=str(path))
     try:
         test = parse_file(path)
-        row.name, row.expected = test.name, test.expected
+        row.name, row.expected, row.info = test.name, test.expected, test.info
         prog = G.build(test)
         mres = X.explore(prog, memory_model)
     except UsageError as e:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from smpemu.litmus import parser as P
+from smpemu.litmus import tree as T
+from smpemu.litmus.primitives import ATOMIC_KINDS
 
 PTR_BASE = 1 << 40  # pointer values: PTR_BASE + index of the variable
 
@@ -62,7 +63,7 @@ class ThreadCode:
 
 @dataclass
 class Program:
-    test: P.LitmusTest
+    test: T.LitmusTest
     variables: list[str]  # shared variables, then hidden words (RCU)
     atomic: set[str]  # variables every store of which takes the atomic lock
     threads: list[ThreadCode]
@@ -78,7 +79,7 @@ class Program:
         env = dict(zip(columns, state))
         for k, v in enumerate(self.variables):
             env[("addr", v)] = PTR_BASE + k
-        return P.evaluate(cond, env)
+        return T.evaluate(cond, env)
 
 
 def _initial(value, variables: list[str]) -> int:
@@ -87,7 +88,7 @@ def _initial(value, variables: list[str]) -> int:
     return int(value)
 
 
-def build(test: P.LitmusTest) -> Program:
+def build(test: T.LitmusTest) -> Program:
     """Lower every thread of ``test`` (the parser has checked it)."""
     variables = list(test.init)
     uses_rcu = False
@@ -120,7 +121,7 @@ def build(test: P.LitmusTest) -> Program:
         nonlocal dynamic
         if isinstance(node, tuple) and node and node[0] == "call":
             prim, args = node[1], node[2]
-            if prim.kind in P.ATOMIC_KINDS:
+            if prim.kind in ATOMIC_KINDS:
                 loc = args[prim.loc]
                 if loc[0] == "addr":
                     atomic.add(loc[1])
@@ -139,7 +140,7 @@ def build(test: P.LitmusTest) -> Program:
 
 
 class _Lowering:
-    def __init__(self, test: P.LitmusTest, th: P.Thread, variables: list[str], n_threads: int):
+    def __init__(self, test: T.LitmusTest, th: T.Thread, variables: list[str], n_threads: int):
         self.test = test
         self.th = th
         self.variables = variables

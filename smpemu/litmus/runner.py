@@ -20,7 +20,8 @@ does, in Python:
   it and records its registers (the values its loads returned, kept in
   Python locals) in the segment;
 - the coordinator (this process) reads registers and final shared values
-  with numpy after each batch and keeps a histogram of final states.
+  with numpy after each batch and keeps a histogram of final states (a
+  ``smpemu.litmus.result.LitmusResult``).
 
 The delays are counted in model loads, not in time, so they scale with the
 cost of the test's own operations on a fast, slow or loaded machine.  Each
@@ -58,8 +59,9 @@ import numpy as np
 import posix_ipc
 
 from smpemu.errors import AbortError, AckTimeout, UsageError
-from smpemu.litmus import parser as P
+from smpemu.litmus import tree as T
 from smpemu.litmus import program as G
+from smpemu.litmus.result import LitmusResult
 from smpemu.memory import MODELS, make_model
 from smpemu.harness.resources import ResourceSet, new_run_id
 
@@ -90,81 +92,6 @@ def on_signal(signum, frame) -> None:
     runs the handler and then replaces its exception by SignalError."""
     _interrupts.append(signum)
     raise Interrupted(signum)
-
-
-@dataclass
-class LitmusResult:
-    test: P.LitmusTest
-    program: G.Program
-    model: str
-    iterations: int
-    columns: list[str]  # "0:r0", ..., "x", ...
-    histogram: Counter  # tuple of column values -> count
-    positive: int  # instances satisfying the condition
-    negative: int
-    elapsed: float
-    seed: int
-
-    @property
-    def observation(self) -> str:
-        if self.positive == 0:
-            return "Never"
-        if self.negative == 0:
-            return "Always"
-        return "Sometimes"
-
-    @property
-    def validated(self) -> bool:
-        q = self.test.quantifier
-        if q == "exists":
-            return self.positive > 0
-        if q == "~exists":
-            return self.positive == 0
-        return self.negative == 0  # forall
-
-    @property
-    def violation(self) -> bool:
-        """A forbidden outcome was seen (the Result line says it never happens,
-        or that the condition always holds)."""
-        exp = self.test.expected
-        return (exp == "Never" and self.positive > 0) or (exp == "Always" and self.negative > 0)
-
-    def kept(self, state: tuple) -> bool:
-        """Whether the ``filter`` keeps a final state (no filter: all)."""
-        f = self.test.filter
-        return f is None or self.program.holds(f, self.columns, state)
-
-    def witnesses(self) -> list[tuple]:
-        return [s for s in self.histogram if self.kept(s) and self._holds(s)]
-
-    def _holds(self, state: tuple) -> bool:
-        return self.program.holds(self.test.condition, self.columns, state)
-
-
-def format_result(res: LitmusResult) -> str:
-    """litmus7-style report of one test."""
-    t = res.test
-    kind = {"exists": "Allowed", "~exists": "Forbidden", "forall": "Required"}[t.quantifier]
-    lines = [f"Test {t.name} {kind}", f"States {len(res.histogram)}"]
-    for state in sorted(res.histogram):
-        lines.append(f"{res.histogram[state]:<8} {state_line(res, state)}")
-    lines.append("Ok" if res.validated else "No")
-    lines.append("Witnesses")
-    lines.append(f"Positive: {res.positive} Negative: {res.negative}")
-    verdict = "is validated" if res.validated else "is NOT validated"
-    lines.append(f"Condition {t.quantifier} {t.condition_display()} {verdict}")
-    lines.append(f"Observation {t.name} {res.observation} {res.positive} {res.negative}")
-    lines.append(f"Time {t.name} {res.elapsed:.2f}")
-    lines.append(f"Model {res.model} seed {res.seed} iterations {res.iterations}")
-    return "\n".join(lines)
-
-
-def state_line(res: LitmusResult, state: tuple) -> str:
-    """One final state as litmus7 prints it: ``*>`` when the condition holds,
-    ``:>`` otherwise, ``#>`` when the filter drops it."""
-    mark = ("*>" if res._holds(state) else ":>") if res.kept(state) else "#>"
-    show = res.program.show
-    return mark + " ".join(f"{c}={show(v)};" for c, v in zip(res.columns, state))
 
 
 # -- code generation ------------------------------------------------------------------
@@ -233,7 +160,7 @@ def _compile_thread(code: G.ThreadCode, reg_base: dict[str, int], ns: dict):
 class _Plan:
     """Everything a thread process needs; inherited through fork."""
 
-    test: P.LitmusTest
+    test: T.LitmusTest
     program: G.Program
     model: str
     seed: int
@@ -488,7 +415,7 @@ def _tally(hist: Counter, arena, column_bases: list[int], count: int) -> None:
 
 
 def run_test(
-    test: P.LitmusTest,
+    test: T.LitmusTest,
     iterations: int = 100_000,
     model: str = "relaxed",
     seed: int = 0,
