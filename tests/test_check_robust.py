@@ -38,20 +38,22 @@ EXIT_ABORTED, EXIT_SIGINT, EXIT_SIGTERM = 4, 130, 143
 # -- in process: a worker misbehaves at a known moment ---------------------------------------
 @pytest.fixture
 def misbehave(monkeypatch, tmp_path):
-    """``misbehave(what)``: every worker runs ``what()`` before its first chunk
-    of bound 1 (after writing its pid to ``tmp_path/pids``); returns a
-    function listing those pids.  Levels of >= 2 items are shared."""
+    """``misbehave(what, nth=1)``: every worker runs ``what()`` before its
+    ``nth`` chunk of bound 1 (after writing its pid to ``tmp_path/pids``);
+    returns a function listing those pids.  Levels of >= 2 items are shared."""
     monkeypatch.setattr(explore, "MIN_SHARED_ITEMS", 2)
     real = explore.Explorer._chunk
     marks = tmp_path / "pids"
     marks.mkdir()
 
-    def install(what):
+    def install(what, nth=1):
+        seen = [0]  # this process's chunks of bound 1 (each worker has its own copy)
+
         def chunk(self, items, k, base, last, in_worker=False):
             if in_worker and k == 1:
-                mark = marks / str(os.getpid())
-                if not mark.exists():
-                    mark.write_text("")
+                seen[0] += 1
+                if seen[0] == nth:
+                    (marks / str(os.getpid())).write_text("")
                     what()
             return real(self, items, k, base, last, in_worker)
 
@@ -108,12 +110,15 @@ def test_the_end_of_a_run_cannot_hang_on_a_worker_sigterm_does_not_end(misbehave
 @pytest.mark.timeout(60)
 def test_a_killed_worker_ends_the_level_incomplete_and_named(misbehave):
     """multiprocessing.Pool replaced a killed worker silently, and waited for
-    ever for the result of the task it had."""
-    pids = misbehave(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    ever for the result of the task it had.  Here the worker dies at its
+    second chunk of bound 1: the chunks that came back are merged, the
+    level is not claimed."""
+    pids = misbehave(lambda: os.kill(os.getpid(), signal.SIGKILL), nth=2)
     cr = run_check("tlbs-dirty", "sync", "native", bound=2, timeout=50, jobs=2)
     r = cr.res
     assert not r.complete and cr.exit_code == EXIT_ABORTED and not r.timed_out
     assert r.done_bound == 0 and r.level == 1 and r.unexplored > 0
+    assert r.schedules > r.per_level[0]["schedules"] and r.shared > 0  # the first chunks, merged
     assert any(f"worker pid {p} died (SIGKILL)" in r.lost for p in pids()), r.lost
     assert "work items of bound 1 not explored" in r.lost
     assert cr.as_dict()["complete"] is False and cr.as_dict()["lost"] == r.lost
