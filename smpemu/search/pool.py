@@ -57,8 +57,8 @@ class _Worker:
         self.proc = proc
         self.pid = proc.pid
         self.ps = psutil.Process(proc.pid)
-        self.rfd = rfd  # results, from the worker (non-blocking)
-        self.wfd = wfd  # tasks, to the worker (non-blocking; -1 once the worker is gone)
+        self.rfd = rfd  # results, from the worker (non-blocking; -1 once closed)
+        self.wfd = wfd  # tasks, to the worker (non-blocking; -1 once closed)
         self.inbuf = bytearray()
         self.out = memoryview(b"")  # the bytes of its task still to write
         self.task = None  # the index of the task it runs
@@ -103,10 +103,6 @@ class WorkerPool:
                 os.close(fd)
             self.close()
             raise
-
-    @property
-    def pids(self) -> list[int]:
-        return [w.pid for w in self._workers]
 
     # -- the one blocking wait ------------------------------------------------------------
     def _wait(self, timeout: float) -> list:
