@@ -174,8 +174,9 @@ def _cpus_of(mask: int) -> list[int]:
     return [i for i in range(63) if mask >> i & 1]
 
 
-class _Signals:
-    """Turn SIGINT/SIGTERM into a flag the monitor loop acts on."""
+class Signals:
+    """Turn SIGINT/SIGTERM into a flag (``got``: the signal's name) that a
+    loop acts on: the coordinator's monitor, ``smpemu check``'s explorer."""
 
     def __init__(self):
         self.got: str | None = None
@@ -250,7 +251,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
     name_of = layout.geometry.name_of
     # signal handlers first: a SIGTERM between creating objects and watching
     # the processes must still end in the cleanup below
-    with _Signals() as sig:
+    with Signals() as sig:
         res = resources.ResourceSet(resources.new_run_id())
         result.run_id = res.run_id
         router = None

@@ -34,8 +34,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 
 
-def _die_with_parent(name: str) -> None:
-    """SIGKILL us when the coordinator dies, and name us (``ps -o comm``)."""
+def die_with_parent(name: str) -> None:
+    """SIGKILL us when our parent (the coordinator, or check's explorer) dies, and name us (``ps -o comm``)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -90,7 +90,7 @@ def make_context(idx: int, spec) -> ProcContext:
 
 def process_main(idx: int, spec, body) -> None:
     """Entry point of a forked process; never returns."""
-    _die_with_parent("smpemu-" + spec.layout.geometry.name_of(idx).replace(" ", ""))
+    die_with_parent("smpemu-" + spec.layout.geometry.name_of(idx).replace(" ", ""))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     code = 0

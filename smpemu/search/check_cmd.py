@@ -10,8 +10,10 @@ schedules of the level where the first one appeared), as CPU columns, and
 can be written as a replay file (format 2) that ``smpemu replay`` runs on
 real vCPU processes and POSIX semaphores.
 
-Exit codes: 3 a violation, 0 none and complete, 4 incomplete (timeout), 2 a
-usage error.
+Exit codes: 3 a violation, 0 none and complete, 4 incomplete (the timeout,
+or a worker process that died or stopped: the result names it and counts
+the work items lost), 130 / 143 interrupted by SIGINT / SIGTERM (what was
+explored so far is reported, marked incomplete), 2 a usage error.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from smpemu import __version__
-from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_VIOLATION, UsageError
+from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError
+from smpemu.harness.coordinator import Signals
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
@@ -54,6 +57,8 @@ class CheckResult:
     def exit_code(self) -> int:
         if self.res.minimal is not None:
             return EXIT_VIOLATION
+        if self.res.interrupted:
+            return EXIT_SIGINT if self.res.interrupted == "SIGINT" else EXIT_SIGTERM
         return EXIT_OK if self.res.complete else EXIT_ABORTED
 
     def as_dict(self) -> dict:
@@ -71,6 +76,8 @@ class CheckResult:
             "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
             "requests": self.requests, "bound": self.bound, "complete": r.complete,
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
+            "timed_out": r.timed_out, "interrupted": r.interrupted, "lost": r.lost,
+            "unexplored_items": r.unexplored,
             "schedules": r.schedules, "pruned": r.pruned, "points": r.points,
             "elapsed_s": round(r.elapsed_s, 3), "cpu_s": round(r.cpu_s, 3), "jobs": self.jobs, "shared_items": r.shared,
             "schedules_per_s": round(r.schedules / el, 1),
@@ -163,15 +170,19 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
     _check_jobs(jobs)
     proto = Proto(sc, policy, memory_model, requests)
     pname = policy if isinstance(policy, str) else policy.name
-    with logical_time():
+    # SIGINT/SIGTERM stop the exploration between two schedules (or the wait
+    # for the workers): what was explored is reported, marked interrupted
+    with Signals() as sig, logical_time():
         setup = proto.setup_prefix()
         ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
-                      prefix=setup, jobs=jobs, counters=proto.cover)
+                      prefix=setup, jobs=jobs, counters=proto.cover, interrupted=lambda: sig.got)
         res = ex.run()
         cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs)
         if res.minimal is not None:
             cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
             cr.replay = _replay_doc(cr, proto, sc)
+        if sig.got and not res.interrupted:  # after the exploration: still asked to stop
+            res.interrupted, res.complete = sig.got, False
     return cr
 
 
@@ -203,8 +214,7 @@ def summary_line(cr: CheckResult) -> str:
              f"{r.points / max(r.cpu_s, 1e-9):,.0f} points per CPU second")
     if r.minimal is not None:
         m = r.minimal
-        done = ("" if r.complete else
-                f" (INCOMPLETE: timeout before bound {r.level} was finished: the minimal among those explored)")
+        done = "" if r.complete else f" ({_stopped_text(r)}: the minimal among those explored)"
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
                 f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
                 f"\n{speed}")
@@ -213,8 +223,20 @@ def summary_line(cr: CheckResult) -> str:
                  else "")
         return (f"no violation: {r.schedules:,} schedules (+{r.pruned:,} pruned), every schedule with <= "
                 f"{cr.bound} preemptions explored (complete{extra})\n{speed}")
-    return (f"no violation in {r.schedules:,} schedules, INCOMPLETE: timeout at bound {r.level} "
-            f"(every schedule with <= {r.done_bound} preemptions explored)\n{speed}")
+    covered = (f"every schedule with <= {r.done_bound} preemptions explored" if r.done_bound >= 0
+               else "not even bound 0 finished")
+    return f"no violation in {r.schedules:,} schedules, {_stopped_text(r)} ({covered})\n{speed}"
+
+
+def _stopped_text(r) -> str:
+    """Why an exploration (explore.Result) stopped before it was complete, and what it lost."""
+    if r.interrupted:
+        why = f"INTERRUPTED ({r.interrupted}) at bound {r.level}"
+    elif r.timed_out:
+        why = f"INCOMPLETE: timeout at bound {r.level}"
+    else:
+        return f"INCOMPLETE: {r.lost}"
+    return f"{why}; {r.lost}" if r.lost else why
 
 
 def register(app, out, err, guard) -> None:

@@ -64,15 +64,17 @@ in chunks; the chunks' results are merged in work-item order, so schedule
 numbers, the first violation, the minimal counterexample, the counts and
 the coverage are the same for any number of processes (a test checks it).
 Level 0 is one item and runs here, as does any level with fewer than
-``MIN_SHARED_ITEMS`` items; the pool is forked when a level first needs it.
+``MIN_SHARED_ITEMS`` items; the pool (smpemu.search.pool) is forked when a
+level first needs it.  The timeout, a signal (``interrupted``) or a worker
+that dies or stays stopped ends the run: the result says which
+(``timed_out``, ``interrupted``, ``lost``), counts the level's work items
+not explored (``unexplored``: a chunk stopped, or lost with its worker) and
+is not complete; ``done_bound`` is the last level finished.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 
@@ -82,6 +84,10 @@ MIN_SHARED_ITEMS = 16  # a level with fewer work items runs in this process
 
 class Timeout(Exception):
     pass
+
+
+class Interrupted(Exception):
+    """A signal arrived (``Explorer.interrupted``): raised where Timeout is."""
 
 
 def conflict(a, b) -> bool:
@@ -105,7 +111,7 @@ class Found:
 class Result:
     bound: int  # requested bound
     level: int  # last level started
-    complete: bool  # every schedule with <= ``done_bound`` preemptions explored
+    complete: bool  # not stopped by the timeout, a signal or a lost worker (see done_bound)
     done_bound: int  # highest level fully explored (-1: none)
     schedules: int = 0
     pruned: int = 0
@@ -121,6 +127,9 @@ class Result:
     violations: int = 0
     exhausted: bool = False  # no schedule needs more preemptions than explored
     timed_out: bool = False
+    interrupted: str | None = None  # the signal that stopped the exploration
+    lost: str | None = None  # a worker process that died or stopped, and the work items lost with it
+    unexplored: int = 0  # work items of the last level started not (fully) explored: stopped or lost
     per_level: list = field(default_factory=list)
 
 
@@ -148,7 +157,7 @@ class Explorer:
 
     def __init__(self, factory, bound: int, prune: bool = True, timeout: float | None = None,
                  stop_on_violation: bool = True, on_terminal=None, max_schedules: int | None = None,
-                 prefix=(), jobs: int = 1, counters: list | None = None):
+                 prefix=(), jobs: int = 1, counters: list | None = None, interrupted=None):
         self.prefix = list(prefix)  # forced first choices (a scenario's setup): not explored, no cost
         self.factory = factory
         self.bound = bound
@@ -162,6 +171,7 @@ class Explorer:
         # cap needs the one sequential order
         self.jobs = jobs if on_terminal is None and max_schedules is None else 1
         self.counters = counters  # a list the worlds add to (coverage): summed over the processes
+        self.interrupted = interrupted  # () -> the name of a signal that arrived (stop), or None
         self._base = 0  # schedules numbered before the current chunk
 
     # -- one execution ------------------------------------------------------------
@@ -229,14 +239,21 @@ class Explorer:
             for k in range(self.bound + 1):
                 res.level = k
                 n0 = res.schedules
-                nxt, n_next, timed_out = [], 0, False
-                for out in self._level(work, k, res):
+                nxt, n_next, timed_out, lost = [], 0, False, 0
+                for n_items, out in self._level(work, k, res):
+                    if out is None:  # a chunk that did not come back (see _lost)
+                        lost += n_items
+                        continue
                     self._merge(res, out)
+                    res.unexplored += out.unfinished
                     timed_out = timed_out or out.timed_out
+                    res.interrupted = res.interrupted or out.interrupted
                     nxt.extend(out.nxt)
                     n_next += out.n_next
-                if timed_out:
-                    res.timed_out = True
+                if lost:
+                    timed_out = self._lost(res, k, lost, len(work)) or timed_out
+                if timed_out or res.interrupted or res.lost:
+                    res.timed_out = timed_out
                     break
                 res.per_level.append({"bound": k, "schedules": res.schedules - n0})
                 res.done_bound = k
@@ -246,11 +263,10 @@ class Explorer:
                 if not n_next:  # no schedule needs more preemptions than this level's
                     res.exhausted = True
                     break
-            res.complete = not res.timed_out
+            res.complete = not (res.timed_out or res.interrupted or res.lost)
         finally:
             if self._pool is not None:
-                self._pool.terminate()
-                self._pool.join()
+                self._pool.close()  # bounded: SIGKILL, then a join with a timeout
                 self._pool = None
         res.elapsed_s = time.perf_counter() - self.t0
         res.cpu_s += time.process_time() - c0
@@ -258,20 +274,37 @@ class Explorer:
 
     # -- a level's work items, in chunks (in this process or in a pool) --------------
     def _level(self, work, k, res):
-        """The level's chunk results, in work-item order (so that schedule
-        numbers, the first violation and the minimal one are the same
-        whatever the number of processes)."""
+        """``(items, result)`` for the level's chunks, in work-item order (so
+        that schedule numbers, the first violation and the minimal one are
+        the same whatever the number of processes); ``result`` is None for a
+        chunk a worker process did not bring back."""
         last = k == self.bound
         if self.jobs < 2 or len(work) < MIN_SHARED_ITEMS:  # forking would cost more than it saves
-            yield self._chunk(work, k, res.schedules, last)
+            yield len(work), self._chunk(work, k, res.schedules, last)
             return
         if self._pool is None:
             self._pool = _pool(self)
-        pool = self._pool
         n = min(len(work), self.jobs * 8)  # several chunks per process: items differ in size
         size = -(-len(work) // n)
         chunks = [work[i:i + size] for i in range(0, len(work), size)]
-        yield from pool.imap(_chunk_in_worker, [(c, k, last) for c in chunks])
+        deadline = self.t0 + self.timeout if self.timeout is not None else None
+        outs = self._pool.imap([(c, k, last) for c in chunks], deadline, self.interrupted)
+        yield from zip(map(len, chunks), outs)
+
+    def _lost(self, res, k, lost, total) -> bool:
+        """``lost`` work items of level ``k`` did not come back from the pool:
+        say why in ``res``.  True: the timeout had passed (the pool sends
+        nothing after it, and waits a little for what it sent)."""
+        pool = self._pool
+        res.unexplored += lost
+        if pool.interrupted:
+            res.interrupted = res.interrupted or pool.interrupted
+            return False
+        timed_out = self.timeout is not None and time.perf_counter() - self.t0 > self.timeout
+        if pool.failure or not timed_out:  # never a silent gap: no reason is a reason too
+            why = pool.failure or "the worker processes did not bring them back"
+            res.lost = f"{why}: {lost:,} of {total:,} work items of bound {k} not explored"
+        return timed_out
 
     def _chunk(self, items, k, base, last, in_worker=False):
         self.res = res = Result(self.bound, k, False, -1)
@@ -280,17 +313,20 @@ class Explorer:
         t0 = time.perf_counter()
         mark = list(self.counters) if in_worker and self.counters is not None else None
         nxt = []
-        timed_out = False
+        timed_out, interrupted, done = False, None, 0
         try:
             for item in items:
                 self._dfs(item, k, nxt)
+                done += 1
         except Timeout:
             timed_out = True
+        except Interrupted as e:
+            interrupted = e.args[0]
         delta = [a - b for a, b in zip(self.counters, mark)] if mark is not None else None
         res.busy_s = time.perf_counter() - t0
         res.shared = len(items) if in_worker else 0
         return _ChunkOut(res, [] if last else nxt, len(nxt), timed_out, delta,
-                         time.process_time() - c0 if in_worker else 0.0)
+                         time.process_time() - c0 if in_worker else 0.0, interrupted, len(items) - done)
 
     def _merge(self, res, out) -> None:
         r = out.res
@@ -336,8 +372,7 @@ class Explorer:
             path.append(root)
             chosen.append(root.chosen)
         while True:
-            if self.timeout is not None and time.perf_counter() - self.t0 > self.timeout:
-                raise Timeout()
+            self._check_stop()
             w = self._fresh()
             try:
                 cur = cur0  # the initial item starts free after the setup prefix
@@ -435,6 +470,15 @@ class Explorer:
             if not path:
                 return
 
+    def _check_stop(self) -> None:
+        """Between two schedules: the timeout, then a signal (``interrupted``)."""
+        if self.timeout is not None and time.perf_counter() - self.t0 > self.timeout:
+            raise Timeout()
+        if self.interrupted is not None:
+            sig = self.interrupted()
+            if sig:
+                raise Interrupted(sig)
+
     def _child_sleep(self, node, fp) -> dict:
         """The sleep set after ``node.chosen`` (footprint ``fp``) ran."""
         if not self.prune:
@@ -469,6 +513,8 @@ class _ChunkOut:
     timed_out: bool
     counters: list | None  # what a worker process added to the explorer's counters
     cpu_s: float  # a worker process's CPU time (this process's own is measured by run)
+    interrupted: str | None  # the signal that stopped the chunk (in this process only)
+    unfinished: int  # work items not (fully) explored: the chunk was stopped
 
 
 _WORKER_EXPLORER = None  # the explorer a forked worker inherited
@@ -479,26 +525,15 @@ def _chunk_in_worker(args):
     return _WORKER_EXPLORER._chunk(chunk, k, 0, last, in_worker=True)
 
 
-def _worker_init(parent: int):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and terminates the pool
-    try:  # Linux: die with the parent even if it is SIGKILLed (no orphan explorers)
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _pool(explorer):
     """Worker processes forked from this one: each inherits the explorer and
     its world factory (scenario, policy, memory model, patched clocks).
-    They are terminated when the run ends, however it ends."""
+    They are killed when the run ends, however it ends (``_run``)."""
+    from smpemu.search.pool import WorkerPool
+
     global _WORKER_EXPLORER
     _WORKER_EXPLORER = explorer
-    return multiprocessing.get_context("fork").Pool(explorer.jobs, initializer=_worker_init,
-                                                    initargs=(os.getpid(),))
+    return WorkerPool(explorer.jobs, _chunk_in_worker, name="smpemu-check")
 
 
 def count_bounded(lengths, k: int) -> int:
