@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 
+from smpemu.kvm import events as ev
 from smpemu.kvm.layout import C, VIOL_MAX
 
 LOST_FLUSH = 1
@@ -65,7 +66,7 @@ class Oracle:
                 time.monotonic_ns(), fill_ns, ctx.pid_index,
             )
         ctx.counters[C["violations"]] = n + 1
-        ctx.ev(12, kind, pfn)
+        ctx.ev(ev.VIOLATION, kind, pfn)
         if self.stop_on_violation:
             # stop everyone now, while the trace rings still hold the race
             ctx.W[ctx.stop_addr] = 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
@@ -174,7 +175,7 @@ class VCPU:
                     self._pc[I_FILL] += 1  # the point is reached (coverage), nothing attached to it
                 e = self.tlb.fill(slot, s, fill_ns)
                 if self.ctx.trace is not None:
-                    self.ctx.trace(7, slot, e[E_PFN])
+                    self.ctx.trace(ev.TLB_FILL, slot, e[E_PFN])
                 self._check(slot, e, write)
                 return True
             self.exit_guest()
