@@ -53,11 +53,10 @@ def key(policy, scenario, requests, model) -> str:
 def decision_names(policy, scenario, model, requests, choices) -> list:
     """The baton's names of an explorer's choice list (its schedule run once more)."""
     from smpemu.search.check_cmd import replay_schedule
-    from smpemu.search.scenarios import Proto, load_scenario, logical_time
+    from smpemu.search.scenarios import Proto, load_scenario
 
     proto = Proto(load_scenario(scenario), policy, model, requests)
-    with logical_time():
-        return replay_schedule(proto, choices)["decisions"]
+    return replay_schedule(proto, choices)["decisions"]
 
 
 def _found(f, names) -> dict | None:

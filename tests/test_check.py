@@ -20,7 +20,7 @@ from smpemu.search.baton_loop import run
 from smpemu.search.check_cmd import run_check
 from smpemu.search.explore import Explorer, count_bounded
 from smpemu.search.replay_file import MATCH_KEYS, identity, load_replay, write_doc
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import Proto, load_scenario
 from tests import mutants as M
 
 
@@ -118,10 +118,9 @@ def _explore_states(policy, scenario, model, k, prune):
             v = w.violation
             viols.add((v["kind"], v["vcpu"], v["slot"], v["pfn"]))
 
-    with logical_time():
-        ex = Explorer(proto.world, k, prune=prune, stop_on_violation=False, on_terminal=terminal,
-                      prefix=proto.setup_prefix())
-        res = ex.run()
+    ex = Explorer(proto.world, k, prune=prune, stop_on_violation=False, on_terminal=terminal,
+                  prefix=proto.setup_prefix())
+    res = ex.run()
     assert res.complete
     return res, states, viols
 

@@ -15,7 +15,7 @@ import weakref
 import pytest
 
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import Proto, load_scenario
 
 
 def _cyclic_garbage(policy, scenario, model, schedules) -> int:
@@ -25,8 +25,7 @@ def _cyclic_garbage(policy, scenario, model, schedules) -> int:
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        with logical_time():
-            Explorer(proto.world, 1, prefix=proto.setup_prefix(), max_schedules=schedules).run()
+        Explorer(proto.world, 1, prefix=proto.setup_prefix(), max_schedules=schedules).run()
         n = gc.collect()
     finally:
         gc.set_debug(0)
@@ -51,8 +50,7 @@ def test_a_proto_and_its_greenlet_pool_are_freed():
     refs = []
     for _ in range(2):
         proto = Proto(load_scenario("one-flusher"), "deferred-v4", "native", "modern")
-        with logical_time():
-            Explorer(proto.world, 1, prefix=proto.setup_prefix()).run()
+        Explorer(proto.world, 1, prefix=proto.setup_prefix()).run()
         assert proto.idle  # the pool was used
         refs.append(weakref.ref(proto))
         del proto

@@ -17,6 +17,7 @@ import numpy as np
 from smpemu.errors import AbortError
 from smpemu.harness.freerun import FreeRun
 from smpemu.kvm import layout as shared
+from smpemu.kvm.clock import WALL
 from smpemu.kvm.layout import CTL_STOP
 from smpemu.kvm.locks import lock, unlock
 from smpemu.kvm.waits import Lock
@@ -47,6 +48,7 @@ class ProcContext:
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
     trace: object = None  # smpemu.harness.trace.Tracer when tracing, else None
     waits: object = None  # smpemu.kvm.waits.Waits: how this process blocks (default: FreeRun)
+    clock: object = None  # smpemu.kvm.clock.Clock: the times the protocol state holds (default: WALL)
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)
@@ -90,6 +92,8 @@ class ProcContext:
                            if self.params.requests == "2009" and not self.is_host else ())
         if self.waits is None:
             self.waits = FreeRun()
+        if self.clock is None:
+            self.clock = WALL
 
     # -- shared words of the request protocol ---------------------------------
     def req_seq_addr(self, target: int, requester: int) -> int:

@@ -12,8 +12,6 @@ so a zero-filled arena is an empty MMU.
 
 from __future__ import annotations
 
-import time
-
 from smpemu.kvm import events as ev
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
@@ -208,7 +206,7 @@ class MMU:
         protected = False
         ctx.mmu_lock()
         try:
-            t_wp = time.monotonic_ns()  # before any spte is write-protected
+            t_wp = ctx.clock.sync()  # before any spte is write-protected
             for gfn in pt_gfns:
                 if W[self.a_unsync + gfn]:
                     protected |= self.rmap_write_protect(gfn)

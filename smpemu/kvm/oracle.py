@@ -33,8 +33,6 @@ of the shared ``viol`` field; the coordinator gathers them (``gather``).
 
 from __future__ import annotations
 
-import time
-
 from smpemu.kvm import events as ev
 from smpemu.kvm.layout import C, VIOL_MAX
 
@@ -63,7 +61,7 @@ class Oracle:
         if n < VIOL_MAX:
             self.viol[n, : len(FIELDS)] = (
                 kind, vcpu, slot, gfn, pfn, entry_gen, cur_gen,
-                time.monotonic_ns(), fill_ns, ctx.pid_index,
+                ctx.clock.stamp(), fill_ns, ctx.pid_index,
             )
         ctx.counters[C["violations"]] = n + 1
         ctx.ev(ev.VIOLATION, kind, pfn)

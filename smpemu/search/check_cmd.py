@@ -27,7 +27,7 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_VIOLATION, UsageError
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import Proto, load_scenario
 from smpemu.harness.baton import DRAIN
 from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
 from smpemu.search.replay_file import REPLAY_FORMAT
@@ -163,15 +163,14 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
     _check_jobs(jobs)
     proto = Proto(sc, policy, memory_model, requests)
     pname = policy if isinstance(policy, str) else policy.name
-    with logical_time():
-        setup = proto.setup_prefix()
-        ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
-                      prefix=setup, jobs=jobs, counters=proto.cover)
-        res = ex.run()
-        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs)
-        if res.minimal is not None:
-            cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
-            cr.replay = _replay_doc(cr, proto, sc)
+    setup = proto.setup_prefix()
+    ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
+                  prefix=setup, jobs=jobs, counters=proto.cover)
+    res = ex.run()
+    cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs)
+    if res.minimal is not None:
+        cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
+        cr.replay = _replay_doc(cr, proto, sc)
     return cr
 
 

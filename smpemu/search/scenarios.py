@@ -26,9 +26,10 @@ recorded prefix runs with one switch per run of one actor's choices
 ``bench/check_speed.py`` measures it.
 
 Time: the oracle's write-protect check compares a TLB fill's timestamp with
-the sync's.  Here both come from a logical clock (fills read it, syncs
-advance it, as footprints too), so runs are deterministic and two
-executions of equivalent schedules end in the same state.
+the sync's.  Here both come from a logical clock, each actor's ``ctx.clock``
+(kvm/clock.py: fills read it, syncs advance it, as footprints too), so runs
+are deterministic and two executions of equivalent schedules end in the
+same state.
 
 A scenario is a script (workloads/script.py format, ``hosts`` for several
 host processes); docs/check.md lists each one's actors and operations.
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import os
 import random
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -50,10 +50,8 @@ from smpemu.harness.bodies import vcpu_body
 from smpemu.harness.config import RunConfig
 from smpemu.harness.context import ProcContext, RunParams
 from smpemu.harness.coordinator import _init_arena
-from smpemu.kvm import mmu as kmmu
-from smpemu.kvm import oracle as koracle
 from smpemu.kvm import policies
-from smpemu.kvm import vcpu as kvcpu
+from smpemu.kvm.clock import Clock
 from smpemu.kvm.guest import GuestLayout
 from smpemu.kvm.layout import C, Geometry, Layout
 from smpemu.kvm.mmu import MMU
@@ -300,47 +298,28 @@ class _Oracle(Oracle):
         super().check_free(pfn, gfn)
 
 
-class _Clock:
-    """A logical clock standing in for ``time`` in the kvm modules: fills read
-    it, syncs advance it (t_wp), the oracle's record times are 0."""
+class _LogicalClock(Clock):
+    """``ctx.clock`` of every actor of a world (kvm.clock): fills read it,
+    syncs advance it (t_wp), the oracle's record times are 0; as footprints,
+    a fill reads the CLOCK pseudo-word and a sync writes it.  Reset per World."""
 
-    def __init__(self, real, kind):
-        self.real = real
-        self.kind = kind
-        self.world = None
+    __slots__ = ("tw", "t")
 
-    def __getattr__(self, name):
-        return getattr(self.real, name)
+    def __init__(self, tw):
+        self.tw = tw
+        self.t = 0
 
-    def monotonic_ns(self):
-        w = self.world
-        if w is None:
-            return self.real.monotonic_ns()
-        if self.kind == "fill":
-            w.tw.r.add(CLOCK)
-            return 2 * w.clock + 1
-        if self.kind == "sync":
-            w.tw.w.add(CLOCK)
-            w.clock += 1
-            return 2 * w.clock
+    def fill(self) -> int:
+        self.tw.r.add(CLOCK)
+        return 2 * self.t + 1
+
+    def sync(self) -> int:
+        self.tw.w.add(CLOCK)
+        self.t += 1
+        return 2 * self.t
+
+    def stamp(self) -> int:
         return 0
-
-
-_CLOCKS = {kvcpu: _Clock(kvcpu.time, "fill"), kmmu: _Clock(kmmu.time, "sync"),
-           koracle: _Clock(koracle.time, "record")}
-
-
-@contextmanager
-def logical_time():
-    """Install the logical clock in the kvm modules (restored on exit)."""
-    for mod, clk in _CLOCKS.items():
-        mod.time = clk
-    try:
-        yield
-    finally:
-        for mod, clk in _CLOCKS.items():
-            mod.time = clk.real
-            clk.world = None
 
 
 class _Ops(list):
@@ -460,9 +439,7 @@ class World:
         tw.r = set()
         tw.w = set()
         self.arena = p.arena
-        for clk in _CLOCKS.values():
-            clk.world = self
-        self.clock = 0
+        p.clock.t = 0
         self.n = n = p.n
         p.progress[:] = [0] * n
         self.N = p.N
@@ -770,6 +747,7 @@ class Proto:
         self.buf = bytearray(self.init)
         self.mv = memoryview(self.buf).cast("q")
         self.tw = tw = _Words(self.mv)
+        self.clock = _LogicalClock(tw)
         arena = Arena(self.layout, self.buf)
         arena.words = tw
         self.arena = arena
@@ -795,6 +773,7 @@ class Proto:
             ctx.oracle = _Oracle(ctx, self.scanned)  # over the real numpy views
             ctx.rng = random.Random(idx)
             ctx.is_host = idx >= self.N
+            ctx.clock = self.clock
             self.ctxs.append(ctx)
             self.xscheds.append(_XSched(ctx, idx, 1, self.sem_id))
         # each actor's memory model, reset (not rebuilt: a model seeds a
@@ -841,4 +820,4 @@ class Proto:
         return World(self, trace)
 
 
-__all__ = ["SCENARIOS", "Scenario", "load_scenario", "run_config", "Proto", "World", "logical_time"]
+__all__ = ["SCENARIOS", "Scenario", "load_scenario", "run_config", "Proto", "World"]
