@@ -25,7 +25,8 @@ import time
 
 from smpemu.search.check_cmd import run_check
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 
 TARGET = 100_000  # points per CPU second
 # (policy, scenario, memory model, requests, bound, schedules: quick, full; None: all)

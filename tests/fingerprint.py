@@ -53,7 +53,8 @@ def key(policy, scenario, requests, model) -> str:
 def decision_names(policy, scenario, model, requests, choices) -> list:
     """The baton's names of an explorer's choice list (its schedule run once more)."""
     from smpemu.search.check_cmd import replay_schedule
-    from smpemu.search.scenarios import Proto, load_scenario
+    from smpemu.search.scenarios import load_scenario
+    from smpemu.search.world import Proto
 
     proto = Proto(load_scenario(scenario), policy, model, requests)
     return replay_schedule(proto, choices)["decisions"]

@@ -23,7 +23,7 @@ LAYERS = (
     ("smpemu.errors",),
     ("smpemu.memory",),
     ("smpemu.kvm",),
-    ("workloads",),
+    ("workloads", "smpemu.sched"),  # guest code; the scheduler core (neither imports the other)
     ("smpemu.harness",),
     ("smpemu.search", "smpemu.study", "smpemu.litmus"),
     ("smpemu.cli",),

@@ -15,7 +15,8 @@ import weakref
 import pytest
 
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 
 
 def _cyclic_garbage(policy, scenario, model, schedules) -> int:

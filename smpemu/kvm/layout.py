@@ -100,6 +100,7 @@ COUNTER_NAMES = (
     "acks_waited",
     "cpu",
     "preempt_exits",
+    "skipped_op",  # a script host: 1 + the op whose optional wait did not end (workloads/script.py)
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24

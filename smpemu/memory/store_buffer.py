@@ -118,6 +118,10 @@ class _BufferedModel(MemoryModel):
         while self._n:
             self.drain_one()
 
+    def reset(self) -> None:
+        MemoryModel.reset(self)
+        self.restore(())  # an empty buffer (stores dropped, not drained)
+
     def buffered(self) -> int:
         """Number of stores not yet visible to other processes (for tests)."""
         return self._n

@@ -8,5 +8,5 @@ process at a time in a seeded order; the process side is
 
 It never imports the studies, the litmus runner or the CLI.
 
-May import: smpemu.harness, workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
+May import: smpemu.harness, workloads, smpemu.sched, smpemu.kvm, smpemu.memory, smpemu.errors.
 """
