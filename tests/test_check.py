@@ -147,7 +147,7 @@ def state_key(w) -> bytes:
     """A world's final shared state, for comparing explorations: the arena
     (the trace ring and the start time are not state) and the store buffers."""
     b = bytes(w.mv.obj)
-    parts = [repr(sorted(mm._fwd.items())).encode() for _, mm in w.p.buffered_models]
+    parts = [repr(mm.snapshot()).encode() for _, mm in w.p.buffered_models]
     return b + b"|".join(parts)
 
 

@@ -197,7 +197,7 @@ class World:
         steps = self.steps
         out = [steps[p] for p in self.enabled_actors()]
         for a, mm in self.p.buffered_models:
-            if mm._n:
+            if mm.n_buffered:
                 out += drains(a, mm)
         return out
 
