@@ -178,3 +178,33 @@ def test_the_baton_row_holds_what_a_wait_asks():
     assert row.pending(W, 0) and row.take(W, 0, 2) is Drain(2, 77) and not row.pending(W, 0)
     with pytest.raises(ValueError, match="at most two words"):
         Wait.of("wait.ack", (1, 2, 3), None, False, False)
+
+
+def test_a_new_kind_of_command_is_added_in_one_place(monkeypatch):
+    from smpemu.sched import choices, row
+
+    monkeypatch.setattr(choices, "COMMANDS", dict(choices.COMMANDS))
+    monkeypatch.setattr(choices, "BY_CODE", dict(choices.BY_CODE))
+    monkeypatch.setattr(row, "BY_CODE", choices.BY_CODE)
+
+    class Poke(choices.Command):
+        """A command without argument (as issue 19's sched.out would be)."""
+        __slots__ = ()
+        tag = "test.poke"
+        code = 99
+        has_arg = False
+
+        def apply(self, ctx):
+            ctx.append(self.actor)
+
+    choices.register(Poke)
+    c, point = parse([1, "test.poke"])
+    assert c is Poke(1) and point is None and not c.is_step and c.name() == [1, "test.poke"]
+    W = [0] * 16
+    row.send(W, 0, c)
+    got = row.take(W, 0, 1)
+    done = []
+    got.apply(done)
+    assert got is c and done == [1]
+    with pytest.raises(UsageError):
+        parse([1, "test.poke", 3])

@@ -12,8 +12,9 @@ one is and does.  A choice is
   ``[cpu, "sb.drain", word]``, replay format 2).
 
 A new kind of choice is a new subclass here: its decision tag, its code on
-the baton's row (``sched.row``), and what it does to the actor's context
-(``apply``); a new kind of step-like choice sets ``is_step``.  The
+the baton's row (``sched.row``), whether its decision has an argument, and
+what it does to the actor's context (``apply``), then ``register``-ed; a
+new kind of step-like choice sets ``is_step``.  The
 explorer only asks ``is_step`` (may it be put to sleep, does choosing it
 continue or preempt the running actor) and ``loc`` (the pseudo-location
 its footprint writes).
@@ -94,14 +95,16 @@ class Step(Choice):
 class Command(Choice):
     """Something done to a parked actor's context; it stays parked.
     Subclasses set ``tag`` (the decision's second element), ``code`` (on the
-    baton's row) and write ``apply``."""
+    baton's row), ``has_arg`` (its decision is ``[cpu, tag, arg]``, else
+    ``[cpu, tag]``) and write ``apply``."""
 
     __slots__ = ("arg",)
     tag = ""
     code = 0
+    has_arg = True
     _interned: dict = {}
 
-    def __new__(cls, actor: int, arg: int):
+    def __new__(cls, actor: int, arg: int = 0):
         key = (cls, actor, arg)
         c = Command._interned.get(key)
         if c is None:
@@ -116,7 +119,7 @@ class Command(Choice):
         return (type(self), (self.actor, self.arg))
 
     def name(self, point: str = "") -> list:
-        return [self.actor, self.tag, self.arg]
+        return [self.actor, self.tag, self.arg] if self.has_arg else [self.actor, self.tag]
 
     def apply(self, ctx) -> None:
         raise NotImplementedError
@@ -146,8 +149,19 @@ class Drain(Command):
         drain_word(ctx.mm, self.arg)
 
 
-COMMANDS = {c.tag: c for c in (Drain,)}  # decision tag -> kind
-BY_CODE = {c.code: c for c in COMMANDS.values()}  # row code -> kind
+COMMANDS: dict = {}  # decision tag -> kind
+BY_CODE: dict = {}  # row code -> kind
+
+
+def register(kind):
+    """Make a Command subclass a kind of decision (its tag parsed, its code on the row)."""
+    assert kind.tag not in COMMANDS and kind.code not in BY_CODE and kind.code > 0, kind
+    COMMANDS[kind.tag] = kind
+    BY_CODE[kind.code] = kind
+    return kind
+
+
+register(Drain)
 
 
 def drains(actor: int, mm) -> list:
@@ -163,13 +177,17 @@ def parse(d) -> tuple:
         raise UsageError(f"{d!r} is not a decision")
     kind = COMMANDS.get(d[1])
     if kind is not None:
+        if not kind.has_arg:
+            if len(d) != 2:
+                raise UsageError(f"{d!r} is not a decision [cpu, {d[1]!r}]")
+            return kind(d[0]), None
         if len(d) != 3 or not isinstance(d[2], int) or isinstance(d[2], bool) or d[2] < 0:
-            raise UsageError(f"{d!r} is not a decision [cpu, {d[1]!r}, word]")
+            raise UsageError(f"{d!r} is not a decision [cpu, {d[1]!r}, arg]")
         return kind(d[0], d[2]), None
     if len(d) != 2 or d[1] not in SCHED_POINTS:
         raise UsageError(f"{d!r} is not a decision [cpu, point]")
     return Step(d[0]), d[1]
 
 
-__all__ = ["Choice", "Step", "Command", "Drain", "DRAIN", "COMMANDS", "BY_CODE", "Loc", "CLOCK", "actor_loc",
-           "drain_word", "drains", "parse"]
+__all__ = ["Choice", "Step", "Command", "Drain", "DRAIN", "COMMANDS", "BY_CODE", "register", "Loc", "CLOCK",
+           "actor_loc", "drain_word", "drains", "parse"]
