@@ -119,7 +119,7 @@ class _BufferedModel(MemoryModel):
             self.drain_one()
 
     def reset(self) -> None:
-        MemoryModel.reset(self)
+        self._fence_up = False  # as MemoryModel.reset
         self.restore(())  # an empty buffer (stores dropped, not drained)
 
     def buffered(self) -> int:

@@ -164,10 +164,22 @@ def register(kind):
 register(Drain)
 
 
+_DRAINS: list = []  # actor -> {word: its Drain} (drains, per explored node: no key tuple to build)
+
+
 def drains(actor: int, mm) -> list:
     """The drain choices of ``actor``'s store buffer now (under relaxed, one
     per word that may drain next: every drain order is a branch)."""
-    return [Drain(actor, a) for a in mm.drain_choice_addrs()]
+    while len(_DRAINS) <= actor:
+        _DRAINS.append({})
+    known = _DRAINS[actor]
+    out = []
+    for a in mm.drain_choice_addrs():
+        d = known.get(a)
+        if d is None:
+            d = known[a] = Drain(actor, a)
+        out.append(d)
+    return out
 
 
 def parse(d) -> tuple:

@@ -75,7 +75,10 @@ class Cond:
 
     def __init__(self, wait: Wait, mem):
         self.wait = wait
-        self.seen = tuple((a, mem[a]) for a in wait.addrs())
+        seen = [(a, mem[a]) for a in wait.words]
+        if wait.rng is not None:
+            seen += [(a, mem[a]) for a in wait.rng]
+        self.seen = seen
         self.sem = wait.sem
         self.timed = wait.timed
         self.optional = wait.optional

@@ -270,7 +270,8 @@ class World:
     def over(self) -> bool:
         """The end rule (sched.core): every actor finished, or only actors in
         optional waits are left and none can run."""
-        return self.sched.over(self.enabled_actors())
+        en = self._en
+        return self.sched.over(en if en is not None else self.enabled_actors())
 
     def _ops(self) -> None:
         self.sched.op[:] = [ctx.op for ctx in self.ctxs]  # for the reports: which op each actor is at
@@ -284,6 +285,8 @@ class World:
 
     def skipped(self) -> list:
         """The ops of the actors left in optional waits (the run being over)."""
+        if True not in self.live:
+            return []  # the common end: every actor finished
         sk = self.sched.skipped()
         if not sk:
             return sk
