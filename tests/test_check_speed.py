@@ -3,7 +3,7 @@
 The explorer turns the cyclic GC off while it explores (explore.Explorer.run):
 that is safe only while a schedule leaves no reference cycle behind, every
 world being freed by reference counting.  And the actor greenlets are pooled
-per Proto (search/scenarios.py): the pool must not keep its Proto alive.
+per Proto (search/world.py, search/greenlets.py): the pool must not keep its Proto alive.
 Both are deterministic properties of the code, checked here.
 """
 
