@@ -24,11 +24,15 @@ on).  The coordinator snapshots the watched words when the process parks (it
 ran alone since it looked at them, so the snapshot is what it saw) and treats
 it as disabled until one of them changes.  The enabled set is thus a function
 of the shared state, i.e. of the decisions so far.  No process enabled: a
-deadlock, reported with every process's wait.
+deadlock, reported with every process's wait.  These rules are the scheduler
+core's (``smpemu.sched``), which the explorer of ``smpemu check`` follows
+too: this loop is its transport over rows and semaphores.
 
 A run under a schedule ends at the first violation, after ``max_decisions``
-decisions, when every vCPU finished (``--iterations``), or on a deadlock; it
-ignores ``--duration`` and ``--delay``.  Then the coordinator sets
+decisions, when the workload is over (the end rule, per workload: a
+script's when every process has run its list, a stress workload's when every
+vCPU finished, ``--iterations``), or on a deadlock; it ignores
+``--duration`` and ``--delay``.  Then the coordinator sets
 ``CTL_SCHED_END`` and hands every process its baton: each raises
 ``SchedEnd`` at its scheduling point and leaves, so nothing runs unscheduled
 that could change the verdict.
