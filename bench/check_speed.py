@@ -25,7 +25,8 @@ import time
 
 from smpemu.search.check_cmd import run_check
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 
 TARGET = 100_000  # points per CPU second
 # (policy, scenario, memory model, requests, bound, schedules: quick, full; None: all)
@@ -61,24 +62,22 @@ def _recorded(run, n) -> tuple:
     policy, scenario, model, requests, bound, _ = run
     proto = Proto(load_scenario(scenario), policy, model, requests)
     logs: list = []
-    with logical_time():
-        ex = Explorer(lambda: _Recorder(proto.world(), logs), bound, prefix=proto.setup_prefix(),
-                      max_schedules=n)
-        res = ex.run()
+    ex = Explorer(lambda: _Recorder(proto.world(), logs), bound, prefix=proto.setup_prefix(),
+                  max_schedules=n)
+    res = ex.run()
     return proto, logs, res.points
 
 
 def _baseline(proto, logs) -> float:
     """CPU seconds to build every world and step its choices, no explorer."""
-    with logical_time():
-        c0 = time.process_time()
-        for chs in logs:
-            w = proto.world()
-            try:
-                w.replay(chs)
-            finally:
-                w.close()
-        return time.process_time() - c0
+    c0 = time.process_time()
+    for chs in logs:
+        w = proto.world()
+        try:
+            w.replay(chs)
+        finally:
+            w.close()
+    return time.process_time() - c0
 
 
 def measure(run, quick: bool, repeat: int) -> dict:

@@ -476,23 +476,35 @@ def bench(
     run_all(check_options(only, json_out), quick, json_out, iterations)
 
 
+EXTENSIONS = (  # commands that live in their own modules: (name, module with register(app, ...))
+    ("sweep", "smpemu.study.sweep"),
+    ("replay", "smpemu.search.replay_cmd"),
+    ("check", "smpemu.search.check_cmd"),
+)
+
+
 def _register_extensions() -> None:
-    """Commands that live in their own modules register themselves here."""
-    try:
-        from smpemu.study.sweep import register
-    except ImportError:
-        return
-    register(app, out=out, err=err, guard=_guard)
-    try:
-        from smpemu.search.replay_cmd import register as register_schedule
-    except ImportError:
-        return
-    register_schedule(app, out=out, err=err, guard=_guard)
-    try:
-        from smpemu.search.check_cmd import register as register_check
-    except ImportError:
-        return
-    register_check(app, out=out, err=err, guard=_guard)
+    """Each extension registers its command; one that fails to import does not
+    take the others with it, and its command stays, saying why it cannot run."""
+    import importlib
+
+    for name, module in EXTENSIONS:
+        try:
+            register = importlib.import_module(module).register
+        except ImportError as e:
+            _unavailable(name, module, e)
+            continue
+        register(app, out=out, err=err, guard=_guard)
+
+
+def _unavailable(name: str, module: str, e: ImportError) -> None:
+    why = f"{module} failed to import ({type(e).__name__}: {e})"
+
+    @app.command(name, help=f"Unavailable: {why}.",
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def unavailable():
+        err.print(f"smpemu {name}: unavailable: {why}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL)
 
 
 _register_extensions()

@@ -23,6 +23,7 @@ import inspect
 import textwrap
 from dataclasses import dataclass
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi, policies
 from smpemu.kvm.policies.base import DeferredPolicy
 from smpemu.kvm.policies.eager import EagerPolicy
@@ -49,12 +50,12 @@ class TlbsDirtyPlainStore(TlbsDirtyPolicy):
     def flush_remote(self, ctx):
         mm = ctx.mm
         seen = mm.load_acquire(ctx.a_dirty)
-        ctx.ev(15, seen)
+        ctx.ev(ev.COUNT_READ, seen)
         mm.mb()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
         mm.store(ctx.a_dirty, 0)  # mutant: a bump since 'seen' is lost
-        ctx.ev(3)
+        ctx.ev(ev.FLUSH_CLEARED)
 
 
 class V4NoZapWmb(DeferredPolicy):
@@ -67,7 +68,7 @@ class V4NoZapWmb(DeferredPolicy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         mm.store(ctx.a_dirty, 1)  # mutant: no wmb() before it
-        ctx.ev(1, 1)
+        ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")
         return False
 
@@ -80,7 +81,7 @@ class V4NoFlushWmb(DeferredPolicy):
     def flush_remote(self, ctx):
         mm = ctx.mm
         mm.store(ctx.a_dirty, 0)
-        ctx.ev(3)
+        ctx.ev(ev.FLUSH_CLEARED)
         ctx.point("flush.after_clear_dirty")  # mutant: no wmb() before the requests
         ipi.flush_all_cpus(ctx)
 

@@ -23,7 +23,7 @@ LAYERS = (
     ("smpemu.errors",),
     ("smpemu.memory",),
     ("smpemu.kvm",),
-    ("workloads",),
+    ("workloads", "smpemu.sched"),  # guest code; the scheduler core (neither imports the other)
     ("smpemu.harness",),
     ("smpemu.search", "smpemu.study", "smpemu.litmus"),
     ("smpemu.cli",),
@@ -219,3 +219,64 @@ def test_the_checks_can_fail():
 @pytest.mark.parametrize("unit", sorted(LAYER_OF))
 def test_unit_exists(unit):
     assert unit in MODULES
+
+
+# -- time: the protocol state's clock comes from the context ----------------------------
+# Every read of a clock in kvm/, by module: kvm.clock is the one clock of the
+# protocol state (ctx.clock: fills, syncs, oracle records); the others are not
+# state (an ack latency, a stress delay, the free-running host's pacing).
+TIME_ALLOWED = {
+    "smpemu.kvm.clock": {"monotonic_ns"},  # WallClock: the clock of real processes
+    "smpemu.kvm.ipi": {"perf_counter_ns"},  # ack latency, reported, never compared
+    "smpemu.kvm.points": {"sleep", "perf_counter"},  # stress delays at protocol points
+    "smpemu.kvm.host": {"monotonic"},  # free-running reclaim pacing (time is decisions under a schedule)
+}
+
+
+def _time_uses(mod: str) -> list[tuple[str, int]]:
+    """(what, line) for every use of the time module in ``mod``."""
+    tree = ast.parse(MODULES[mod].read_text())
+    names = set()  # local names of the time module
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.asname or a.name for a in node.names if a.name == "time"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "time":
+            out += [(f"from time import {a.name}", node.lineno) for a in node.names]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in names:
+            out.append((node.attr, node.lineno))
+    return out
+
+
+def test_kvm_reads_no_clock_but_the_contexts():
+    bad = [f"{MODULES[m].relative_to(ROOT)}:{line}: time.{what}" for m in MODULES if m.startswith("smpemu.kvm")
+           for what, line in _time_uses(m) if what not in TIME_ALLOWED.get(m, set())]
+    assert not bad, "kvm/ reads a clock outside ctx.clock (kvm/clock.py):\n" + "\n".join(bad)
+
+
+def test_no_module_patches_time():
+    """Nothing assigns a module's ``time`` (the explorer once swapped kvm's)."""
+    bad = []
+    for m, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                args = node.args
+                if len(args) > 1 and isinstance(args[1], ast.Constant) and args[1].value == "time":
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: setattr(..., 'time', ...)")
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr == "time":
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: ... .time = ...")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_time_checks_can_fail(tmp_path):
+    src = "import time as t\nfrom time import monotonic_ns\nx = t.monotonic_ns()\n"
+    p = tmp_path / "m.py"
+    p.write_text(src)
+    MODULES["smpemu.kvm._probe"] = p
+    try:
+        assert [w for w, _ in _time_uses("smpemu.kvm._probe")] == ["from time import monotonic_ns", "monotonic_ns"]
+    finally:
+        del MODULES["smpemu.kvm._probe"]

@@ -18,9 +18,11 @@ import pytest
 
 from smpemu.search.baton_loop import run
 from smpemu.search.check_cmd import run_check
-from smpemu.search.explore import Explorer, count_bounded
+from smpemu.sched.choices import Step
+from smpemu.search.explore import Explorer
 from smpemu.search.replay_file import MATCH_KEYS, identity, load_replay, write_doc
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 from tests import mutants as M
 
 
@@ -35,15 +37,16 @@ class Toy:
         self.violation = None
 
     def choices(self):
-        return [a for a, w in enumerate(self.words) if self.pc[a] < len(w)]
+        return [Step(a) for a, w in enumerate(self.words) if self.pc[a] < len(w)]
 
-    def enabled(self, a):
-        return self.pc[a] < len(self.words[a])
+    def enabled(self, ch):
+        return self.pc[ch.actor] < len(self.words[ch.actor])
 
-    def cond_fp(self, a):
+    def cond_fp(self, ch):
         return frozenset()
 
-    def step(self, a):
+    def step(self, ch):
+        a = ch.actor
         addr = self.words[a][self.pc[a]]
         self.pc[a] += 1
         self.mem[addr] = self.mem.get(addr, ()) + (a,)  # the order of writers is the state
@@ -57,6 +60,39 @@ class Toy:
 
     def close(self):
         pass
+
+
+def count_bounded(lengths, k: int) -> int:
+    """Schedules of independent straight-line actors (``lengths[i]`` steps
+    each, no blocking) with <= k preemptions, starting free: the closed form
+    the unpruned explorer is checked against.
+
+    A schedule is an order of the actors' steps; cutting it into maximal
+    runs of one actor, a run that ends before its actor is finished is a
+    preemption.  Count by dynamic programming over (steps left per actor,
+    last actor, whether it is unfinished) - small inputs only.
+    """
+    from functools import lru_cache
+
+    n = len(lengths)
+
+    @lru_cache(maxsize=None)
+    def go(left, last, budget):
+        if all(x == 0 for x in left):
+            return 1
+        total = 0
+        for a in range(n):
+            if left[a] == 0:
+                continue
+            cost = 1 if (last is not None and last != a and left[last] > 0) else 0
+            if cost > budget:
+                continue
+            nl = list(left)
+            nl[a] -= 1
+            total += go(tuple(nl), a, budget - cost)
+        return total
+
+    return go(tuple(lengths), None, k)
 
 
 def brute_force(lengths, k):
@@ -107,21 +143,28 @@ def test_pruned_and_unpruned_reach_the_same_states_with_conflicts(k):
 
 
 # -- the same comparison on the protocol scenarios -------------------------------------
+def state_key(w) -> bytes:
+    """A world's final shared state, for comparing explorations: the arena
+    (the trace ring and the start time are not state) and the store buffers."""
+    b = bytes(w.mv.obj)
+    parts = [repr(mm.snapshot()).encode() for _, mm in w.p.buffered_models]
+    return b + b"|".join(parts)
+
+
 def _explore_states(policy, scenario, model, k, prune):
     sc = load_scenario(scenario)
     proto = Proto(sc, policy, model, "modern")
     states, viols = set(), set()
 
     def terminal(w, cost):
-        states.add(w.state_key())
+        states.add(state_key(w))
         if w.violation is not None:
             v = w.violation
             viols.add((v["kind"], v["vcpu"], v["slot"], v["pfn"]))
 
-    with logical_time():
-        ex = Explorer(proto.world, k, prune=prune, stop_on_violation=False, on_terminal=terminal,
-                      prefix=proto.setup_prefix())
-        res = ex.run()
+    ex = Explorer(proto.world, k, prune=prune, stop_on_violation=False, on_terminal=terminal,
+                  prefix=proto.setup_prefix())
+    res = ex.run()
     assert res.complete
     return res, states, viols
 

@@ -3,7 +3,7 @@
 The explorer turns the cyclic GC off while it explores (explore.Explorer.run):
 that is safe only while a schedule leaves no reference cycle behind, every
 world being freed by reference counting.  And the actor greenlets are pooled
-per Proto (search/scenarios.py): the pool must not keep its Proto alive.
+per Proto (search/world.py, search/greenlets.py): the pool must not keep its Proto alive.
 Both are deterministic properties of the code, checked here.
 """
 
@@ -15,7 +15,8 @@ import weakref
 import pytest
 
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 
 
 def _cyclic_garbage(policy, scenario, model, schedules) -> int:
@@ -25,8 +26,7 @@ def _cyclic_garbage(policy, scenario, model, schedules) -> int:
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        with logical_time():
-            Explorer(proto.world, 1, prefix=proto.setup_prefix(), max_schedules=schedules).run()
+        Explorer(proto.world, 1, prefix=proto.setup_prefix(), max_schedules=schedules).run()
         n = gc.collect()
     finally:
         gc.set_debug(0)
@@ -51,8 +51,7 @@ def test_a_proto_and_its_greenlet_pool_are_freed():
     refs = []
     for _ in range(2):
         proto = Proto(load_scenario("one-flusher"), "deferred-v4", "native", "modern")
-        with logical_time():
-            Explorer(proto.world, 1, prefix=proto.setup_prefix()).run()
+        Explorer(proto.world, 1, prefix=proto.setup_prefix()).run()
         assert proto.idle  # the pool was used
         refs.append(weakref.ref(proto))
         del proto

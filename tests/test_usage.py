@@ -51,3 +51,23 @@ def test_list_and_info_and_help():
     p = subprocess.run([sys.executable, "-m", "smpemu.cli", "list"], capture_output=True, text=True, timeout=50)
     for name in ("eager", "deferred-v3", "deferred-v4", "malloc-touch"):
         assert name in p.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_command_that_fails_to_import_drops_no_other_and_says_why():
+    # sys.modules[name] = None makes importing it raise ImportError: a broken
+    # sweep module must leave replay and check registered, and sweep itself
+    # must say why it cannot run (exit 1), not vanish
+    code = ("import sys; sys.modules['smpemu.study.sweep'] = None; sys.argv = ['smpemu'] + sys.argv[1:]; "
+            "from smpemu.cli import main; main()")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=50)
+
+    for cmd in ("replay", "check"):
+        p = cli(cmd, "--help")
+        assert p.returncode == 0, (cmd, p.stdout, p.stderr)
+    p = cli("sweep", "--vcpus", "1,2")
+    assert p.returncode == 1 and "smpemu sweep: unavailable: smpemu.study.sweep failed to import" in p.stderr, \
+        (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr

@@ -16,7 +16,7 @@ from smpemu import memory
 from smpemu.errors import AckTimeout
 from smpemu.harness.config import RunConfig
 from smpemu.harness.context import ProcContext, RunParams
-from smpemu.harness.coordinator import _init_arena, plan
+from smpemu.harness.coordinator import init_arena, plan
 from smpemu.kvm import locks, policies
 from smpemu.kvm.layout import C
 from smpemu.kvm.mmu import MMU
@@ -53,7 +53,7 @@ class Scripted(Waits):
     def point(self, ctx, name, poll=True):
         self.log.append(("point", name))
 
-    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell, optional=False):
         return [timeout, 0]
 
     def _expired(self, ctx, deadline):
@@ -133,7 +133,7 @@ def test_lock_held_by_one_holder_past_the_timeout_is_an_error():
     sem = Sem(0)
     w = Scripted()
     ctx = context(w)
-    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]  # two blocks' worth of time
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell, optional: [2, 0]  # two blocks' worth of time
     ctx.W[1] = 99
     with pytest.raises(AckTimeout, match="cpu 0 could not take pfn_lock: held by pid 99 for more than 3.0 s"):
         locks.lock(ctx, Lock("pfn_lock", sem, holder=1, acq=2))
@@ -149,7 +149,7 @@ def test_lock_changing_hands_is_only_slow():
     steps = [hand_over, hand_over, hand_over, sem.release]
     w = Scripted(steps)
     ctx.waits = w
-    w._deadline = lambda ctx, timeout, timer, watch, sem, bell: [2, 0]
+    w._deadline = lambda ctx, timeout, timer, watch, sem, bell, optional: [2, 0]
     locks.lock(ctx, Lock("mmu_lock", sem, holder=1, acq=2))
     assert ctx.W[1] == 4242 and ctx.W[2] == 4
 
@@ -162,7 +162,7 @@ def test_the_protocol_runs_in_process_over_another_implementation():
     cfg = RunConfig(vcpus=1, workload="script", script={}, swap_rate=0, guest_mem="4M", pin="none").validate()
     guest, layout, placement = plan(cfg)
     arena = Arena(layout, bytearray(layout.n_bytes))
-    _init_arena(arena, guest)
+    init_arena(arena, guest)
     sems = {"kick0": Sem(), "ackwake0": Sem(), "ackwake1": Sem(), "mmu_lock": Sem(1), "pfn_lock": Sem(1),
             "router": Sem(), "fence0": Sem(1), "fence1": Sem(1), **{f"atomic{k}": Sem(1) for k in range(2)}}
     spec = SimpleNamespace(cfg=cfg, guest=guest, placement=placement)

@@ -33,6 +33,14 @@ def get(name: str):
         ) from None
 
 
+def hosts_finish(name: str) -> bool:
+    """The end rule of a run of workload ``name``: True when its host
+    processes run a finite list of ops too (a script: the run ends when every
+    process has finished), False when they reclaim for ever (the run ends
+    when the vCPUs have)."""
+    return getattr(get(name), "HOSTS_FINISH", False)
+
+
 def describe() -> dict[str, str]:
     """name -> first line of its docstring, without the leading ``name:``."""
     out = {}

@@ -28,22 +28,37 @@ instead (or besides ``"host"``, then without a "0").  Page operands are
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
+               ["optional", OP]      OP (a reclaim_freed or a wait) may wait for ever: see below
 
 ``reclaim_freed`` with nothing freed yet waits (under a schedule or in
-``smpemu check``: parks) until vCPU v frees a page, or fails after the
-script's timeout: an explorer reaches it in every order.
+``smpemu check``: parks) until vCPU v frees a page.  Any wait that does not
+end fails the run: after the script's timeout when free-running, as a
+deadlock under a schedule or in ``smpemu check`` (nobody can run and this
+host has not finished: a run of a script ends when every vCPU *and* every
+host has run its list, ``HOSTS_FINISH``).  A host's wait that may
+legitimately never end (a reclaim of a page the scenario may never free)
+says so: ``["optional", ["reclaim_freed", 1]]``.  When it does not end (at
+the timeout; under a schedule, when nobody else can run any more) the host
+skips it and every op after it, and the run reports what was skipped
+(``skipped`` in the result: ``run``, the baton, ``smpemu check``).
 """
 
 from __future__ import annotations
 
+import json
+
 from smpemu.errors import AckTimeout, UsageError, read_json_object
+from smpemu.kvm.layout import C, proc_name
 from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait",
            "spin", "busy", "flush", "wait_halted"}
-HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm"}
+HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm", "optional"}
+OPTIONAL_OPS = {"reclaim_freed", "wait"}  # the host waits ["optional", OP] may wrap
 
+
+HOSTS_FINISH = True  # the run ends when every vCPU and every host has run its list (workloads.hosts_finish)
 
 KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment", "setup", "bound"}  # setup, bound: smpemu check's scenarios
 
@@ -152,6 +167,11 @@ def _check_op(who, n, op, events, n_vcpus, guest) -> None:
     elif kind == "reclaim_freed":
         if len(op) != 2 or not isinstance(op[1], int) or isinstance(op[1], bool) or not 0 <= op[1] < n_vcpus:
             raise UsageError(f"{where}: expected a vCPU number 0..{n_vcpus - 1}")
+    elif kind == "optional":
+        if len(op) != 2 or not isinstance(op[1], list) or not op[1] or op[1][0] not in OPTIONAL_OPS:
+            raise UsageError(f"{where}: expected [\"optional\", OP], OP one of {sorted(OPTIONAL_OPS)} "
+                             f"(a wait that may never end)")
+        _check_op(who, n, op[1], events, n_vcpus, guest)
 
 
 def _slot(guest_layout, page) -> int:
@@ -163,11 +183,28 @@ def _evt(spec, name):
     return spec.sems[f"evt-{name}"]
 
 
-def _wait_evt(ctx, point, sem, timeout, name, watch=(), poll=None, slice_s=0.002) -> None:
-    """Until the event ``name`` is posted (and take it), bounded by ``timeout``."""
-    if not ctx.waits.wait_until(ctx, point, lambda took: took or try_take(sem), watch=watch, sem=sem,
-                                poll=poll, timeout=timeout, slice_s=slice_s):
-        raise AckTimeout(f"cpu {ctx.pid_index}: script event {name!r} not posted within {timeout} s")
+def _wait_evt(ctx, point, sem, timeout, name, watch=(), poll=None, slice_s=0.002, optional=False) -> bool:
+    """Until the event ``name`` is posted (and take it), bounded by ``timeout``;
+    False if an ``optional`` wait did not end."""
+    if ctx.waits.wait_until(ctx, point, lambda took: took or try_take(sem), watch=watch, sem=sem,
+                            poll=poll, timeout=timeout, slice_s=slice_s, optional=optional):
+        return True
+    if optional:
+        return False
+    raise AckTimeout(f"{_who(ctx)}: script event {name!r} not posted within {timeout} s")
+
+
+def _who(ctx) -> str:
+    return proc_name(ctx.pid_index, ctx.n_vcpus, ctx.n_hosts)
+
+
+def describe_op(script: dict, n_vcpus: int, n_hosts: int, p: int, k: int) -> str:
+    """'host0 op 1 ["optional", ["reclaim_freed", 0]]': process p's op k."""
+    if p < n_vcpus:
+        ops = script.get("cpus", {}).get(str(p), [])
+    else:
+        ops = host_scripts(script).get(p - n_vcpus, [])
+    return f"{proc_name(p, n_vcpus, n_hosts)} op {k} " + (json.dumps(ops[k]) if 0 <= k < len(ops) else "(none)")
 
 
 def run(cpu, guest, rng, cfg) -> None:
@@ -176,7 +213,8 @@ def run(cpu, guest, rng, cfg) -> None:
     L = guest.L
     timeout = float(cfg.script.get("timeout", 20))
     ops = cfg.script.get("cpus", {}).get(str(cpu.me), [])
-    for op in ops:
+    for i, op in enumerate(ops):
+        ctx.op = i  # which op we are at (smpemu check's setup; the reports of a deadlock)
         kind = op[0]
         if kind == "touch":
             guest.touch(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
@@ -224,6 +262,7 @@ def run(cpu, guest, rng, cfg) -> None:
             if not ctx.waits.wait_until(ctx, "script.wait", lambda took: bool(ctx.mm.load(a_halted)),
                                         watch=(a_halted,), timeout=timeout, slice_s=0.001):
                 raise AckTimeout(f"cpu {cpu.me}: vcpu {op[1]} did not halt within {timeout} s")
+    ctx.op = len(ops)
 
 def run_host(ctx, mmu, spec, host: int | None = None) -> None:
     """Host process ``host`` (default: this context's reclaimer index, 0 for
@@ -236,15 +275,23 @@ def run_host(ctx, mmu, spec, host: int | None = None) -> None:
     W = ctx.W
     lay = ctx.arena.layout
     hosts = host_scripts(cfg.script)
-    for op in hosts.get(host, []):
+    ops = hosts.get(host, [])
+    for i, op in enumerate(ops):
+        ctx.op = i
         kind = op[0]
+        optional = kind == "optional"
+        if optional:  # a wait that may never end: if it does not, skip it and the rest
+            op = op[1]
+            kind = op[0]
         if kind == "signal":
             ctx.mm.drain()
             _evt(spec, op[1]).release()
         elif kind == "wait":
             ctx.mm.drain()
-            _wait_evt(ctx, "script.wait", _evt(spec, op[1]), timeout, op[1], watch=ctx.poll_words,
-                      poll=ctx.exit_poll)
+            if not _wait_evt(ctx, "script.wait", _evt(spec, op[1]), timeout, op[1], watch=ctx.poll_words,
+                             poll=ctx.exit_poll, optional=optional):
+                ctx.counters[C["skipped_op"]] = i + 1
+                return
         elif kind == "flush":
             ctx.policy.flush_remote(ctx)
         elif kind == "arm":
@@ -254,8 +301,11 @@ def run_host(ctx, mmu, spec, host: int | None = None) -> None:
             # word reads (not numpy views): an explorer sees what the host read
             a_head = lay["freed_head"].addr(v, 0)
             if not ctx.waits.wait_until(ctx, "host.idle", lambda took: W[a_head] > 0, watch=(a_head,),
-                                        timeout=timeout, poll=ctx.exit_poll):
-                raise AckTimeout(f"script: host reclaim_freed {v}: vCPU {v} freed nothing within {timeout} s")
+                                        timeout=timeout, poll=ctx.exit_poll, optional=optional):
+                if optional:
+                    ctx.counters[C["skipped_op"]] = i + 1
+                    return
+                raise AckTimeout(f"script: {_who(ctx)} reclaim_freed {v}: vCPU {v} freed nothing within {timeout} s")
             h = W[a_head]
             ring = lay["freed_ring"]
             mmu.host_invalidate(W[ring.addr(v, (h - 1) % ring.shape[1])])
@@ -263,3 +313,4 @@ def run_host(ctx, mmu, spec, host: int | None = None) -> None:
             gfn = W[lay["gpte"].offset + _slot(L, op[1])] - 1
             if gfn >= 0:
                 mmu.host_invalidate(gfn)
+    ctx.op = len(ops)

@@ -12,5 +12,5 @@ It never imports the search, the studies, the litmus runner or the CLI: a
 scheduled run gets the baton loop from the search by injection
 (``coordinator.run(cfg, monitor=...)``).
 
-May import: workloads, smpemu.kvm, smpemu.memory, smpemu.errors.
+May import: workloads, smpemu.sched, smpemu.kvm, smpemu.memory, smpemu.errors.
 """

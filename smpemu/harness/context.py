@@ -17,6 +17,7 @@ import numpy as np
 from smpemu.errors import AbortError
 from smpemu.harness.freerun import FreeRun
 from smpemu.kvm import layout as shared
+from smpemu.kvm.clock import WALL
 from smpemu.kvm.layout import CTL_STOP
 from smpemu.kvm.locks import lock, unlock
 from smpemu.kvm.waits import Lock
@@ -47,9 +48,11 @@ class ProcContext:
     handle_requests: object = None  # callable: vCPU's own request handler (None for host)
     trace: object = None  # smpemu.harness.trace.Tracer when tracing, else None
     waits: object = None  # smpemu.kvm.waits.Waits: how this process blocks (default: FreeRun)
+    clock: object = None  # smpemu.kvm.clock.Clock: the times the protocol state holds (default: WALL)
     counters: np.ndarray = field(default=None)
     my_seq: list = field(default=None)
     lat_ns: list = field(default_factory=list)
+    op: int = -1  # a script actor: the index of the op it is running (-1: none yet, or no script)
 
     def __post_init__(self):
         L = self.arena.layout
@@ -58,13 +61,9 @@ class ProcContext:
         self.is_host = self.pid_index >= g.n_vcpus
         self.host_index = self.pid_index - g.n_vcpus if self.is_host else -1  # reclaimer k
         self.n_hosts = g.n_hosts
-        self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
-        # times each protocol point was reached (coverage), published at exit
-        self.point_counts = [0] * shared.N_POINT_SLOTS
-        self.my_seq = [0] * g.n_vcpus
         self.W = self.arena.words
         self.stop_addr = self.arena.ctl_addr(CTL_STOP)
-        self.parent = os.getppid()
+        self.reset()
         # addresses, precomputed once
         self.a_mode = [L["mode"].addr(v, 0) for v in range(g.n_vcpus)]
         self.a_flag = [L["req_flag"].addr(v, 0) for v in range(g.n_vcpus)]
@@ -90,6 +89,21 @@ class ProcContext:
                            if self.params.requests == "2009" and not self.is_host else ())
         if self.waits is None:
             self.waits = FreeRun()
+        if self.clock is None:
+            self.clock = WALL
+
+    def reset(self) -> None:
+        """The state one run accumulates, as at the start of a run (a process
+        has one run; the explorer resets its actors' contexts per schedule:
+        harness.worker.start_run)."""
+        self.counters = np.zeros(shared.N_COUNTERS, dtype=np.int64)
+        # times each protocol point was reached (coverage), published at exit
+        self.point_counts = [0] * shared.N_POINT_SLOTS
+        self.my_seq = [0] * self.n_vcpus
+        self.lat_ns = []
+        self.handle_requests = None
+        self.op = -1
+        self.parent = os.getppid()
 
     # -- shared words of the request protocol ---------------------------------
     def req_seq_addr(self, target: int, requester: int) -> int:

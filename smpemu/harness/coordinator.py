@@ -25,6 +25,7 @@ import numpy as np
 import workloads
 from smpemu.harness import pinning, resources, trace
 from smpemu.harness.router import Router
+from smpemu.harness.semaphores import semaphores
 from smpemu.kvm import layout as shared
 from smpemu.memory.arena import Arena
 from smpemu.harness.config import RunConfig
@@ -38,9 +39,9 @@ from smpemu.kvm.oracle import gather as gather_violations
 from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
 from smpemu.harness.worker import process_main, read_error
+from workloads.script import describe_op
 from workloads.script import validate as validate_script
 
-N_ATOMIC = 8
 REPORTED = (
     "steps", "invlpg", "faults", "tlb_hits", "tlb_misses", "flush_requests",
     "remote_flushes", "ipis_sent", "ipis_received", "ipis_avoided",
@@ -58,7 +59,6 @@ class Spec:
     placement: list
     params: RunParams
     guest: GuestLayout
-    n_atomic: int = N_ATOMIC
 
 
 @dataclass
@@ -76,6 +76,7 @@ class RunResult:
     schedule: dict | None = None  # under cfg.schedule: how the schedule went (search/baton_loop.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
     points: dict = field(default_factory=dict)  # protocol point -> times reached, every process summed
+    skipped: list = field(default_factory=list)  # a script's optional waits that did not end (workloads/script.py)
 
     @property
     def exit_code(self) -> int:
@@ -104,6 +105,7 @@ class RunResult:
             **({"trace": self.trace} if self.trace is not None else {}),
             **({"routed_ipis": self.routed_ipis} if self.routed_ipis is not None else {}),
             **({"schedule": self.schedule} if self.schedule is not None else {}),
+            **({"skipped": self.skipped} if self.skipped else {}),
         }
 
 
@@ -137,7 +139,8 @@ def plan(cfg: RunConfig):
     return guest, layout, placement
 
 
-def _init_arena(arena: shared.Arena, guest: GuestLayout) -> None:
+def init_arena(arena: shared.Arena, guest: GuestLayout) -> None:
+    """A fresh arena's contents: every frame free, the guest kernel's direct map of its page tables."""
     g = arena.layout.geometry
     arena.free_pfns[:] = np.arange(g.n_pfns)[::-1]
     arena.ctl[shared.CTL_NFREE, 0] = g.n_pfns
@@ -200,29 +203,12 @@ class Signals:
 
 def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     """Create the arena and every semaphore of a run in ``res``; return the Spec."""
-    N = cfg.vcpus
-    R = layout.geometry.n_req
     buf = res.shm("arena", layout.n_bytes)
     arena = Arena(layout, buf)
-    _init_arena(arena, guest)
+    init_arena(arena, guest)
     arena.release()
-    for v in range(N):
-        res.sem(f"kick{v}", 0)
-    for r in range(R):
-        res.sem(f"ackwake{r}", 0)
-        res.sem(f"fence{r}", 1)
-    for k in range(N_ATOMIC):
-        res.sem(f"atomic{k}", 1)
-    res.sem("mmu_lock", 1)
-    res.sem("pfn_lock", 1)
-    res.sem("start", 0)
-    res.sem("router", 0)
-    for e in events:
-        res.sem(f"evt-{e}", 0)
-    if cfg.schedule:  # the baton: one "go" per process, one "parked" for the coordinator
-        res.sem("sched", 0)
-        for r in range(R):
-            res.sem(f"sched-go{r}", 0)
+    for s in semaphores(cfg.vcpus, layout.geometry.n_req, events, scheduled=bool(cfg.schedule)):
+        res.sem(s.name, s.value)
     return Spec(cfg, layout, buf, res.sems, placement, params, guest)
 
 
@@ -289,7 +275,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
                 result.routed_ipis = router.delivered
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
-            _gather(arena, procs, result, wall)
+            _gather(arena, procs, result, wall, cfg.script)
             if cfg.trace:
                 result.trace = _trace_window(arena, cfg, result)
             return result
@@ -371,6 +357,8 @@ class _Watchdog:
 def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
     N = cfg.vcpus
     finite = cfg.iterations is not None or cfg.script is not None
+    # the end rule: a script's hosts run a list too; stress's reclaim for ever
+    ending = procs if workloads.hosts_finish(cfg.workload) else procs[:N]
     last_progress = 0.0
     dog = _Watchdog(cfg, arena, procs)
     while True:
@@ -393,7 +381,7 @@ def _monitor(cfg, arena, procs, sig, result, progress, t0) -> float:
             result.aborted = stuck
             return now - t0
         if finite:
-            if all(p.exitcode == 0 for p in procs[:N]):
+            if all(p.exitcode == 0 for p in ending):
                 return now - t0
         elif now - t0 >= cfg.duration:
             return now - t0
@@ -443,7 +431,7 @@ def _trace_window(arena, cfg, result: RunResult) -> dict:
     }
 
 
-def _gather(arena, procs, result: RunResult, wall: float) -> None:
+def _gather(arena, procs, result: RunResult, wall: float, script=None) -> None:
     g = arena.layout.geometry
     N = g.n_vcpus
     cnt = arena.counters.copy()
@@ -463,9 +451,14 @@ def _gather(arena, procs, result: RunResult, wall: float) -> None:
     result.totals = _row(tot, hist.sum(axis=0), wall)
     result.totals["steps_per_s"] = round(int(cnt[:N, C["steps"]].sum()) / wall, 1) if wall > 0 else 0.0
     result.violations = gather_violations(arena.viol, cnt, int(arena.ctl[CTL_T0, 0]))
+    # a script host whose optional wait did not end skipped that op and the rest
+    for i in range(N, g.n_req):
+        k = int(cnt[i, C["skipped_op"]])
+        if k and script is not None:
+            result.skipped.append(describe_op(script, N, g.n_hosts, i, k - 1))
     # coverage: a point never reached is a window this run never tried
     pts = arena.points.sum(axis=0)
     result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}
 
 
-__all__ = ["run", "plan", "RunResult", "COUNTER_NAMES", "N_HIST"]
+__all__ = ["run", "plan", "build_spec", "init_arena", "Spec", "RunResult", "COUNTER_NAMES", "N_HIST"]

@@ -39,7 +39,7 @@ class FreeRun(Waits):
             if time.perf_counter() >= end:
                 return False
 
-    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell, optional=False):
         return None if timeout is None else time.monotonic() + timeout
 
     def _expired(self, ctx, deadline) -> bool:

@@ -196,6 +196,9 @@ def print_result(result: dict, console: Console | None = None, legend_on: bool =
         console.print(f"[red]aborted:[/red] {result['aborted']}")
     if result.get("interrupted"):
         console.print(f"[yellow]interrupted by {result['interrupted']}: partial results[/yellow]")
+    if result.get("skipped"):  # the script allowed these waits never to end
+        console.print("skipped (an optional wait that did not end, and the ops after it): "
+                      + "; ".join(result["skipped"]), markup=False, highlight=False)
     if result.get("points"):
         console.print(points_line(result["points"]), markup=False, highlight=False)  # wraps to the width
     if n:

@@ -6,7 +6,8 @@ each process appends protocol events (dirty stores, zaps, flush start and
 end, kicks, acks, TLB fills, frees) with a CLOCK_MONOTONIC timestamp to its
 own ring in shared memory (single writer, no lock).  The coordinator merges
 the rings and renders the window that led to a violation as one column per
-CPU, like the seed's CPU0/CPU1 diagram.
+CPU, like the seed's CPU0/CPU1 diagram.  The event codes and what their
+operands mean are ``smpemu.kvm.events``, beside the code that emits them.
 """
 
 from __future__ import annotations
@@ -14,28 +15,11 @@ from __future__ import annotations
 import textwrap
 import time
 
+from smpemu.kvm import events as ev
+from smpemu.kvm.events import EVENTS  # the codes, named where they are emitted
 from smpemu.kvm.layout import host_name
 
-# event codes -> (name, meaning of a, meaning of b)
-EVENTS = {
-    1: ("set dirty", "value", ""),
-    2: ("zap spte", "slot", "gfn"),
-    3: ("flush: dirty = 0", "", ""),
-    4: ("flush: requests sent", "targets", "ipis_sent"),  # ipis_sent: the requester's count so far
-    5: ("flush: all acked", "", ""),
-    6: ("serve: TLB flushed, ack", "", ""),
-    7: ("TLB fill", "slot", "pfn"),
-    8: ("invlpg", "slot", ""),
-    9: ("notifier: zapped", "gfn", "n"),
-    10: ("notifier: dirty?", "value", ""),
-    11: ("free", "gfn", "pfn"),
-    12: ("VIOLATION", "kind", "pfn"),
-    13: ("write-protect", "gfn", "protected"),
-    14: ("fault", "slot", "gfn"),
-    15: ("flush: count read", "seen", ""),  # tlbs-dirty: the count before the flush
-    16: ("flush: cmpxchg(count, seen, 0)", "seen", "found"),  # cleared only if found == seen
-}
-CODE = {v[0]: k for k, v in EVENTS.items()}
+CODE = {v[0]: k for k, v in EVENTS.items()}  # an event name -> its code
 RING = 2048
 FIELDS = 4  # ts_ns, code, a, b
 
@@ -91,13 +75,12 @@ def window(events, t_ns: int, before: int = 40, after: int = 3) -> list[tuple]:
     while i < len(events) and events[i][0] <= t_ns:
         i += 1
     j = i
-    while j < len(events) and events[j][2] != CODE["VIOLATION"]:
+    while j < len(events) and events[j][2] != ev.VIOLATION:
         j += 1
     end = j + 1 if j < len(events) else i  # no VIOLATION event logged: as before
     return events[max(0, i - before): end + after]
 
 
-FLUSH_CODES = {1, 3, 4, 5, 10}
 
 
 def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
@@ -109,11 +92,11 @@ def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
     out = []
     for e in events:
         ts, cpu, code, a, b = e
-        if (code in FLUSH_CODES or code == 12
-                or (code in (2, 8) and a == slot)
-                or (code == 7 and (a == slot or b == pfn))
-                or (code == 11 and b == pfn)
-                or (code == 6 and cpu == victim)):
+        if (code in ev.FLUSH_EVENTS or code == ev.VIOLATION
+                or (code in (ev.ZAP, ev.INVLPG) and a == slot)
+                or (code == ev.TLB_FILL and (a == slot or b == pfn))
+                or (code == ev.FREE and b == pfn)
+                or (code == ev.SERVED and cpu == victim)):
             out.append(e)
     return out[-keep:]
 
@@ -141,7 +124,7 @@ def render(events, n_vcpus: int, t0_ns: int, mark_ns: int | None = None, width: 
     lines = [head.rstrip(), (f"{'':>10}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in cpus)).rstrip()]
     for ts, cpu, code, a, b in events:
         text = describe(code, a, b)
-        if mark_ns is not None and ts == mark_ns and code == CODE["VIOLATION"]:
+        if mark_ns is not None and ts == mark_ns and code == ev.VIOLATION:
             text = ">> " + text
         col = cpus.index(cpu)
         parts = textwrap.wrap(text, width - 2, subsequent_indent="  ", break_on_hyphens=False) or [""]

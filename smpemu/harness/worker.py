@@ -22,6 +22,7 @@ from smpemu import memory
 from smpemu.kvm import policies
 from smpemu.harness.baton import Baton
 from smpemu.harness.context import ProcContext
+from smpemu.harness.semaphores import atomic_stripes
 from smpemu.harness.trace import Tracer
 from smpemu.errors import AbortError, EXIT_ABORTED, EXIT_INTERNAL
 from smpemu.kvm.oracle import Oracle
@@ -59,33 +60,48 @@ def read_error(arena: Arena, idx: int) -> str:
     return arena.errmsg[idx].tobytes().split(b"\0", 1)[0].decode(errors="replace")
 
 
-def make_context(idx: int, spec) -> ProcContext:
-    arena = Arena(spec.layout, spec.buf)
+def make_context(idx: int, spec, arena=None, waits=None, oracle=Oracle) -> ProcContext:
+    """Process ``idx``'s context (``spec``: coordinator.Spec).
+
+    The in-process explorer (``search.world``) builds its actors' contexts
+    here too, passing what differs: ``arena`` (over its tracked words),
+    ``waits`` (a function of the context: its baton) and the ``oracle``
+    class (one that records its scans)."""
+    if arena is None:
+        arena = Arena(spec.layout, spec.buf)
+    cfg = spec.cfg
     sems = spec.sems
-    mm = memory.make_model(
-        spec.cfg.memory_model,
-        arena.words,
-        sems[f"fence{idx}"],
-        [sems[f"atomic{k}"] for k in range(spec.n_atomic)],
-        spec.layout.is_atomic,
-        seed=spec.cfg.seed * 1009 + idx,
-        lock_timeout=spec.params.lock_timeout,
-    )
-    rng = random.Random(spec.cfg.seed * 7919 + idx)
-    ctx = ProcContext(idx, arena, mm, sems, spec.params,
-                      policy=policies.get(spec.cfg.policy),
-                      points=Points(spec.cfg.delays, rng))
-    ctx.oracle = Oracle(ctx)
-    ctx.oracle.stop_on_violation = spec.cfg.stop_on_violation
-    ctx.rng = rng
-    if spec.cfg.trace:
-        ctx.trace = Tracer(arena, idx)
-    if spec.cfg.schedule:
-        ctx.waits = Baton(ctx, spec)  # one process at a time: every wait parks
-        ctx.points.scheduled()
-        if spec.cfg.controlled_drains and hasattr(mm, "controlled"):
-            mm.controlled()  # drains are decisions of the schedule (replay format 2)
+    mm = memory.make_model(cfg.memory_model, arena.words, sems[f"fence{idx}"], atomic_stripes(sems),
+                           spec.layout.is_atomic, seed=cfg.seed * 1009 + idx, lock_timeout=spec.params.lock_timeout)
+    if cfg.schedule and cfg.controlled_drains and hasattr(mm, "controlled"):
+        mm.controlled()  # drains are decisions of the schedule (replay format 2)
+    ctx = ProcContext(idx, arena, mm, sems, spec.params)
+    ctx.rng = random.Random(cfg.seed * 7919 + idx)
+    ctx.oracle = oracle(ctx)
+    if cfg.schedule:
+        ctx.waits = waits(ctx) if waits is not None else Baton(ctx, spec)  # one process at a time: every wait parks
+    start_run(ctx, spec)
     return ctx
+
+
+def start_run(ctx, spec, policy=None, trace=None) -> None:
+    """What a context holds for one run, from its start: written once, for a
+    process (one run: make_context) and for the explorer's actors (reset per
+    schedule).  ``policy``: a Policy class (default: the configuration's);
+    ``trace``: the event recorder (default: the shared ring when tracing)."""
+    cfg = spec.cfg
+    ctx.reset()
+    ctx.mm.reset()
+    ctx.policy = policy() if policy is not None else policies.get(cfg.policy)
+    p = ctx.points
+    if p is None or p.arms:  # else as good as new: nothing armed, no delays under a schedule
+        ctx.points = Points(cfg.delays, ctx.rng)
+    ctx.oracle.stop_on_violation = cfg.stop_on_violation
+    if trace is None and cfg.trace:
+        trace = Tracer(ctx.arena, ctx.pid_index)
+    ctx.trace = trace
+    if cfg.schedule:
+        ctx.points.scheduled()
 
 
 def process_main(idx: int, spec, body) -> None:

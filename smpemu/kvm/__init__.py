@@ -7,8 +7,8 @@ invlpg, rmap, write protection, the mmu notifier), ``ipi`` (requests, kicks,
 acks), ``vcpu`` (guest mode, exits, the step loop), ``waits`` (the one wait
 interface) and ``locks`` (mmu_lock, pfn_lock), ``guest`` (the guest
 kernel's page tables), ``host`` (reclaim through the notifier), ``oracle``
-(the lost-flush checks), ``points`` (named protocol points) and
-``policies/`` (one module per flush policy).
+(the lost-flush checks), ``points`` (named protocol points), ``events``
+(the trace event codes, named) and ``policies/`` (one module per flush policy).
 
 It never imports the harness, the search, the studies, the litmus runner,
 the CLI or ``workloads``.  The protocol code does not know how it is being

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 
+from smpemu.kvm import events as ev
 from smpemu.errors import AckTimeout
 from smpemu.kvm.layout import C, EXITING_GUEST_MODE, IN_GUEST_MODE, OUTSIDE_GUEST_MODE
 
@@ -85,11 +86,11 @@ def make_request(ctx, targets, wake: bool = False) -> None:
             cnt[C["ipis_avoided"]] += 1
         if must_wait:
             wait.append(t)
-    ctx.ev(4, len(targets), cnt[C["ipis_sent"]])
+    ctx.ev(ev.FLUSH_SENT, len(targets), cnt[C["ipis_sent"]])
     ctx.point("ipi.after_kick")
     if wait:
         wait_acks(ctx, wait)
-        ctx.ev(5)
+        ctx.ev(ev.FLUSH_ACKED)
         cnt[C["acks_waited"]] += len(wait)
         ctx.record_latency(time.perf_counter_ns() - t0)
 
@@ -161,7 +162,7 @@ def serve_requests(ctx, flush_tlb, kick) -> bool:
     base = ctx.req_seq_addr(me, 0)
     snap = [mm.load(base + r) for r in range(ctx.n_req)]
     flush_tlb()  # the TLB flush itself, mirror cleared before the acks below
-    ctx.ev(6)
+    ctx.ev(ev.SERVED)
     abase = ctx.ack_seq_addr(me, 0)
     served = []
     for r, s in enumerate(snap):

@@ -42,7 +42,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | route_req       | (N, R)     | [t, r]: requester r (kicks for t)      | coordinator's router thread    |
 | trace           | (R, TR, 4) | process r: event ring (ts, code, a, b) | coordinator after the run      |
 | trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
-| sched           | (R, 16)    | process r, holding the baton (harness/baton.py) | the coordinator's scheduler |
+| sched           | (R, 16)    | process r, holding the baton (sched/row.py) | the coordinator's scheduler |
 
 ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
 (the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
@@ -100,6 +100,7 @@ COUNTER_NAMES = (
     "acks_waited",
     "cpu",
     "preempt_exits",
+    "skipped_op",  # a script host: 1 + the op whose optional wait did not end (workloads/script.py)
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24

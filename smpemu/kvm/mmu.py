@@ -12,8 +12,7 @@ so a zero-filled arena is an empty MMU.
 
 from __future__ import annotations
 
-import time
-
+from smpemu.kvm import events as ev
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
 from smpemu.kvm.locks import lock, unlock
@@ -117,7 +116,7 @@ class MMU:
         """Make the spte non-present and drop it from the rmap (mmu_lock held)."""
         self.rmap_remove(gfn, slot)
         self.ctx.mm.store(self.a_spte + slot, 0)
-        self.ctx.ev(2, slot, gfn)
+        self.ctx.ev(ev.ZAP, slot, gfn)
 
     def is_pt_gfn(self, gfn: int) -> bool:
         return gfn < self.n_pt_gfns
@@ -175,7 +174,7 @@ class MMU:
         remote flush; the caller requests the local flush."""
         ctx = self.ctx
         ctx.counters[C["invlpg"]] += 1
-        ctx.ev(8, slot)
+        ctx.ev(ev.INVLPG, slot)
         ctx.mmu_lock()
         try:
             old = ctx.mm.load(self.a_spte + slot)
@@ -207,14 +206,14 @@ class MMU:
         protected = False
         ctx.mmu_lock()
         try:
-            t_wp = time.monotonic_ns()  # before any spte is write-protected
+            t_wp = ctx.clock.sync()  # before any spte is write-protected
             for gfn in pt_gfns:
                 if W[self.a_unsync + gfn]:
                     protected |= self.rmap_write_protect(gfn)
                     W[self.a_unsync + gfn] = 0
                     synced.append(gfn)
             for gfn in synced:
-                ctx.ev(13, gfn, int(protected))
+                ctx.ev(ev.WRITE_PROTECT, gfn, int(protected))
             # we hold mmu_lock: a policy whose flush takes it must not take it again
             ctx.policy.flush_cond_locked(ctx, protected, "sync")
         finally:
@@ -266,7 +265,7 @@ class MMU:
             for slot in self.rmap_slots(gfn):
                 self.zap_spte(slot, gfn)
                 zapped = True
-            ctx.ev(9, gfn, int(zapped))
+            ctx.ev(ev.NOTIFIER_ZAPPED, gfn, int(zapped))
         finally:
             ctx.mmu_unlock()
         ctx.point("notifier.after_unlock")
@@ -280,7 +279,7 @@ class MMU:
                 pfn = cur - 1
                 W[self.a_memslot + gfn] = 0
                 W[self.a_gen + pfn] += 1
-                ctx.ev(11, gfn, pfn)
+                ctx.ev(ev.FREE, gfn, pfn)
                 if ctx.oracle is not None:
                     ctx.oracle.check_free(pfn, gfn)  # oracle check 1 (kvm/oracle.py)
                 n = W[self.a_nfree]

@@ -33,8 +33,7 @@ of the shared ``viol`` field; the coordinator gathers them (``gather``).
 
 from __future__ import annotations
 
-import time
-
+from smpemu.kvm import events as ev
 from smpemu.kvm.layout import C, VIOL_MAX
 
 LOST_FLUSH = 1
@@ -62,10 +61,10 @@ class Oracle:
         if n < VIOL_MAX:
             self.viol[n, : len(FIELDS)] = (
                 kind, vcpu, slot, gfn, pfn, entry_gen, cur_gen,
-                time.monotonic_ns(), fill_ns, ctx.pid_index,
+                ctx.clock.stamp(), fill_ns, ctx.pid_index,
             )
         ctx.counters[C["violations"]] = n + 1
-        ctx.ev(12, kind, pfn)
+        ctx.ev(ev.VIOLATION, kind, pfn)
         if self.stop_on_violation:
             # stop everyone now, while the trace rings still hold the race
             ctx.W[ctx.stop_addr] = 1

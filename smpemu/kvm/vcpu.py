@@ -10,8 +10,8 @@ inline checks; a miss walks the shared shadow table and may exit to the MMU.
 from __future__ import annotations
 
 import os
-import time
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
 from smpemu.kvm import spte as S
 from smpemu.errors import AbortError
@@ -47,6 +47,7 @@ class VCPU:
         self.a_spte = mmu.a_spte
         self.a_gen = mmu.a_gen
         self.a_wp = mmu.a_wp_time
+        self.clock = ctx.clock
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
         self.preempt_every = 0  # set by vcpu_body under --preempt-exit when oversubscribed
@@ -163,7 +164,7 @@ class VCPU:
         """Hardware page walk of the shadow table; exit to the MMU on a miss."""
         mm = self.mm
         while True:
-            fill_ns = time.monotonic_ns()  # before the spte load: see oracle check 3
+            fill_ns = self.clock.fill()  # before the spte load: see oracle check 3
             s = mm.load(self.a_spte + slot)
             if s & S.PRESENT and (not write or s & S.WRITABLE):
                 if self.fill_point:
@@ -174,7 +175,7 @@ class VCPU:
                     self._pc[I_FILL] += 1  # the point is reached (coverage), nothing attached to it
                 e = self.tlb.fill(slot, s, fill_ns)
                 if self.ctx.trace is not None:
-                    self.ctx.trace(7, slot, e[E_PFN])
+                    self.ctx.trace(ev.TLB_FILL, slot, e[E_PFN])
                 self._check(slot, e, write)
                 return True
             self.exit_guest()

@@ -10,7 +10,8 @@ in HOW it blocks, never in WHAT is waited for:
   then block in the OS in short slices with a timeout, noticing a dead
   coordinator or an aborted run;
 - the baton (``smpemu.harness.baton.Baton``): park cooperatively, publishing
-  the wait condition, so the coordinator knows when the process can run;
+  the wait condition (``smpemu.sched``), so the coordinator knows when the
+  process can run;
 - an in-process explorer (one actor per CPU in one process) may implement it
   the same way, with its own semaphore objects.
 
@@ -30,7 +31,7 @@ in HOW it blocks, never in WHAT is waited for:
     Implementations that never spin check once.
 
 ``waits.wait_until(ctx, name, ready, watch=(), sem=None, bell=False,
-poll=None, timeout=None, timer=False, slice_s=0.005) -> bool``
+poll=None, timeout=None, timer=False, slice_s=0.005, optional=False) -> bool``
     Block until ``ready(took)`` is true; return True then, or False once the
     timeout expired.  The loop is written once, here (``Waits.wait_until``):
     ``ready``; then ``poll()`` and ``ready`` again, ``mm.drain()``, one
@@ -66,6 +67,11 @@ poll=None, timeout=None, timer=False, slice_s=0.005) -> bool``
       ``sem`` that block is a plain scheduling point.
     - ``slice_s``: the longest one OS block lasts (how often the wait
       re-checks when it blocks in the OS); 0 spins.
+    - ``optional``: the caller allows the wait never to end (a script's
+      ``["optional", OP]``): a free-running implementation returns False at
+      the timeout as usual (the caller then skips); one that knows when
+      nothing can satisfy the wait any more (the baton, the explorer:
+      ``sched.core``) may end the run with the actor still waiting here.
 
 ``waits.kick(ctx, t)``
     Deliver the IPI to vCPU t (post ``ctx.kick[t]``, or through a router).
@@ -90,8 +96,8 @@ An implementation subclasses ``Waits`` and writes:
 
 - ``point(ctx, name, poll)`` (call ``ctx.points.hit(ctx, name, poll)`` when
   ``ctx.points.active``: the test pauses are written there, once);
-- ``_deadline(ctx, timeout, timer, watch, sem, bell)``: any object, the wait's
-  time state, passed to the two below;
+- ``_deadline(ctx, timeout, timer, watch, sem, bell, optional)``: any object,
+  the wait's time state, passed to the two below;
 - ``_expired(ctx, deadline) -> bool``, checked after each block (raise to
   leave the run, as ``ctx.check_alive`` does);
 - ``_block(ctx, name, watch, sem, bell, slice_s, deadline) -> bool``: one bounded
@@ -156,10 +162,10 @@ class Waits:
         return ready(False)
 
     def wait_until(self, ctx, name, ready, watch=(), sem=None, bell=False, poll=None, timeout=None,
-                   timer=False, slice_s=0.005) -> bool:
+                   timer=False, slice_s=0.005, optional=False) -> bool:
         if ready(False):
             return True
-        deadline = self._deadline(ctx, timeout, timer, watch, sem, bell)
+        deadline = self._deadline(ctx, timeout, timer, watch, sem, bell, optional)
         mm = ctx.mm
         while True:
             if poll is not None:
@@ -173,7 +179,7 @@ class Waits:
                 return False
 
     # -- what an implementation writes ---------------------------------------------
-    def _deadline(self, ctx, timeout, timer, watch, sem, bell):
+    def _deadline(self, ctx, timeout, timer, watch, sem, bell, optional):
         """The state ``_expired`` and ``_block`` need for this wait's time."""
         raise NotImplementedError
 

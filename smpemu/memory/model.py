@@ -109,6 +109,11 @@ class MemoryModel:
     def drain(self) -> None:
         """Make every buffered store visible (nothing is buffered natively)."""
 
+    def reset(self) -> None:
+        """As built: nothing buffered, the fence semaphore at its initial
+        value (an explorer resets its semaphores and models per run)."""
+        self._fence_up = False
+
     # -- atomics ---------------------------------------------------------------
     def _lock_for(self, addr: int):
         return self.atomic_locks[(addr >> 3) % len(self.atomic_locks)]

@@ -79,11 +79,11 @@ class _BufferedModel(MemoryModel):
             self.max_buffer = max_buffer
         self._fwd: dict[int, list[int]] = {}
         self._random = self.rng.random
-        self._n = 0  # entries buffered
+        self.n_buffered = 0  # entries buffered (public: an explorer tests it before asking for drain choices)
 
     # -- loads -----------------------------------------------------------------
     def load(self, addr: int) -> int:
-        if self._n and self._random() < self.drain_probability:
+        if self.n_buffered and self._random() < self.drain_probability:
             self.drain_one()
         f = self._fwd.get(addr)
         if f is not None:
@@ -98,14 +98,14 @@ class _BufferedModel(MemoryModel):
     def _buffered(self, addr: int, val: int) -> None:
         """Bookkeeping after a store joined the buffer: its forwarding entry,
         then a random drain (or a forced one when the buffer is full)."""
-        self._n += 1
+        self.n_buffered += 1
         f = self._fwd.get(addr)
         if f is None:
             self._fwd[addr] = [val, 1]
         else:
             f[0] = val
             f[1] += 1
-        if self._n > self.max_buffer or self._random() < self.drain_probability:
+        if self.n_buffered > self.max_buffer or self._random() < self.drain_probability:
             self.drain_one()
 
     def drain_one(self) -> None:  # pragma: no cover - abstract
@@ -115,12 +115,16 @@ class _BufferedModel(MemoryModel):
         raise NotImplementedError
 
     def drain(self) -> None:
-        while self._n:
+        while self.n_buffered:
             self.drain_one()
+
+    def reset(self) -> None:
+        self._fence_up = False  # as MemoryModel.reset
+        self.restore(())  # an empty buffer (stores dropped, not drained)
 
     def buffered(self) -> int:
         """Number of stores not yet visible to other processes (for tests)."""
-        return self._n
+        return self.n_buffered
 
     # -- controlled drains (explorers: every drain is a decision) ------------------
     def controlled(self) -> "_BufferedModel":
@@ -163,7 +167,7 @@ class _BufferedModel(MemoryModel):
                 f[1] += 1
             n += 1
         self._fwd = fwd
-        self._n = n
+        self.n_buffered = n
 
     def drain_choice_addrs(self) -> list:  # pragma: no cover - abstract
         """The word address of each of ``drain_choices()``, in the same order
@@ -173,7 +177,7 @@ class _BufferedModel(MemoryModel):
 
     def _forget(self, addr: int) -> None:
         """Bookkeeping after one entry for ``addr`` reached memory."""
-        self._n -= 1
+        self.n_buffered -= 1
         f = self._fwd[addr]
         if f[1] == 1:
             del self._fwd[addr]  # nothing left to forward for addr

@@ -24,11 +24,15 @@ on).  The coordinator snapshots the watched words when the process parks (it
 ran alone since it looked at them, so the snapshot is what it saw) and treats
 it as disabled until one of them changes.  The enabled set is thus a function
 of the shared state, i.e. of the decisions so far.  No process enabled: a
-deadlock, reported with every process's wait.
+deadlock, reported with every process's wait.  These rules are the scheduler
+core's (``smpemu.sched``), which the explorer of ``smpemu check`` follows
+too: this loop is its transport over rows and semaphores.
 
 A run under a schedule ends at the first violation, after ``max_decisions``
-decisions, when every vCPU finished (``--iterations``), or on a deadlock; it
-ignores ``--duration`` and ``--delay``.  Then the coordinator sets
+decisions, when the workload is over (the end rule, per workload: a
+script's when every process has run its list, a stress workload's when every
+vCPU finished, ``--iterations``), or on a deadlock; it ignores
+``--duration`` and ``--delay``.  Then the coordinator sets
 ``CTL_SCHED_END`` and hands every process its baton: each raises
 ``SchedEnd`` at its scheduling point and leaves, so nothing runs unscheduled
 that could change the verdict.
@@ -42,20 +46,28 @@ from __future__ import annotations
 
 import signal
 import time
+from operator import attrgetter
 
 import posix_ipc
 
+import workloads
 from smpemu.harness import coordinator
-from smpemu.harness.baton import (
-    DONE, K_RANGE, K_SEM, K_TURN, K_WORDS, R_COUNT, R_KIND, R_POINT, R_RBASE, R_RCOUNT, R_RSTRIDE,
-    R_SEM, R_STATE, R_W0, R_W1, SCHED_POINTS, DRAIN, PID, R_CMD,
-)
 from smpemu.harness.worker import read_error
 from smpemu.kvm.layout import C, CTL_SCHED_END
+from smpemu.kvm.points import SCHED_POINTS
+from smpemu.sched import row
+from smpemu.sched.choices import Step
+from smpemu.sched.conds import Cond
+from smpemu.sched.core import Sched
 from smpemu.search.strategies import PCT, Divergence, Replay, who
+from workloads.script import describe_op
+
+_POSTS = attrgetter("value")  # a POSIX semaphore's posts, read without taking one
 
 
 class BatonLoop:
+    """The coordinator's transport over ``sched.core.Sched``: rows and semaphores."""
+
     def __init__(self, cfg, arena, procs, sems):
         self.cfg = cfg
         self.arena = arena
@@ -69,13 +81,12 @@ class BatonLoop:
         self.viol = [L["viol"].addr(p, 0, 0) for p in range(n)]  # kind of each process's first record
         self.go = [sems[f"sched-go{p}"] for p in range(n)]
         self.post = sems["sched"]
-        self.sem_list = [sems[k] for k in sorted(sems)]
-        self.live = [True] * n
-        self.cond = [None] * n  # None: runnable; else (kind, w0, s0, w1, s1, sem, [(addr, seen)])
-        self.last = -1
-        self.dec: list[int] = []
-        self.dec_point: list[int] = []
-        self.dec_drain: dict[int, int] = {}  # decision number -> word drained (replay format 2)
+        self.sem_list = [sems[k] for k in sorted(sems)]  # a row names a semaphore by its number here
+        self.sched = Sched(cfg.vcpus, cfg.reclaimers, workloads.hosts_finish(cfg.workload), _POSTS)
+        self.parks = [0] * n  # each process's parks so far (its row's count)
+        self.dec: list = []  # the choices made (sched.choices)
+        self.dec_point: list[int] = []  # where each chosen process was parked
+        self.skipped: list[str] = []  # processes the run ended in an optional wait
         self.end = None
         self.divergence = None
         if cfg.schedule == "replay":
@@ -85,6 +96,10 @@ class BatonLoop:
             self.strategy = PCT(cfg.seed, n, cfg.pct_depth, cfg.pct_epoch)
             self.limit = cfg.max_decisions
         self.t_start = self.t_end = time.monotonic()
+
+    @property
+    def live(self) -> list:
+        return self.sched.live
 
     # waiting for the running process to park
     def _dead(self) -> str | None:
@@ -124,45 +139,18 @@ class BatonLoop:
     def _parked(self, p) -> str | None:
         """Take note of where ``p`` parked (or that it is done)."""
         W = self.W
-        r = self.rows[p]
-        if W[r + R_STATE] == DONE:
-            self.live[p] = False
-            self.cond[p] = None
+        state, point, count, wait, op = row.read(W, self.rows[p], self.sem_list)
+        self.parks[p] = count
+        if state == row.DONE:
+            self.sched.finished(p)
             proc = self.procs[p]
             proc.join(self.cfg.ack_timeout)
             if proc.exitcode != 0:
                 return self._dead() or f"{who(p, self.N, self.K)} (pid {proc.pid}) did not exit after it finished"
             return None
-        kind = W[r + R_KIND]
-        if not kind:
-            self.cond[p] = None
-            return None
-        w0, w1 = W[r + R_W0], W[r + R_W1]
-        rng = []
-        if kind & K_RANGE:
-            base, stride = W[r + R_RBASE], W[r + R_RSTRIDE]
-            rng = [(base + i * stride, W[base + i * stride]) for i in range(W[r + R_RCOUNT])]
-        self.cond[p] = (kind, w0, W[w0] if w0 >= 0 else 0, w1, W[w1] if w1 >= 0 else 0,
-                        self.sem_list[W[r + R_SEM]] if kind & K_SEM else None, rng)
+        # the watched words as the process saw them: it ran alone since it looked
+        self.sched.parked(p, point, Cond(wait, W) if wait is not None else None, op)
         return None
-
-    def _runnable(self, p) -> bool:
-        c = self.cond[p]
-        if c is None:
-            return True
-        kind, w0, s0, w1, s1, sem, rng = c
-        W = self.W
-        if kind & K_WORDS and ((w0 >= 0 and W[w0] != s0) or (w1 >= 0 and W[w1] != s1)):
-            return True
-        if kind & K_SEM and sem.value > 0:
-            return True
-        if kind & K_RANGE:
-            for a, seen in rng:
-                if W[a] != seen:
-                    return True
-        if kind & K_TURN and self.last != p:
-            return True
-        return False
 
     def _violation(self) -> bool:
         W = self.W
@@ -171,17 +159,9 @@ class BatonLoop:
                 return True
         return False
 
-    def _deadlock(self, k) -> str:
-        parts = []
-        for p in range(self.n):
-            if self.live[p]:
-                c = self.cond[p]
-                name = SCHED_POINTS[self.W[self.rows[p] + R_POINT]]
-                what = name
-                if c is not None and c[1] >= 0 and name.startswith("wait.") and name.endswith("_lock"):
-                    what += f" (held by pid {self.W[c[1]]})"
-                parts.append(f"{who(p, self.N, self.K)} at {what}")
-        return f"schedule deadlock at decision {k}: no process can run: " + ", ".join(parts)
+    def _abort(self, result, msg) -> None:
+        result.aborted = msg
+        self.end = "aborted"
 
     def run(self, sig, result, progress) -> None:
         n = self.n
@@ -191,15 +171,14 @@ class BatonLoop:
         for p in range(n):
             msg = self._parked(p)
             if msg:
-                result.aborted = msg
-                self.end = "aborted"
-                return
+                return self._abort(result, msg)
         self.t_start = time.monotonic()
         W = self.W
         rows = self.rows
-        live = self.live
+        sched = self.sched
         limit = self.limit
         strategy = self.strategy
+        replay = strategy.__class__ is Replay
         step_limit = self.cfg.ack_timeout
         N = self.N
         k = 0
@@ -208,74 +187,66 @@ class BatonLoop:
                 if self._violation():
                     self.end = "violation"
                     break
-                if not any(live[:N]) and (strategy.__class__ is not Replay or k >= limit):
+                enabled = sched.enabled(W)
+                if sched.over(enabled) and (not replay or k >= limit):
                     # (a replay goes on while decisions are left: hosts may act
                     # after the vCPUs finished, as in smpemu check's scenarios)
                     self.end = "finished"
+                    self.skipped = [describe_op(self.cfg.script, N, self.K, p, sched.op[p]) if self.cfg.script
+                                    else sched.where(p) for p in sched.skipped()]
                     break
                 if k >= limit:
-                    self.end = "replay_end" if strategy.__class__ is Replay else "max_decisions"
+                    self.end = "replay_end" if replay else "max_decisions"
                     break
                 if sig.got:
                     result.interrupted = sig.got
                     self.end = "interrupted"
                     break
-                if strategy.__class__ is Replay and k < limit and strategy.decisions[k][1] == DRAIN:
-                    # a drain decision: the parked process lets one buffered
-                    # store reach memory and stays where it is
-                    try:
-                        p = strategy.choose(k, [], self)
-                    except Divergence as e:
-                        self.end = "divergence"
-                        self.divergence = result.aborted = str(e)
-                        break
-                    self.dec_drain[len(self.dec)] = strategy.drain
-                    self.dec.append(p)
-                    self.dec_point.append(PID[DRAIN])
-                    W[rows[p] + R_CMD] = strategy.drain + 1
-                    self.go[p].release()
-                    if not self._await(p, sig, result, step_limit):
-                        break
-                    if W[rows[p] + R_CMD]:
-                        result.aborted = f"schedule: {who(p, N)} did not drain word {strategy.drain} at decision {k}"
-                        self.end = "aborted"
-                        break
-                    k += 1
-                    continue
-                enabled = [p for p in range(n) if live[p] and self._runnable(p)]
-                if not enabled:  # only timed waits left: their time is up
-                    enabled = [p for p in range(n) if live[p] and self.cond[p] and self.cond[p][0] & K_TURN]
-                if not enabled:
+                if not enabled and not (replay and strategy.command(k)):
                     self.end = "deadlock"
-                    result.aborted = self._deadlock(k)
+                    result.aborted = f"schedule deadlock at decision {k}: " + sched.stuck(W, lambda pid: f"pid {pid}")
                     break
                 try:
-                    p = strategy.choose(k, enabled, self)
+                    choice = strategy.choose(k, enabled, self)
                 except Divergence as e:
                     self.end = "divergence"
                     self.divergence = result.aborted = str(e)
                     break
-                self.dec.append(p)
-                self.dec_point.append(W[rows[p] + R_POINT])
-                self.last = p
-                count = W[rows[p] + R_COUNT]
+                if choice.__class__ is int:
+                    choice = Step(choice)
+                p = choice.actor
+                self.dec.append(choice)
+                self.dec_point.append(sched.point[p])
+                if not choice.is_step:
+                    # a command (a drain decision): the parked process runs it
+                    # and stays where it is
+                    row.send(W, rows[p], choice)
+                    self.go[p].release()
+                    if not self._await(p, sig, result, step_limit):
+                        break
+                    if row.pending(W, rows[p]):
+                        self._abort(result, f"schedule: {who(p, N, self.K)} did not run {choice.name()} at "
+                                            f"decision {k}")
+                        break
+                    k += 1
+                    continue
+                sched.last = p
+                count = self.parks[p]
                 self.go[p].release()
                 if not self._await(p, sig, result, step_limit):
                     break
-                if W[rows[p] + R_STATE] != DONE and W[rows[p] + R_COUNT] == count:
+                if W[rows[p] + row.R_STATE] != row.DONE and W[rows[p] + row.R_COUNT] == count:
                     msg = f"schedule: the baton came back at decision {k}, but not from {who(p, N, self.K)}"
                 else:
                     msg = self._parked(p)
                 if msg:
-                    result.aborted = msg
-                    self.end = "aborted"
+                    self._abort(result, msg)
                     break
                 k += 1
                 if k & 1023 == 0:
                     msg = self._dead()  # a parked process killed meanwhile
                     if msg:
-                        result.aborted = msg
-                        self.end = "aborted"
+                        self._abort(result, msg)
                         break
                     if progress is not None:
                         progress(k / limit, int(self.arena.counters[:N, C["steps"]].sum()))
@@ -294,16 +265,18 @@ class BatonLoop:
         el = max(self.t_end - self.t_start, 1e-9)
         last = None
         if k:
-            last = {"decision": k - 1, "cpu": self.dec[-1], "point": SCHED_POINTS[self.dec_point[-1]]}
+            d = self.named()[-1]
+            last = {"decision": k - 1, "cpu": d[0], "point": d[1]}
         return {
             "strategy": self.cfg.schedule, "seed": self.cfg.seed, "decisions": k, "end": self.end,
             "last": last, "decisions_per_s": round(k / el, 1), "wall_s": round(el, 3),
-            "divergence": self.divergence, self.cfg.schedule: self.strategy.describe(),
+            "divergence": self.divergence, "skipped": self.skipped,
+            self.cfg.schedule: self.strategy.describe(),
         }
 
     def named(self) -> list:
-        return [[p, SCHED_POINTS[i]] if k not in self.dec_drain else [p, DRAIN, self.dec_drain[k]]
-                for k, (p, i) in enumerate(zip(self.dec, self.dec_point))]
+        """The decisions made, by name (replay files)."""
+        return [c.name(SCHED_POINTS[i]) for c, i in zip(self.dec, self.dec_point)]
 
 
 def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
@@ -316,6 +289,7 @@ def monitor(cfg, arena, procs, sig, result, progress, t0, sems) -> float:
         co.release()
         result.schedule = co.summary()
         result.decisions = co.named()
+        result.skipped = list(co.skipped)
     return time.monotonic() - t0
 
 

@@ -30,8 +30,8 @@ from smpemu.harness.coordinator import Signals
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
-from smpemu.harness.baton import DRAIN
+from smpemu.search.scenarios import load_scenario
+from smpemu.search.world import Proto
 from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
 from smpemu.search.replay_file import REPLAY_FORMAT
 
@@ -89,6 +89,8 @@ class CheckResult:
             "busy_s": round(r.busy_s, 3),
             "explorer_overhead": round(1 - r.step_s / max(r.busy_s, 1e-9), 3),
             "per_level": r.per_level, "violation": v,
+            # a scenario's optional waits that never ended: op -> schedules that ended with it waiting
+            "skipped": dict(r.skipped),
             "coverage": {SCHED_POINTS[i]: c for i, c in enumerate(self.cover) if c},
             # protocol points no schedule reached: windows never tried
             "never_reached": [SCHED_POINTS[i] for i, c in enumerate(self.cover)
@@ -111,7 +113,7 @@ def replay_schedule(proto, choices, n_setup: int = 0):
         for k, ch in enumerate(choices):
             if k == n_setup:
                 cur = None  # exploration starts free after the setup
-            preempt = k >= n_setup and cur is not None and not isinstance(cur, tuple) and w.enabled(cur) and ch != cur
+            preempt = k >= n_setup and cur is not None and cur.is_step and w.enabled(cur) and ch is not cur
             decisions.append(w.decision(ch))
             n0 = len(events)
             w.step(ch)
@@ -125,14 +127,14 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     lines = [f"{'#':>4}  " + "".join(f"{n:<{width}}" for n in names),
              f"{'':>4}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in names)]
     out_events = []
-    for k, d, preempt, evs in rows:
+    for (k, d, preempt, evs), ch in zip(rows, choices):
         a = d[0]
-        if d[1] == DRAIN:
+        if not ch.is_step:
             texts = [f"~ drain: word {d[2]} reaches memory"]
         else:
             texts = [("* " if preempt else "") + f"@{d[1]}"]
             for (_, code, x, y) in evs:
-                if code == "drain":
+                if code == "command":
                     continue
                 texts.append(describe(code, x, y))
                 out_events.append({"decision": k, "cpu": names[a], "event": describe(code, x, y)})
@@ -172,7 +174,7 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
     pname = policy if isinstance(policy, str) else policy.name
     # SIGINT/SIGTERM stop the exploration between two schedules (or the wait
     # for the workers): what was explored is reported, marked interrupted
-    with Signals() as sig, logical_time():
+    with Signals() as sig:
         setup = proto.setup_prefix()
         ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
                       prefix=setup, jobs=jobs, counters=proto.cover, interrupted=lambda: sig.got)
@@ -218,14 +220,16 @@ def summary_line(cr: CheckResult) -> str:
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
                 f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
                 f"\n{speed}")
+    skipped = "".join(f"\nskipped: {what} (an optional wait that did not end, and the ops after it) in "
+                      f"{n:,} of the schedules" for what, n in sorted(r.skipped.items()))
     if r.complete:
         extra = (f"; no schedule needs more than {r.done_bound} preemptions" if r.exhausted and r.done_bound < cr.bound
                  else "")
         return (f"no violation: {r.schedules:,} schedules (+{r.pruned:,} pruned), every schedule with <= "
-                f"{cr.bound} preemptions explored (complete{extra})\n{speed}")
+                f"{cr.bound} preemptions explored (complete{extra}){skipped}\n{speed}")
     covered = (f"every schedule with <= {r.done_bound} preemptions explored" if r.done_bound >= 0
                else "not even bound 0 finished")
-    return f"no violation in {r.schedules:,} schedules, {_stopped_text(r)} ({covered})\n{speed}"
+    return f"no violation in {r.schedules:,} schedules, {_stopped_text(r)} ({covered}){skipped}\n{speed}"
 
 
 def _stopped_text(r) -> str:

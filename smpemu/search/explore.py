@@ -6,19 +6,20 @@ interleavings it did not produce.  This engine enumerates them: for
 K = 0, 1, ..., ``bound`` (iterative context bounding, Musuvathi and Qadeer,
 PLDI 2007) it runs every schedule with exactly K preemptions, so that when
 level K ends, every schedule with <= K preemptions has been covered.  It
-knows nothing of KVM: a *world* (smpemu.search.scenarios) runs the actors
+knows nothing of KVM: a *world* (smpemu.search.world) runs the actors
 and tells it what each step touched.
 
 Model.  A world is a set of actors (threads) and, under store-buffer memory
-models, one buffer pseudo-thread per actor.  A *choice* is an actor (run it
-from its scheduling point to its next one) or a drain ``(actor, word)``
-(one buffered store reaches memory).  A *preemption* is a choice made while
-the actor chosen last is still enabled, of anything else (another actor or
-a drain); switching away from a blocked or finished actor, or after a drain,
+models, one buffer pseudo-thread per actor.  A *choice* (sched.choices) is
+an actor's ``Step`` (run it from its scheduling point to its next one:
+``is_step``) or a command applied to a parked actor, a ``Drain`` (one
+buffered store reaches memory).  A *preemption* is a choice made while the
+actor stepped last is still enabled, of anything else (another actor or a
+drain); switching away from a blocked or finished actor, or after a drain,
 is free.  Runs are stateless: every schedule is re-executed from a fresh
 world, following the recorded prefix of choices (the world is
 deterministic: logical clock, no randomness; a world with ``replay`` runs
-the recorded prefix in one go, see scenarios.World.replay).
+the recorded prefix in one go, see world.World.replay).
 
 Levels.  At a node of cost c, the choices of cost c are explored now and the
 preempting ones (cost c + 1) are deferred, as a work item (the prefix, the
@@ -28,13 +29,13 @@ level c + 1.  Each schedule is executed once, at the level of its cost.
 Sleep sets (Godefroid), made safe under the bound.  After exploring choice
 alpha of actor t at node n, a later sibling beta may put t to sleep: in
 beta's subtree t is not chosen until a step *dependent* with alpha runs
-(footprints conflict: one writes a word, semaphore or pseudo-word the other
-reads or writes; a parked actor's watched words count as read by its next
-step, and every step of an actor writes that actor's own pseudo-word, which
-its drains write too).  A schedule  beta w alpha w'  so pruned is
-equivalent (same final state, same violations: alpha commutes with beta w)
-to  alpha beta w w', explored in alpha's subtree, *provided* that one is
-within the bound too.  Plain sleep sets do not guarantee it, and that is
+(footprints conflict: one writes a word or a pseudo-location, a semaphore,
+the clock, the other reads or writes; a parked actor's watched words count
+as read by its next step, and every choice of an actor writes that actor's
+own pseudo-location, ``choice.loc``: its steps and its drains conflict).
+A schedule  beta w alpha w'  so pruned is equivalent (same final state,
+same violations: alpha commutes with beta w) to  alpha beta w w', explored
+in alpha's subtree, *provided* that one is within the bound too.  Plain sleep sets do not guarantee it, and that is
 how they (and naive DPOR, Coons, Musuvathi and McKinley, OOPSLA 2013) lose
 schedules under a bound: moving alpha forward can add preemptions.  With
 [a->b] = 1 when a is an actor, a != b and a is enabled at that moment,
@@ -125,6 +126,7 @@ class Result:
     first: Found | None = None  # first violation found
     minimal: Found | None = None  # fewest preemptions, then fewest steps
     violations: int = 0
+    skipped: dict = field(default_factory=dict)  # where actors were left in optional waits -> schedules
     exhausted: bool = False  # no schedule needs more preemptions than explored
     timed_out: bool = False
     interrupted: str | None = None  # the signal that stopped the exploration
@@ -153,7 +155,7 @@ class _Node:
 
 
 class Explorer:
-    """``factory()`` -> a fresh world (see scenarios.World for the interface)."""
+    """``factory()`` -> a fresh world (see world.World for the interface)."""
 
     def __init__(self, factory, bound: int, prune: bool = True, timeout: float | None = None,
                  stop_on_violation: bool = True, on_terminal=None, max_schedules: int | None = None,
@@ -350,6 +352,8 @@ class Explorer:
         res.busy_s += r.busy_s
         res.shared += r.shared
         res.violations += r.violations
+        for k, n in r.skipped.items():
+            res.skipped[k] = res.skipped.get(k, 0) + n
         res.cpu_s += out.cpu_s
         if out.counters is not None:
             for i, d in enumerate(out.counters):
@@ -363,7 +367,7 @@ class Explorer:
         chosen: list = []  # [n.chosen for n in path], kept along (schedules and work items copy it)
         root = None
         if todo0 is not None:
-            root = _Node(dict(sleep0), cur0, cur0 is not None and not isinstance(cur0, tuple), cost0)
+            root = _Node(dict(sleep0), cur0, cur0 is not None and cur0.is_step, cost0)
             root.todo = list(todo0)
             root.explored = list(explored0)
             root.incs = {ch: 1 for ch in todo0}
@@ -385,23 +389,24 @@ class Explorer:
                 self._replay(w, prefix + chosen[:known])
                 for node in path[known:]:
                     node.fp = self._step(w, node.chosen)
-                    node.en_after = (not isinstance(node.chosen, tuple)) and w.enabled(node.chosen)
+                    node.en_after = node.chosen.is_step and w.enabled(node.chosen)
                 if path:  # only the last node's sleep set is used (_child_sleep has no side effects)
                     cur = path[-1].chosen
                     sleep = self._child_sleep(path[-1], path[-1].fp)
                 cost = path[-1].cost + path[-1].inc if path else cost0
                 terminal = True  # False: this branch was deferred or pruned, not a schedule
                 over, choices, enabled = w.over, w.choices, w.enabled  # bound once per schedule
+                skipped = getattr(w, "skipped", None)
                 prune, stop = self.prune, self.stop_on_violation
                 while not over() and not (stop and w.violation is not None):
                     chs = choices()
                     if not chs:
                         break  # nobody can run: a deadlock (w.deadlock() says so)
-                    cur_en = cur is not None and not isinstance(cur, tuple) and enabled(cur)
+                    cur_en = cur is not None and cur.is_step and enabled(cur)
                     node = _Node(sleep, cur, cur_en, cost)
                     now, later = [], []
                     for ch in chs:
-                        if prune and ch in sleep and not isinstance(ch, tuple):
+                        if prune and ch in sleep and ch.is_step:
                             if self._prunable(w, node, sleep[ch]):
                                 res.pruned += 1
                                 continue
@@ -429,7 +434,7 @@ class Explorer:
                     chosen.append(node.chosen)
                     fp = self._step(w, node.chosen)
                     node.fp = fp
-                    node.en_after = (not isinstance(node.chosen, tuple)) and enabled(node.chosen)
+                    node.en_after = node.chosen.is_step and enabled(node.chosen)
                     sleep = self._child_sleep(node, fp)
                     cur = node.chosen
                     cost += node.inc
@@ -440,6 +445,9 @@ class Explorer:
                     v = w.violation
                     if v is None and not w.over():
                         v = w.deadlock()
+                    if v is None and skipped is not None:
+                        for where in skipped():  # the scenario allowed these waits never to end
+                            res.skipped[where] = res.skipped.get(where, 0) + 1
                     if v is not None:
                         res.violations += 1
                         sched = prefix + chosen
@@ -489,7 +497,7 @@ class Explorer:
             if t != ch and not conflict(f, fp):
                 out[t] = f
         for a, f, en_after, inc in node.explored:
-            if isinstance(a, tuple) or a == ch or a in out:
+            if not a.is_step or a is ch or a in out:
                 continue
             # bound safety at n: [c->t] + [t->b]_{n.alpha} <= [c->b]
             if inc + (1 if en_after else 0) <= node.inc and not conflict(f, fp):
@@ -500,7 +508,7 @@ class Explorer:
     def _prunable(w, node, f) -> bool:
         """Bound safety at m: [x->y] <= [x->t]_m (see the module docstring)."""
         x = node.cur
-        if x is None or isinstance(x, tuple) or node.cur_en:
+        if x is None or not x.is_step or node.cur_en:
             return True
         return f[1].isdisjoint(w.cond_fp(x))
 
@@ -527,43 +535,10 @@ def _chunk_in_worker(args):
 
 def _pool(explorer):
     """Worker processes forked from this one: each inherits the explorer and
-    its world factory (scenario, policy, memory model, patched clocks).
+    its world factory (scenario, policy, memory model, each actor's logical clock).
     They are killed when the run ends, however it ends (``_run``)."""
     from smpemu.search.pool import WorkerPool
 
     global _WORKER_EXPLORER
     _WORKER_EXPLORER = explorer
     return WorkerPool(explorer.jobs, _chunk_in_worker, name="smpemu-check")
-
-
-def count_bounded(lengths, k: int) -> int:
-    """Schedules of independent straight-line actors (``lengths[i]`` steps
-    each, no blocking) with <= k preemptions, starting free: the closed form
-    the tests check the unpruned explorer against.
-
-    A schedule is an order of the actors' steps; cutting it into maximal
-    runs of one actor, a run that ends before its actor is finished is a
-    preemption.  Count by dynamic programming over (steps left per actor,
-    last actor, whether it is unfinished) - small inputs only.
-    """
-    from functools import lru_cache
-
-    n = len(lengths)
-
-    @lru_cache(maxsize=None)
-    def go(left, last, budget):
-        if all(x == 0 for x in left):
-            return 1
-        total = 0
-        for a in range(n):
-            if left[a] == 0:
-                continue
-            cost = 1 if (last is not None and last != a and left[last] > 0) else 0
-            if cost > budget:
-                continue
-            nl = list(left)
-            nl[a] -= 1
-            total += go(tuple(nl), a, budget - cost)
-        return total
-
-    return go(tuple(lengths), None, k)

@@ -22,7 +22,7 @@ from dataclasses import fields
 
 from smpemu import __version__
 from smpemu.errors import UsageError, read_json_object
-from smpemu.harness.baton import DRAIN, PID
+from smpemu.sched.choices import DRAIN, parse
 from smpemu.harness.config import RunConfig
 from smpemu.search.strategies import who
 
@@ -139,11 +139,11 @@ def load_replay(path: str):
     n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
     v2 = doc["smpemu_replay"] >= 2
     for i, d in enumerate(dec):
-        drain = (v2 and isinstance(d, list) and len(d) == 3 and d[1] == DRAIN
-                 and isinstance(d[2], int) and not isinstance(d[2], bool) and d[2] >= 0)
-        if (not isinstance(d, list) or not (len(d) == 2 or drain) or not isinstance(d[0], int)
-                or isinstance(d[0], bool) or n_proc is None or not 0 <= d[0] <= n_proc or d[1] not in PID
-                or (d[1] == DRAIN and not drain)):
+        try:
+            choice = parse(d)[0]
+        except UsageError:
+            choice = None
+        if choice is None or n_proc is None or not 0 <= choice.actor <= n_proc or not (choice.is_step or v2):
             raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
                              + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
     want = doc.get("reclaimers", 1)

@@ -17,15 +17,17 @@ sequence of decisions is the interleaving:
   says where.
 
 A strategy's ``choose(k, enabled, co)`` gets decision number k, the runnable
-processes and the loop (``co.live``, ``co.W``, ``co.rows``).
+processes and the loop (``co.sched``: who is live, where each is parked), and
+returns a process (PCT) or a choice (``sched.choices``: replay).
 """
 
 from __future__ import annotations
 
 import random
 
-from smpemu.harness.baton import DRAIN, R_POINT, SCHED_POINTS
 from smpemu.kvm.layout import proc_name
+from smpemu.kvm.points import SCHED_POINTS
+from smpemu.sched.choices import parse
 
 
 class Divergence(Exception):
@@ -89,27 +91,32 @@ class Replay:
 
     def __init__(self, decisions: list, n_vcpus: int, n_hosts: int = 1):
         self.decisions = decisions
+        self.parsed = [parse(d) for d in decisions]  # (choice, the point its process must be at)
         self.N = n_vcpus
         self.K = n_hosts
 
-    drain = None  # the word of the decision just chosen, if it is a drain (replay format 2)
+    def command(self, k: int):
+        """Decision k, if it is a command (a drain): it needs no runnable process."""
+        c = self.parsed[k][0]
+        return None if c.is_step else c
 
-    def choose(self, k: int, enabled: list, co) -> int:
+    def choose(self, k: int, enabled: list, co):
+        choice, point = self.parsed[k]
+        p = choice.actor
         d = self.decisions[k]
-        p, name = d[0], d[1]
-        self.drain = d[2] if name == DRAIN else None
         at = (f"replay diverged at decision {k} of {len(self.decisions)}: recorded "
-              f"{who(p, self.N, self.K)} at {name}")
-        if not co.live[p]:
+              f"{who(p, self.N, self.K)} at {d[1]}")
+        sched = co.sched
+        if not sched.live[p]:
             raise Divergence(f"{at}, but it has finished")
-        if self.drain is not None:
-            return p  # a drain needs no runnable process: its store buffer drains while it is parked
-        cur = SCHED_POINTS[co.W[co.rows[p] + R_POINT]]
-        if cur != name:
+        if not choice.is_step:
+            return choice  # its store buffer drains while it is parked
+        cur = SCHED_POINTS[sched.point[p]]
+        if cur != point:
             raise Divergence(f"{at}, but it is at {cur}")
         if p not in enabled:
             raise Divergence(f"{at}, but it is waiting there (not runnable)")
-        return p
+        return choice
 
     def describe(self) -> dict:
         return {"decisions": len(self.decisions)}

@@ -23,6 +23,7 @@ policies override one step of it.  The shared flag is ``ctl[CTL_FLUSH_DIRTY]``
 
 from __future__ import annotations
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
 
 
@@ -66,19 +67,19 @@ class DeferredPolicy(Policy):
         ctx.point("invlpg.after_zap")
         mm.wmb()  # zap before dirty: pairs with wmb() in flush_remote() (dirty = 0 before the requests)
         mm.store(ctx.a_dirty, 1)
-        ctx.ev(1, 1)
+        ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")
 
     def flush_remote(self, ctx):
         mm = ctx.mm
         mm.store(ctx.a_dirty, 0)
-        ctx.ev(3)
+        ctx.ev(ev.FLUSH_CLEARED)
         mm.wmb()  # dirty cleared before the requests: pairs with wmb() in zap()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
 
     def flush_cond(self, ctx, cond, site):
         dirty = ctx.mm.load(ctx.a_dirty)
-        ctx.ev(10, dirty)
+        ctx.ev(ev.NOTIFIER_DIRTY, dirty)
         if cond or dirty:
             self.flush_remote(ctx)

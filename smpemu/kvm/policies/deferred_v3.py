@@ -5,6 +5,7 @@ another TLB re-fills from the still-present spte, loses the flush of that
 spte: the seed's CPU0/CPU1 diagram.
 """
 
+from smpemu.kvm import events as ev
 from smpemu.kvm.policies.base import DeferredPolicy
 
 
@@ -14,7 +15,7 @@ class DeferredV3Policy(DeferredPolicy):
 
     def zap(self, ctx, mmu, slot, gfn):
         ctx.mm.store(ctx.a_dirty, 1)
-        ctx.ev(1, 1)
+        ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")

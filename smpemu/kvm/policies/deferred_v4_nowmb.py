@@ -6,6 +6,7 @@ zap, which loses a flush even with one flusher.  It shares v4's loss when
 two flushes overlap, on every memory model.
 """
 
+from smpemu.kvm import events as ev
 from smpemu.kvm.policies.base import DeferredPolicy
 
 
@@ -18,5 +19,5 @@ class DeferredV4NoWmbPolicy(DeferredPolicy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # no wmb(): may pass the zap on weak hardware
-        ctx.ev(1, 1)
+        ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")

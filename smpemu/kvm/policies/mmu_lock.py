@@ -7,6 +7,7 @@ any number of reclaimers, at the cost of holding mmu_lock for the whole IPI
 round trip: every fault and invlpg waits behind a flush.
 """
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
 from smpemu.kvm.policies.base import DeferredPolicy
 
@@ -20,12 +21,12 @@ class MmuLockPolicy(DeferredPolicy):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock
-        ctx.ev(1, 1)
+        ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")
 
     def _flush_locked(self, ctx):
         ctx.mm.store(ctx.a_dirty, 0)
-        ctx.ev(3)
+        ctx.ev(ev.FLUSH_CLEARED)
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
 

@@ -19,6 +19,7 @@ notifier flushes after mmu_unlock as 2.6.38's did; later kernels moved the
 notifier's flush under mmu_lock, which rules the ABA out for it.
 """
 
+from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
 from smpemu.kvm.policies.base import DeferredPolicy
 
@@ -37,15 +38,15 @@ class TlbsDirtyPolicy(DeferredPolicy):
             cur = mm.load(ctx.a_dirty)
             if mm.cmpxchg(ctx.a_dirty, cur, cur + 1) == cur:
                 break
-        ctx.ev(1, cur + 1)
+        ctx.ev(ev.SET_DIRTY, cur + 1)
         ctx.point("invlpg.after_set_dirty")
 
     def flush_remote(self, ctx):
         mm = ctx.mm
         seen = mm.load_acquire(ctx.a_dirty)
-        ctx.ev(15, seen)
+        ctx.ev(ev.COUNT_READ, seen)
         mm.mb()  # read the count before the requests: pairs with wmb() in zap()
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
         found = mm.cmpxchg(ctx.a_dirty, seen, 0)  # a bump since 'seen' keeps the flag dirty
-        ctx.ev(16, seen, found)
+        ctx.ev(ev.COUNT_CMPXCHG, seen, found)

@@ -1,3 +1,0 @@
-"""Shim: moved to smpemu/study/bench/runs.py."""
-
-from smpemu.study.bench.runs import *  # noqa: F401,F403
