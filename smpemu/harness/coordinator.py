@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import workloads
-from smpemu.harness import pinning, resources, trace
+from smpemu.harness import guest_report, hostsched, pinning, resources, trace
 from smpemu.harness.router import Router
 from smpemu.kvm import layout as shared
 from smpemu.memory.arena import Arena
@@ -76,6 +76,7 @@ class RunResult:
     schedule: dict | None = None  # under cfg.schedule: how the schedule went (search/baton_loop.py)
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
     points: dict = field(default_factory=dict)  # protocol point -> times reached, every process summed
+    pv: dict | None = None  # issue 19: oversubscription, pCPUs, guest flush (harness/guest_report.py)
 
     @property
     def exit_code(self) -> int:
@@ -104,14 +105,17 @@ class RunResult:
             **({"trace": self.trace} if self.trace is not None else {}),
             **({"routed_ipis": self.routed_ipis} if self.routed_ipis is not None else {}),
             **({"schedule": self.schedule} if self.schedule is not None else {}),
+            **(self.pv or {}),
         }
 
 
 def plan(cfg: RunConfig):
     """Validate, then size the guest and the arena (no side effects)."""
     cfg.validate()
-    guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
-    check = getattr(workloads.get(cfg.workload), "validate_config", None)
+    wl = workloads.get(cfg.workload)
+    # a workload may fix the number of guest processes (guest-shootdown: one mm for every vCPU)
+    guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs or getattr(wl, "GUEST_PROCS", None))
+    check = getattr(wl, "validate_config", None)
     if check is not None:  # e.g. the trace workload parses its file here, before any fork
         check(cfg, guest)
     geo = shared.Geometry(
@@ -122,6 +126,7 @@ def plan(cfg: RunConfig):
         tlb_size=cfg.tlb_size,
         rmap_size=cfg.rmap_size,
         n_hosts=cfg.reclaimers,
+        pv=cfg.host_scheduled or cfg.guest_shootdowns,
     )
     layout = shared.Layout(geo)
     try:
@@ -218,6 +223,12 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     res.sem("router", 0)
     for e in events:
         res.sem(f"evt-{e}", 0)
+    if cfg.host_scheduled:  # the emulated host scheduler: its lock, one permit per vCPU
+        arena = Arena(layout, buf)
+        hostsched.init(arena, cfg.pcpus)
+        arena.release()
+        for name, value in hostsched.sems(N):
+            res.sem(name, value)
     if cfg.schedule:  # the baton: one "go" per process, one "parked" for the coordinator
         res.sem("sched", 0)
         for r in range(R):
@@ -462,6 +473,8 @@ def _gather(arena, procs, result: RunResult, wall: float) -> None:
     result.totals = _row(tot, hist.sum(axis=0), wall)
     result.totals["steps_per_s"] = round(int(cnt[:N, C["steps"]].sum()) / wall, 1) if wall > 0 else 0.0
     result.violations = gather_violations(arena.viol, cnt, int(arena.ctl[CTL_T0, 0]))
+    if g.pv:
+        guest_report.gather(arena, result, _percentiles)
     # coverage: a point never reached is a window this run never tried
     pts = arena.points.sum(axis=0)
     result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}

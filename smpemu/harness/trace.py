@@ -34,6 +34,16 @@ EVENTS = {
     14: ("fault", "slot", "gfn"),
     15: ("flush: count read", "seen", ""),  # tlbs-dirty: the count before the flush
     16: ("flush: cmpxchg(count, seen, 0)", "seen", "found"),  # cleared only if found == seen
+    # issue 19 (kvm/steal.py, kvm/shootdown.py)
+    17: ("sched out: store preempted", "value", ""),
+    18: ("sched in: steal update requested", "", ""),
+    19: ("entry: xchg(preempted, 0)", "old", ""),  # pv-writeback: the copy's old value
+    20: ("entry: struct written back, preempted", "value", ""),  # pv-writeback
+    21: ("guest: cmpxchg FLUSH into preempted", "vcpu", "ok"),
+    22: ("guest: flush IPI", "vcpu", ""),
+    23: ("guest: flush handler", "initiator", "kind"),  # kind 0 up to date, 1 one page, 2 all
+    24: ("guest: shootdown done", "slot", "us"),
+    25: ("guest: frame freed", "gfn", ""),
 }
 CODE = {v[0]: k for k, v in EVENTS.items()}
 RING = 2048
@@ -98,6 +108,7 @@ def window(events, t_ns: int, before: int = 40, after: int = 3) -> list[tuple]:
 
 
 FLUSH_CODES = {1, 3, 4, 5, 10}
+PV_CODES = set(range(17, 26))  # steal time, the guest's shootdowns (issue 19)
 
 
 def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
@@ -109,7 +120,7 @@ def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
     out = []
     for e in events:
         ts, cpu, code, a, b = e
-        if (code in FLUSH_CODES or code == 12
+        if (code in FLUSH_CODES or code == 12 or code in PV_CODES
                 or (code in (2, 8) and a == slot)
                 or (code == 7 and (a == slot or b == pfn))
                 or (code == 11 and b == pfn)

@@ -9,7 +9,6 @@ inline checks; a miss walks the shared shadow table and may exit to the MMU.
 
 from __future__ import annotations
 
-import os
 import time
 
 from smpemu.kvm import ipi
@@ -49,8 +48,13 @@ class VCPU:
         self.a_wp = mmu.a_wp_time
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
-        self.preempt_every = 0  # set by vcpu_body under --preempt-exit when oversubscribed
-        self.next_preempt = 0
+        # issue 19's hooks, None unless the run uses them (harness/bodies.py sets them):
+        self.pre_entry = None  # a request served in vcpu_enter_guest: record_steal_time (kvm/steal.py)
+        self.post_entry = None  # an interrupt injected at entry: the guest's flush handler (kvm/shootdown.py)
+        self.irq_pending = None  # HLT: does a pending guest interrupt make us runnable?
+        self.host_sched = None  # the emulated host scheduler (harness/hostsched.py): ticks, HLT
+        self.steal = None  # kvm.steal.StealTime
+        self.shootdowns = None  # kvm.shootdown.Shootdowns
         # tlb_hits = steps - misses - exit_steps, derived at publish(): one
         # counter less on the hot path
         self.steps = self.misses = self.exit_steps = 0
@@ -88,12 +92,19 @@ class VCPU:
         mm = self.mm
         while True:
             self.serve()
+            if self.pre_entry is not None:
+                self.pre_entry()  # KVM_REQ_STEAL_UPDATE: record_steal_time
             mm.store(self.a_mode, IN_GUEST_MODE)
-            mm.mb()  # mode before requests: pairs with mb() in ipi.make_request()
+            # mode before requests: pairs with mb() in ipi.make_request(); and
+            # before a pending guest interrupt is looked at (post_entry): pairs
+            # with mb() in shootdown.inject()
+            mm.mb()
             if not mm.load(self.a_flag):
                 break
             mm.store(self.a_mode, OUTSIDE_GUEST_MODE)  # a request raced in: serve it first
         self.in_guest = True
+        if self.post_entry is not None:
+            self.post_entry()
 
     def exit_guest(self) -> None:
         """Leave guest mode; a kick that raced with the exit is taken now.
@@ -199,6 +210,8 @@ class VCPU:
         def interrupts() -> None:
             if self.kicked():
                 self.take_interrupt()
+            if self.host_sched is not None:
+                self.host_sched.tick(self)  # in guest mode: the host's tick can preempt us
 
         while not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
                                        watch=(a_ncount, self.a_mode), poll=interrupts,
@@ -267,14 +280,19 @@ class VCPU:
         self.exit_guest()
         mm.store(self.a_halted, 1)
         mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
+        if self.host_sched is not None:
+            self.host_sched.release(self)  # a blocked vCPU thread gives its pCPU up
 
     def _halt_leave(self) -> None:
+        if self.host_sched is not None:
+            self.host_sched.acquire(self)  # runnable again: it needs a pCPU to go on
         self.mm.store(self.a_halted, 0)
         self.enter_guest()  # serves whatever is pending
 
     def _halt_check_block(self) -> None:
-        """Just before each block: a pending request does not block: serve it, halt again."""
-        if self.mm.load(self.a_flag):
+        """Just before each block: a pending request (or guest interrupt) does
+        not block: serve it, halt again."""
+        if self.mm.load(self.a_flag) or (self.irq_pending is not None and self.irq_pending()):
             self._halt_leave()
             self._halt_enter()
 
@@ -289,8 +307,6 @@ class VCPU:
     def periodic(self) -> None:
         ctx = self.ctx
         self.next_check = self.steps + ctx.waits.step_every
-        if self.preempt_every:
-            self.next_check = min(self.next_check, self.next_preempt)
         if self.max_steps:
             self.next_check = min(self.next_check, self.max_steps)
         self.publish()
@@ -300,22 +316,8 @@ class VCPU:
         if self.max_steps and self.steps >= self.max_steps:
             raise StopRun()
         ctx.waits.point(ctx, "step")  # a guest step is a scheduling point
-        if self.preempt_every and self.steps >= self.next_preempt:
-            self.preempt()
-
-    def preempt(self) -> None:
-        """--preempt-exit: what KVM's preempt notifier gives for free.
-
-        A vCPU thread the host scheduler preempts has left guest mode first
-        (kvm_sched_out), so requesters do not wait out its time slice.  A
-        process cannot hook its own preemption, so an oversubscribed vCPU
-        leaves guest mode and yields every N steps instead.
-        """
-        self.next_preempt = self.steps + self.preempt_every
-        self.ctx.counters[C["preempt_exits"]] += 1
-        self.exit_guest()
-        os.sched_yield()
-        self.enter_guest()
+        if self.host_sched is not None:
+            self.host_sched.tick(self)  # the host's timer tick: preempted here if its time is up
 
     def finish(self) -> None:
         """Leave guest mode for good: no requester may wait for us any more."""
@@ -344,9 +346,6 @@ def build_vcpu(ctx, spec):
     tlb = TLB(cfg.tlb_size, views["tlb_mirror"][me], views["tlb_mirror_slot"][me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
-    cores = {c for p in spec.placement for c in p}
-    if cfg.preempt_exit and cfg.vcpus > len(cores) and not cfg.schedule:  # no OS preempts the baton
-        cpu.preempt_every = cpu.next_preempt = cfg.preempt_exit
     cpu.spec = spec
     return cpu, GuestKernel(cpu, L)
 
