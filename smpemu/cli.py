@@ -487,8 +487,8 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
                                            "baseline_value, ratio, ...}} here."),
-    only: str = typer.Option("ipi,guest_steps,deferral,scaling", help="Comma-separated subset of "
-                             "ipi, guest_steps, deferral, scaling."),
+    only: str = typer.Option("ipi,guest_steps,deferral,scaling,pvflush", help="Comma-separated subset of "
+                             "ipi, guest_steps, deferral, scaling, pvflush."),
     iterations: Optional[int] = typer.Option(None, help="deferral: guest steps per vCPU (both policies)."),
 ):
     """Run the benchmarks, each against a baseline measured in the same run (as `python -m bench`)."""

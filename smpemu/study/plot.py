@@ -2,7 +2,9 @@
 
 Why it exists: a scaling study ends as one figure: IPIs, flushes, throughput
 and ack latency against vCPUs, one line per policy (and pinning), the median
-of the repeats with a min..max band, the host's core count marked.
+of the repeats with a min..max band, the host's core count marked.  A sweep
+of guest shootdowns (issue 19) gets its own panels instead, against
+oversubscription (vCPUs per emulated pCPU), one line per guest flush method.
 """
 
 from __future__ import annotations
@@ -30,15 +32,26 @@ PANELS = (  # column, title, log y
 )
 
 
-def series(rows: list[dict], metric: str, positive: bool = False) -> dict:
-    """{(policy, pin): [(vcpus, median, min, max)]} over the run rows
+SHOOTDOWN_PANELS = (  # column, title, log y
+    ("shootdown_p50_us", "shootdown latency p50 (us)", True),
+    ("shootdown_p99_us", "shootdown latency p99 (us)", True),
+    ("ipis_per_shootdown", "IPIs sent per shootdown", False),
+    ("steps_per_s", "guest steps per second (all vCPUs)", True),
+    ("targets_preempted_share", "share of targets found preempted", False),
+    ("shootdowns_per_s", "shootdowns per second", True),
+)
+
+
+def series(rows: list[dict], metric: str, positive: bool = False, x: str = "vcpus") -> dict:
+    """{(policy, pin, guest_flush): [(x, median, min, max)]} over the run rows
     (``positive``: only values > 0, for a log axis)."""
     acc: dict = {}
     for r in rows:
         v = r.get(metric)
         if r.get("kind") != "run" or not isinstance(v, (int, float)) or (positive and v <= 0):
             continue
-        acc.setdefault((r["policy"], r["pin"]), {}).setdefault(int(r["vcpus"]), []).append(v)
+        key = (r["policy"], r["pin"], r.get("guest_flush") or "native")
+        acc.setdefault(key, {}).setdefault(float(r[x]) if x != "vcpus" else int(r[x]), []).append(v)
     return {k: [(n, statistics.median(xs), min(xs), max(xs)) for n, xs in sorted(d.items())]
             for k, d in acc.items()}
 
@@ -52,14 +65,20 @@ def plot(rows: list[dict], path: str, title: str) -> None:
 
     plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
 
-    pins = {r["pin"] for r in rows if r.get("kind") == "run"}
-    xs = sorted({int(r["vcpus"]) for r in rows if r.get("kind") == "run"})
+    runs = [r for r in rows if r.get("kind") == "run"]
+    if any("shootdowns" in r for r in runs):
+        return _plot_shootdowns(runs, path, title)
+    pins = {r["pin"] for r in runs}
+    flushes = {r.get("guest_flush") for r in runs}
+    xs = sorted({int(r["vcpus"]) for r in runs})
     cores = len(os.sched_getaffinity(0))
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
     for ax, (metric, label, logy) in zip(axes.flat, PANELS):
-        for (policy, pin), pts in sorted(series(rows, metric, logy).items()):
+        for (policy, pin, gf), pts in sorted(series(rows, metric, logy).items()):
             n, med, lo, hi = zip(*pts)
             name = policy if len(pins) == 1 else f"{policy} ({pin})"
+            if len(flushes) > 1:
+                name += f", {gf}"
             line, = ax.plot(n, med, marker="o", label=name)
             ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         if xs and xs[-1] > cores:
@@ -84,9 +103,47 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     plt.close(fig)
 
 
+def _plot_shootdowns(runs: list[dict], path: str, title: str) -> None:
+    """Guest shootdowns against oversubscription: one line per flush method (and policy, pinning)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    keys = {(r["policy"], r["pin"]) for r in runs}
+    xs = sorted({float(r["oversubscription"]) for r in runs})
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
+    for ax, (metric, label, logy) in zip(axes.flat, SHOOTDOWN_PANELS):
+        for (policy, pin, gf), pts in sorted(series(runs, metric, logy, x="oversubscription").items()):
+            n, med, lo, hi = zip(*pts)
+            name = gf if len(keys) == 1 else f"{gf} ({policy}, {pin})"
+            line, = ax.plot(n, med, marker="o", label=name)
+            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs or [1])
+        ax.set_xticklabels([f"{x:g}x" for x in xs] or ["1x"])
+        if logy:
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(plain)
+        elif metric == "targets_preempted_share":
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("oversubscription (vCPUs per emulated pCPU)")
+        ax.set_title(label)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=10)
+    fig.suptitle(title + "\nline: median of repeats; band: min..max", fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def title_of(o, reclaimers: int) -> str:
     """The figure's title: what every point of the sweep ``o`` shares."""
     work = f"{o.iterations} steps/vCPU" if o.iterations else f"{o.duration} s"
+    sched = (f", --pcpus {o.pcpus} (quantum {o.quantum:g} ms, local flush {o.local_flush})"
+             if o.pcpus else "")
     return (f"smpemu sweep: {o.workload}, {work}, {o.repeat} repeat(s), memory model {o.memory_model}, "
             f"requests {o.requests}, swap {o.swap_rate:g}/s over {reclaimers} reclaimer(s), "
-            f"{len(os.sched_getaffinity(0))} host cores")
+            f"{len(os.sched_getaffinity(0))} host cores{sched}")
