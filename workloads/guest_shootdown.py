@@ -25,7 +25,7 @@ WRITE_SHARE = 0.25  # of the accesses to other threads' pages
 
 def run(cpu, guest, rng, cfg) -> None:
     L = guest.L
-    sd = cpu.shootdowns
+    sd = cpu.pv.shootdowns
     mine = list(L.user_range(cpu.me))[:WORKING_SET]
     others = [s for u in range(L.n_vcpus) if u != cpu.me for s in list(L.user_range(u))[:WORKING_SET]] or mine
     for slot in mine:

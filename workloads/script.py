@@ -243,16 +243,16 @@ def run(cpu, guest, rng, cfg) -> None:
             ctx.policy.flush_remote(ctx)
             cpu.enter_guest()
         elif kind == "shootdown":
-            cpu.shootdowns.munmap(_slot(L, op[1]))
+            cpu.pv.shootdowns.munmap(_slot(L, op[1]))
         elif kind == "preempt":
             # the host scheduler's two calls (kvm/steal.py), at a point where
             # Linux can preempt a vCPU thread: after an exit from guest mode
             cpu.exit_guest()
-            cpu.steal.sched_out()
+            cpu.pv.steal.sched_out()
             ctx.mm.drain()
             _evt(spec, op[1]).release()
             _wait_evt(ctx, "sched.preempted", _evt(spec, op[2]), timeout, op[2], poll=ctx.exit_poll)
-            cpu.steal.sched_in()
+            cpu.pv.steal.sched_in()
             preempted = True
         elif kind == "wait_halted":  # until vCPU v is halted (outside guest mode)
             a_halted = ctx.a_halted[int(op[1])]

@@ -33,9 +33,9 @@ def vcpu_body(ctx, spec) -> None:
         pass
     finally:
         try:
-            if cpu.shootdowns is not None:
-                cpu.shootdowns.finish()
-                _publish(ctx, cpu.shootdowns.lat_ns)
+            if cpu.pv is not None:
+                cpu.pv.shootdowns.finish()
+                _publish(ctx, cpu.pv.shootdowns.lat_ns)
             cpu.finish()
             if hs is not None:
                 hs.finish(cpu)
@@ -49,11 +49,11 @@ def _attach_pv(cpu, guest, spec):
     cfg = spec.cfg
     if not spec.layout.geometry.pv:
         return None
-    attach_shootdowns(cpu, guest, cfg)
+    pv = attach_shootdowns(cpu, guest, cfg)
     if not cfg.host_scheduled:
         return None
-    cpu.host_sched = cpu.shootdowns.hs = HostSched(cpu, spec)
-    return cpu.host_sched
+    pv.host_sched = pv.shootdowns.hs = HostSched(cpu, spec)
+    return pv.host_sched
 
 
 def _publish(ctx, lat_ns) -> None:

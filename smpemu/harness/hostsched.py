@@ -65,7 +65,7 @@ def init(arena, pcpus: int) -> None:
 
 
 class HostSched:
-    """One vCPU process's end of the scheduler (``cpu.host_sched``)."""
+    """One vCPU process's end of the scheduler (``cpu.pv.host_sched``)."""
 
     def __init__(self, cpu, spec):
         ctx = cpu.ctx
@@ -88,7 +88,7 @@ class HostSched:
         # within a few percent of its length, not at the next shootdown's wait
         ctx.waits.step_every = min(ctx.waits.step_every, TICK_STEPS)
         self.end = 0  # when this vCPU's quantum runs out
-        self.steal = cpu.steal
+        self.steal = cpu.pv.steal
         self.seen = 0  # switches seen by the last moving()
 
     # -- the run queue (rq_lock held) ---------------------------------------------------

@@ -55,7 +55,7 @@ from smpemu.kvm.layout import C, EXITING_GUEST_MODE, G, IN_GUEST_MODE, OUTSIDE_G
 from smpemu.kvm.oracle import GUEST_STALE
 from smpemu.kvm.steal import FLUSH_TLB, PREEMPTED, StealTime
 from smpemu.kvm.tlb import E_FILL_NS, E_GEN, E_GFN, E_PFN, E_WR
-from smpemu.kvm.vcpu import StopRun
+from smpemu.kvm.vcpu import Pv, StopRun
 
 GONE, WAITING = 0, 1  # words of gcpu[v]
 CSD_SEQ, CSD_TABLE, CSD_SLOT, CSD_GEN = range(4)  # words of gcsd[t][i]
@@ -117,7 +117,6 @@ class Shootdowns:
         inner = cpu.access
         cpu.access = self._access(inner)  # oracle check 4 at every guest access of this vCPU
         cpu.post_entry = self.interrupts  # an injected interrupt runs after entry
-        cpu.irq_pending = self.irq_pending
 
     # -- guest memory words -------------------------------------------------------
     def _steal_addr(self, t: int) -> int:
@@ -393,11 +392,11 @@ class Shootdowns:
         self.W[self.gcpu.addr(self.me, GONE)] = 1
 
 
-def attach(cpu, guest, cfg) -> Shootdowns:
-    """Give a vCPU its steal time (host side) and its guest shootdowns."""
-    cpu.steal = StealTime(cpu, cfg.guest_flush)
-    cpu.shootdowns = Shootdowns(cpu, guest, cfg)
-    return cpu.shootdowns
+def attach(cpu, guest, cfg) -> Pv:
+    """Give a vCPU its steal time (host side) and its guest shootdowns (``cpu.pv``)."""
+    cpu.pv = Pv(StealTime(cpu, cfg.guest_flush))
+    cpu.pv.shootdowns = Shootdowns(cpu, guest, cfg)
+    return cpu.pv
 
 
 __all__ = ["Shootdowns", "attach", "inject"]

@@ -31,7 +31,27 @@ class StopRun(Exception):
     """The run is over for this vCPU (duration, iterations or stop word)."""
 
 
+class Pv:
+    """Issue 19's parts of one vCPU (``VCPU.pv``): its steal time (kvm/steal.py),
+    its guest shootdowns (kvm/shootdown.py), the host scheduler's end
+    (harness/hostsched.py, or None)."""
+
+    __slots__ = ("steal", "shootdowns", "host_sched")
+
+    def __init__(self, steal=None, shootdowns=None, host_sched=None):
+        self.steal = steal
+        self.shootdowns = shootdowns
+        self.host_sched = host_sched
+
+
 class VCPU:
+    # issue 19's hooks: class attributes, set on the instance only by the runs
+    # that use them (harness/bodies.py): an instance keeps as few attributes
+    # as before, and access() its speed (CPython keeps up to 30 of them inline)
+    pre_entry = None  # a request served in vcpu_enter_guest: record_steal_time (kvm/steal.py)
+    post_entry = None  # an interrupt injected at entry: the guest's flush handler (kvm/shootdown.py)
+    pv = None  # Pv: steal time, guest shootdowns, the host scheduler
+
     def __init__(self, ctx, mmu, tlb, max_steps: int = 0):
         self.ctx = ctx
         self.mmu = mmu
@@ -48,13 +68,6 @@ class VCPU:
         self.a_wp = mmu.a_wp_time
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
-        # issue 19's hooks, None unless the run uses them (harness/bodies.py sets them):
-        self.pre_entry = None  # a request served in vcpu_enter_guest: record_steal_time (kvm/steal.py)
-        self.post_entry = None  # an interrupt injected at entry: the guest's flush handler (kvm/shootdown.py)
-        self.irq_pending = None  # HLT: does a pending guest interrupt make us runnable?
-        self.host_sched = None  # the emulated host scheduler (harness/hostsched.py): ticks, HLT
-        self.steal = None  # kvm.steal.StealTime
-        self.shootdowns = None  # kvm.shootdown.Shootdowns
         # tlb_hits = steps - misses - exit_steps, derived at publish(): one
         # counter less on the hot path
         self.steps = self.misses = self.exit_steps = 0
@@ -210,8 +223,8 @@ class VCPU:
         def interrupts() -> None:
             if self.kicked():
                 self.take_interrupt()
-            if self.host_sched is not None:
-                self.host_sched.tick(self)  # in guest mode: the host's tick can preempt us
+            if self.pv is not None and self.pv.host_sched is not None:
+                self.pv.host_sched.tick(self)  # in guest mode: the host's tick can preempt us
 
         while not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
                                        watch=(a_ncount, self.a_mode), poll=interrupts,
@@ -280,19 +293,19 @@ class VCPU:
         self.exit_guest()
         mm.store(self.a_halted, 1)
         mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
-        if self.host_sched is not None:
-            self.host_sched.release(self)  # a blocked vCPU thread gives its pCPU up
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.release(self)  # a blocked vCPU thread gives its pCPU up
 
     def _halt_leave(self) -> None:
-        if self.host_sched is not None:
-            self.host_sched.acquire(self)  # runnable again: it needs a pCPU to go on
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.acquire(self)  # runnable again: it needs a pCPU to go on
         self.mm.store(self.a_halted, 0)
         self.enter_guest()  # serves whatever is pending
 
     def _halt_check_block(self) -> None:
         """Just before each block: a pending request (or guest interrupt) does
         not block: serve it, halt again."""
-        if self.mm.load(self.a_flag) or (self.irq_pending is not None and self.irq_pending()):
+        if self.mm.load(self.a_flag) or (self.pv is not None and self.pv.shootdowns.irq_pending()):
             self._halt_leave()
             self._halt_enter()
 
@@ -316,8 +329,8 @@ class VCPU:
         if self.max_steps and self.steps >= self.max_steps:
             raise StopRun()
         ctx.waits.point(ctx, "step")  # a guest step is a scheduling point
-        if self.host_sched is not None:
-            self.host_sched.tick(self)  # the host's timer tick: preempted here if its time is up
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.tick(self)  # the host's timer tick: preempted here if its time is up
 
     def finish(self) -> None:
         """Leave guest mode for good: no requester may wait for us any more."""
@@ -350,4 +363,4 @@ def build_vcpu(ctx, spec):
     return cpu, GuestKernel(cpu, L)
 
 
-__all__ = ["VCPU", "StopRun", "build_vcpu"]
+__all__ = ["VCPU", "StopRun", "Pv", "build_vcpu"]

@@ -64,7 +64,7 @@ from smpemu.memory.arena import Arena
 from smpemu.harness.baton import DRAIN, K_RANGE, K_SEM, K_TURN, K_WORDS, Baton, SchedEnd
 from smpemu.kvm.points import SCHED_POINTS
 from smpemu.kvm.vcpu import StopRun
-from workloads.script import host_count, host_scripts, run_host
+from workloads.script import host_count, host_scripts, run_host, uses_pv
 from workloads.script import validate as validate_script
 
 U0, U1 = ["u", 0, 0], ["u", 0, 1]
@@ -148,6 +148,9 @@ def load_scenario(name: str) -> Scenario:
     except ValueError:
         raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
     validate_script(script, n)
+    if uses_pv(script):
+        raise UsageError(f"scenario {name}: shootdown and preempt ops run on real processes (smpemu run "
+                         f"--workload script); smpemu check does not explore them yet")
     setup = script.get("setup", {})
     if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
                                               for k, v in setup.items()):
