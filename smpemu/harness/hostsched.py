@@ -163,6 +163,10 @@ class HostSched:
     # -- the vCPU's side -------------------------------------------------------------------
     def start(self, cpu) -> None:
         """Before the first entry: take a pCPU, or wait for one."""
+        self._get_pcpu()
+
+    def _get_pcpu(self) -> None:
+        """A free pCPU, or queue for one and block until it is handed over."""
         self._lock()
         try:
             free = self._take_free()
@@ -171,6 +175,7 @@ class HostSched:
         finally:
             self._unlock()
         if not free:
+            self.steal.queued()
             self._wait_pcpu()
         self._on_pcpu()
         self.end = time.monotonic_ns() + self.quantum_ns
@@ -219,19 +224,8 @@ class HostSched:
 
     def acquire(self, cpu) -> None:
         """Woken from HLT: runnable, it waits for a pCPU like any other."""
-        self._lock()
-        try:
-            free = self._take_free()
-            if not free:
-                self._push(self.me)
-        finally:
-            self._unlock()
-        if not free:
-            self.steal.queued()
-            self._wait_pcpu()
-        self._on_pcpu()
+        self._get_pcpu()
         self.steal.sched_in()
-        self.end = time.monotonic_ns() + self.quantum_ns
 
     def finish(self, cpu) -> None:
         """The vCPU is done: its pCPU (if it holds one, or was just given one) goes on."""

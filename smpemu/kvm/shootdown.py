@@ -198,6 +198,9 @@ class Shootdowns:
             self.flush_tlb_func(table, slot, gen)
         finally:
             self.irq_off -= 1
+        # local_irq_enable(): an interrupt that came meanwhile is taken now (it
+        # may be another initiator's, waiting for us while we wait for it)
+        self.interrupts()
 
     def _peek(self, targets) -> list[int]:
         """native: every target gets the IPI.  For the statistics only (the

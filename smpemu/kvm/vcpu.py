@@ -108,10 +108,8 @@ class VCPU:
             if self.pre_entry is not None:
                 self.pre_entry()  # KVM_REQ_STEAL_UPDATE: record_steal_time
             mm.store(self.a_mode, IN_GUEST_MODE)
-            # mode before requests: pairs with mb() in ipi.make_request(); and
-            # before a pending guest interrupt is looked at (post_entry): pairs
-            # with mb() in shootdown.inject()
-            mm.mb()
+            mm.mb()  # mode before requests: pairs with mb() in ipi.make_request()
+            # (and before post_entry looks at a pending guest interrupt: pairs with mb() in shootdown.inject())
             if not mm.load(self.a_flag):
                 break
             mm.store(self.a_mode, OUTSIDE_GUEST_MODE)  # a request raced in: serve it first

@@ -57,78 +57,56 @@ def series(rows: list[dict], metric: str, positive: bool = False, x: str = "vcpu
 
 
 def plot(rows: list[dict], path: str, title: str) -> None:
+    runs = [r for r in rows if r.get("kind") == "run"]
+    if any("shootdowns" in r for r in runs):  # guest shootdowns: against oversubscription, a line per method
+        keys = {(r["policy"], r["pin"]) for r in runs}
+        _figure(runs, path, title, SHOOTDOWN_PANELS, "oversubscription", "oversubscription (vCPUs per emulated pCPU)",
+                lambda policy, pin, gf: gf if len(keys) == 1 else f"{gf} ({policy}, {pin})",
+                lambda x: f"{x:g}x", mark_cores=False)
+        return
+    pins = {r["pin"] for r in runs}
+    flushes = {r.get("guest_flush") for r in runs}
+
+    def name(policy, pin, gf):
+        n = policy if len(pins) == 1 else f"{policy} ({pin})"
+        return n + (f", {gf}" if len(flushes) > 1 else "")
+
+    _figure(runs, path, title, PANELS, "vcpus", "vCPUs", name, str, mark_cores=True)
+
+
+def _figure(runs, path, title, panels, x, xlabel, name, tick, mark_cores) -> None:
+    """Six panels, one line per series (``name(policy, pin, guest_flush)``) against ``x``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
     plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
-
-    runs = [r for r in rows if r.get("kind") == "run"]
-    if any("shootdowns" in r for r in runs):
-        return _plot_shootdowns(runs, path, title)
-    pins = {r["pin"] for r in runs}
-    flushes = {r.get("guest_flush") for r in runs}
-    xs = sorted({int(r["vcpus"]) for r in runs})
+    xs = sorted({float(r[x]) if x != "vcpus" else int(r[x]) for r in runs})
     cores = len(os.sched_getaffinity(0))
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
-    for ax, (metric, label, logy) in zip(axes.flat, PANELS):
-        for (policy, pin, gf), pts in sorted(series(rows, metric, logy).items()):
+    for ax, (metric, label, logy) in zip(axes.flat, panels):
+        for (policy, pin, gf), pts in sorted(series(runs, metric, logy, x=x).items()):
             n, med, lo, hi = zip(*pts)
-            name = policy if len(pins) == 1 else f"{policy} ({pin})"
-            if len(flushes) > 1:
-                name += f", {gf}"
-            line, = ax.plot(n, med, marker="o", label=name)
+            line, = ax.plot(n, med, marker="o", label=name(policy, pin, gf))
             ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        if xs and xs[-1] > cores:
+        if mark_cores and xs and xs[-1] > cores:
             ax.axvline(cores, color="grey", linestyle=":", linewidth=1)
             ax.annotate(f" {cores} host cores", (cores, 1), xycoords=("data", "axes fraction"),
                         va="top", fontsize=8, color="grey")
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs or [1])
-        ax.set_xticklabels([str(x) for x in xs] or ["1"])
+        ax.set_xticklabels([tick(v) for v in xs] or [tick(1)])
         if logy:
             ax.set_yscale("log")
             ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_major_formatter(plain)
-        ax.set_xlabel("vCPUs")
-        ax.set_title(label)
-        ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=10)
-    fig.suptitle(title + "\nline: median of repeats; band: min..max", fontsize=11)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_shootdowns(runs: list[dict], path: str, title: str) -> None:
-    """Guest shootdowns against oversubscription: one line per flush method (and policy, pinning)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
-
-    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
-    keys = {(r["policy"], r["pin"]) for r in runs}
-    xs = sorted({float(r["oversubscription"]) for r in runs})
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
-    for ax, (metric, label, logy) in zip(axes.flat, SHOOTDOWN_PANELS):
-        for (policy, pin, gf), pts in sorted(series(runs, metric, logy, x="oversubscription").items()):
-            n, med, lo, hi = zip(*pts)
-            name = gf if len(keys) == 1 else f"{gf} ({policy}, {pin})"
-            line, = ax.plot(n, med, marker="o", label=name)
-            ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs or [1])
-        ax.set_xticklabels([f"{x:g}x" for x in xs] or ["1x"])
-        if logy:
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.yaxis.set_major_formatter(plain)
-        elif metric == "targets_preempted_share":
+        if metric.endswith("_share"):
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
             ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("oversubscription (vCPUs per emulated pCPU)")
+        else:
+            ax.yaxis.set_major_formatter(plain)
+        ax.set_xlabel(xlabel)
         ax.set_title(label)
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
