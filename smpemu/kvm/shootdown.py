@@ -113,6 +113,7 @@ class Shootdowns:
         self.irq_off = 0  # > 0: interrupts disabled (the handler itself, a local flush)
         self.lat_ns: list[int] = []  # shootdown latencies, published at exit
         self.reported: set = set()
+        self.loaded: dict = {}  # slot -> (its TLB entry, a time after the entry's spte was read)
         self.hs = None  # the host scheduler's tick (harness/hostsched.py), if any
         inner = cpu.access
         cpu.access = self._access(inner)  # oracle check 4 at every guest access of this vCPU
@@ -363,20 +364,34 @@ class Shootdowns:
     def _access(self, inner):
         """``VCPU.access`` with oracle check 4 around it (kvm/oracle.py).
 
-        The frame's free stamp is read before the access and the entry it
-        hits is the one seen before: an entry that predates the stamp and
-        was used after it is a translation the shootdown should have
-        removed.  (A free that lands during the access is not judged.)"""
+        The frame's free stamp is read before the access, and the entry it
+        hits is the one seen before.  When that entry was filled is taken
+        after its spte was read: an access that fills stamps its entry when
+        it returns (``TLB.fill``'s own time is taken before the spte load,
+        and the frame may be mapped again, even at the same slot, between
+        the two).  An entry whose spte was read before the stamp and that is
+        used after it is a translation the shootdown should have removed.
+        (A free that lands during the access is not judged; nor an entry
+        whose spte read and stamp were split by the OS: never a false
+        report, sometimes a miss.)"""
         tlb_get = self.cpu._tlb_get
         W = self.W
         a_free = self.a_free
+        loaded = self.loaded
+        now = time.monotonic_ns
 
         def access(slot, write):
             e = tlb_get(slot)
             freed = W[a_free + e[E_GFN]] if e is not None else 0
             ok = inner(slot, write)
-            if e is not None and freed > e[E_FILL_NS] and ok and (not write or e[E_WR]) and tlb_get(slot) is e:
-                self._stale(slot, e)
+            e2 = tlb_get(slot)
+            if e2 is not e:
+                if e2 is not None:
+                    loaded[slot] = (e2, now())  # filled by this access: its spte was read before now
+            elif freed and ok and (not write or e[E_WR]):
+                rec = loaded.get(slot)
+                if freed > (rec[1] if rec is not None and rec[0] is e else e[E_FILL_NS]):
+                    self._stale(slot, e)
             return ok
 
         return access
