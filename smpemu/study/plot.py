@@ -58,7 +58,7 @@ def series(rows: list[dict], metric: str, positive: bool = False, x: str = "vcpu
 
 def plot(rows: list[dict], path: str, title: str) -> None:
     runs = [r for r in rows if r.get("kind") == "run"]
-    if any("shootdowns" in r for r in runs):  # guest shootdowns: against oversubscription, a line per method
+    if any((r.get("shootdowns") or 0) > 0 for r in runs):  # guest shootdowns: against oversubscription, a line per method
         keys = {(r["policy"], r["pin"]) for r in runs}
         _figure(runs, path, title, SHOOTDOWN_PANELS, "oversubscription", "oversubscription (vCPUs per emulated pCPU)",
                 lambda policy, pin, gf: gf if len(keys) == 1 else f"{gf} ({policy}, {pin})",

@@ -54,7 +54,7 @@ SUMMARY_LEGEND = _legend(SUMMARY)
 
 
 def _summary(rows) -> tuple:
-    return SHOOTDOWN_SUMMARY if any("shootdowns" in r for r in rows) else SUMMARY
+    return SHOOTDOWN_SUMMARY if any((r.get("shootdowns") or 0) > 0 for r in rows) else SUMMARY
 
 
 def _cell(c: str, v) -> str:
