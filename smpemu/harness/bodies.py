@@ -52,7 +52,7 @@ def _attach_pv(cpu, guest, spec):
     pv = attach_shootdowns(cpu, guest, cfg)
     if not cfg.host_scheduled:
         return None
-    pv.host_sched = pv.shootdowns.hs = HostSched(cpu, spec)
+    pv.host_sched = HostSched(cpu, spec)
     return pv.host_sched
 
 

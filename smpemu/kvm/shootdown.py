@@ -114,7 +114,6 @@ class Shootdowns:
         self.lat_ns: list[int] = []  # shootdown latencies, published at exit
         self.reported: set = set()
         self.loaded: dict = {}  # slot -> (its TLB entry, a time after the entry's spte was read)
-        self.hs = None  # the host scheduler's tick (harness/hostsched.py), if any
         inner = cpu.access
         cpu.access = self._access(inner)  # oracle check 4 at every guest access of this vCPU
         cpu.post_entry = self.interrupts  # an injected interrupt runs after entry
@@ -278,10 +277,12 @@ class Shootdowns:
             mm.mb()  # I4: waiting before the ack loads: pairs with mb() (T2) after the target's ack
             return acked(took)
 
+        hs = cpu.pv.host_sched  # harness/hostsched.py, or None
+
         def poll() -> None:  # interrupts on: flush requests to us are served while we wait
             self._take_kicks()
-            if self.hs is not None:
-                self.hs.tick(cpu)  # the host's tick: a spinning vCPU is preemptible
+            if hs is not None:
+                hs.tick(cpu)  # the host's tick: a spinning vCPU is preemptible
 
         waits = ctx.waits
         if not waits.spin(ctx, acked, poll):
@@ -292,7 +293,7 @@ class Shootdowns:
                                            watch=lambda: (self.gack.addr(pending[0], me), cpu.a_mode),
                                            sem=ctx.ackwake[me], bell=True, poll=poll,
                                            timeout=ctx.params.ack_timeout, slice_s=100e-6):
-                    if self.hs is not None and self.hs.moving():
+                    if hs is not None and hs.moving():
                         continue  # the host keeps scheduling: the target is waiting for a pCPU
                     raise AckTimeout(f"vcpu {pending[0]} did not ack guest flush {self.seq[pending[0]]} "
                                      f"from vcpu {me} within {ctx.params.ack_timeout} s")
