@@ -373,7 +373,7 @@ def default_replay_name(policy: str, seed: int, now: float | None = None) -> str
 @app.command("list", epilog=examples("# every name the other commands accept\nsmpemu list"))
 @_guard
 def list_cmd():
-    """List flush policies, workloads, memory models and protocol points."""
+    """List flush policies, workloads, memory models, guest flush methods and protocol points."""
     import workloads
     from smpemu.kvm import policies
     from smpemu.memory.model import MODELS
