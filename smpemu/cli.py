@@ -106,6 +106,8 @@ def _progress_run(cfg):
     "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
     "# your own guest operations (format: workloads/trace.py)\n"
     "smpemu run --workload trace --trace-file my.trace --vcpus 2",
+    "# 16 vCPUs on 2 emulated pCPUs: guest shootdowns with the paravirtual flush\n"
+    "smpemu run --vcpus 16 --pcpus 2 --workload guest-shootdown --guest-flush pv",
 ))
 @_guard
 def run(
@@ -124,7 +126,16 @@ def run(
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
     spin_us: float = typer.Option(50.0, help="Microseconds a requester spins on acks before it blocks."),
     ipi_route: str = typer.Option("direct", help="direct (requesters kick, as KVM) | coordinator (it routes every kick)."),
-    preempt_exit: int = typer.Option(0, help="Oversubscribed: leave guest mode and yield every N guest steps (0: off)."),
+    preempt_exit: int = typer.Option(0, help="Old name of --pcpus: N > 0 means --pcpus <the run's cores> when "
+                                     "oversubscribed (N is no longer used)."),
+    pcpus: int = typer.Option(0, help="The emulated host scheduler: at most P vCPUs run at once, time-sliced; a "
+                              "preempted vCPU is blocked, out of guest mode, marked preempted (0: off)."),
+    quantum: float = typer.Option(50.0, help="With --pcpus: the host scheduler's time slice, ms (scaled to "
+                                  "smpemu's speed: docs/decisions.md)."),
+    guest_flush: str = typer.Option("native", help="Guest TLB shootdowns (--workload guest-shootdown): native "
+                                    "| pv | pv-writeback | pv-overwrite | pv-no-sync (see `smpemu list`)."),
+    local_flush: str = typer.Option("concurrent", help="The shootdown initiator's own flush: first (<= 5.12) | "
+                                    "concurrent (5.13+, 4ce94eabac16: beside the remote ones)."),
     swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second, in total."),
     reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
                                              "concurrently, as kswapd and direct reclaim (default 2, 1 with --swap-rate 0)."),
@@ -156,7 +167,8 @@ def run(
         vcpus=vcpus, workload=workload, policy=policy, pin=pin, cpus=cpus,
         memory_model=memory_model, duration=duration, iterations=iterations,
         guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
-        ipi_route=ipi_route, preempt_exit=preempt_exit,
+        ipi_route=ipi_route, preempt_exit=preempt_exit, pcpus=pcpus, quantum=quantum, guest_flush=guest_flush,
+        local_flush=local_flush,
         swap_rate=swap_rate, reclaimers=reclaimers, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
@@ -164,6 +176,9 @@ def run(
         from smpemu.harness.config import check_writable
 
         check_writable(trace_out, "--trace-out")
+    if preempt_exit:
+        err.print(f"smpemu: note: --preempt-exit {preempt_exit} is the emulated host scheduler now: --pcpus "
+                  f"<the run's cores> when oversubscribed (docs/decisions.md)", highlight=False)
     if script is not None and workload not in ("script", "malloc-touch"):
         raise UsageError(f"--script is for --workload script (not {workload})")
     if script is not None:
@@ -358,7 +373,7 @@ def default_replay_name(policy: str, seed: int, now: float | None = None) -> str
 @app.command("list", epilog=examples("# every name the other commands accept\nsmpemu list"))
 @_guard
 def list_cmd():
-    """List flush policies, workloads, memory models and protocol points."""
+    """List flush policies, workloads, memory models, guest flush methods and protocol points."""
     import workloads
     from smpemu.kvm import policies
     from smpemu.memory.model import MODELS
@@ -377,6 +392,14 @@ def list_cmd():
         t.add_row(name, doc)
     out.print(t)
     out.print("memory models: " + ", ".join(MODELS))
+    from smpemu.kvm.steal import DESCRIBE
+
+    t = Table(title="guest flush methods (--guest-flush)", header_style="bold")
+    t.add_column("method")
+    t.add_column("what it is")
+    for name, doc in DESCRIBE.items():
+        t.add_row(name + (" (default)" if name == "native" else ""), doc)
+    out.print(t)
     out.print("protocol points: " + ", ".join(POINT_NAMES))
 
 
@@ -464,8 +487,8 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
                                            "baseline_value, ratio, ...}} here."),
-    only: str = typer.Option("ipi,guest_steps,deferral,scaling", help="Comma-separated subset of "
-                             "ipi, guest_steps, deferral, scaling."),
+    only: str = typer.Option("ipi,guest_steps,deferral,scaling,pvflush", help="Comma-separated subset of "
+                             "ipi, guest_steps, deferral, scaling, pvflush."),
     iterations: Optional[int] = typer.Option(None, help="deferral: guest steps per vCPU (both policies)."),
 ):
     """Run the benchmarks, each against a baseline measured in the same run (as `python -m bench`)."""

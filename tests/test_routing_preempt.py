@@ -1,4 +1,4 @@
-"""--ipi-route coordinator and --preempt-exit, with real processes."""
+"""--ipi-route coordinator and --preempt-exit (now --pcpus), with real processes."""
 
 import pytest
 
@@ -40,12 +40,16 @@ def test_coordinator_routing_delivers_the_kicks():
 
 
 @pytest.mark.timeout(120)
-def test_preempt_exit_only_when_oversubscribed():
+def test_preempt_exit_is_the_host_scheduler_when_oversubscribed():
+    # --preempt-exit N is subsumed by --pcpus (docs/decisions.md): it maps to
+    # --pcpus <the run's cores> when the vCPUs outnumber them, and only then
     one_core = str(sorted(__import__("os").sched_getaffinity(0))[0])
-    over = run(RunConfig(vcpus=4, iterations=1500, cpus=one_core, preempt_exit=32, seed=3, policy="mmu-lock"))
+    over = run(RunConfig(vcpus=4, iterations=1500, cpus=one_core, preempt_exit=32, quantum=1, seed=3,
+                         policy="mmu-lock"))
     assert over.aborted is None, over.aborted
-    assert over.totals["preempt_exits"] > 0 and over.violations == []
+    assert over.config["pcpus"] == 1 and over.pv["oversubscription"] == 4
+    assert over.totals["preempt_exits"] == over.totals["preemptions"] > 0 and over.violations == []
     plain = run(RunConfig(vcpus=4, iterations=1500, cpus=one_core, seed=3))
-    assert plain.totals["preempt_exits"] == 0
+    assert plain.totals["preempt_exits"] == 0 and plain.config["pcpus"] == 0
     fits = run(RunConfig(vcpus=1, iterations=1500, preempt_exit=32, seed=3))
-    assert fits.totals["preempt_exits"] == 0  # one vCPU never oversubscribes a core
+    assert fits.totals["preempt_exits"] == 0 and fits.config["pcpus"] == 0  # one vCPU never oversubscribes a core

@@ -33,16 +33,21 @@ def _why(p, path):
     return f"exit {p.returncode}: {p.stderr[-2000:]} aborted: {bad}"
 
 
+def _plot_args(png):
+    """``--plot PNG`` when matplotlib is installed, else nothing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    return ["--plot", str(png)]
+
+
 @pytest.mark.timeout(120)
 def test_tiny_sweep_writes_rows_medians_json_and_plot(tmp_path):
     out = tmp_path / "s.csv"
     js = tmp_path / "s.json"
     png = tmp_path / "s.png"
-    try:
-        import matplotlib  # noqa: F401
-        plot = ["--plot", str(png)]
-    except ImportError:
-        plot = []
+    plot = _plot_args(png)
     p = _sweep(*TINY, "--csv", str(out), "--json", str(js), *plot)
     assert p.returncode == 0, _why(p, out)
     rows = _rows(out)
@@ -182,3 +187,23 @@ def test_scheduler_runs_points_on_dask_workers(tmp_path):
     runs = [r for r in _rows(out) if r["kind"] == "run"]
     assert sorted(r["vcpus"] for r in runs) == ["1", "2"]
     assert all(int(r["steps"]) >= 200 for r in runs)
+
+
+@pytest.mark.timeout(180)
+def test_guest_flush_is_an_axis_and_the_shootdown_view(tmp_path):
+    # 3 vCPUs on 1 emulated pCPU: preemptions, so pv drops targets native IPIs
+    out = tmp_path / "g.csv"
+    png = tmp_path / "g.png"
+    plot = _plot_args(png)
+    p = _sweep("--workload", "guest-shootdown", "--guest-flush", "native,pv", "--pcpus", "1", "--quantum", "5",
+               "--vcpus", "3", "--policy", "mmu-lock", "--duration", "1", "--repeat", "1", "--csv", str(out), *plot)
+    assert p.returncode == 0, _why(p, out)
+    runs = {r["guest_flush"]: r for r in _rows(out) if r["kind"] == "run"}
+    assert set(runs) == {"native", "pv"}
+    for r in runs.values():
+        assert r["pcpus"] == "1" and float(r["oversubscription"]) == 3.0 and int(r["shootdowns"]) > 0
+    assert float(runs["native"]["ipis_per_shootdown"]) == 2.0
+    assert int(runs["pv"]["shootdown_ipis_avoided"]) > 0
+    assert "IPIs per" in p.stdout  # the shootdown summary
+    if plot:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

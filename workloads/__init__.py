@@ -20,6 +20,7 @@ WORKLOADS = {
     "invlpg-storm": "workloads.invlpg_storm",
     "trace": "workloads.trace",
     "share-unmap": "workloads.share_unmap",
+    "guest-shootdown": "workloads.guest_shootdown",
 }
 
 

@@ -26,6 +26,14 @@ instead (or besides ``"host"``, then without a "0").  Page operands are
     ["wait_halted", V]         until vCPU V is halted (outside guest mode, blocked): a signal
                                posted before a halt cannot say that the halt has happened
     ["flush"]                  kvm_flush_remote_tlbs() under the run's policy
+    ["shootdown", PAGE]        guest munmap of PAGE with a TLB shootdown across the vCPUs of its
+                               process (--guest-flush: IPIs or the PV flush; kvm/shootdown.py),
+                               then the frame is freed (guest-level oracle)
+    ["preempt", OUT, IN]       the host preempts this vCPU: it leaves guest mode, is scheduled
+                               out (steal time: preempted), posts OUT, stays off its pCPU until
+                               IN is posted, is scheduled in (KVM_REQ_STEAL_UPDATE); it enters
+                               guest mode again (record_steal_time) at its next op, unless that
+                               is another preempt (preempted again before it entered)
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
                ["reclaim", PAGE]     host frees the frame PAGE maps now
                ["optional", OP]      OP (a reclaim_freed or a wait) may wait for ever: see below
@@ -53,7 +61,8 @@ from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait",
-           "spin", "busy", "flush", "wait_halted"}
+           "spin", "busy", "flush", "wait_halted", "shootdown", "preempt"}
+PV_OPS = {"shootdown", "preempt"}  # they need steal time and the guest's shootdowns (issue 19)
 HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm", "optional"}
 OPTIONAL_OPS = {"reclaim_freed", "wait"}  # the host waits ["optional", OP] may wrap
 
@@ -90,6 +99,15 @@ def host_count(script) -> int:
     if not isinstance(script, dict):
         return 1
     return max(host_scripts(script), default=0) + 1
+
+
+def uses_pv(script: dict) -> bool:
+    """Does any vCPU of the script shoot TLBs down or get preempted?"""
+    cpus = script.get("cpus") if isinstance(script, dict) else None
+    if not isinstance(cpus, dict):
+        return False
+    return any(isinstance(op, list) and op and op[0] in PV_OPS
+               for ops in cpus.values() if isinstance(ops, list) for op in ops)
 
 
 def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
@@ -132,7 +150,7 @@ def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
     return events
 
 
-_PAGE_OPS = {"touch", "map", "access", "unmap", "invlpg", "reclaim"}
+_PAGE_OPS = {"touch", "map", "access", "unmap", "invlpg", "reclaim", "shootdown"}
 _EVENT_OPS = {"signal", "wait", "spin", "busy"}
 
 
@@ -152,6 +170,9 @@ def _check_op(who, n, op, events, n_vcpus, guest) -> None:
     elif kind in _EVENT_OPS:
         if len(op) != 2 or op[1] not in events:
             raise UsageError(f"{where}: unknown event {op[1] if len(op) > 1 else None!r} (declare it in \"events\")")
+    elif kind == "preempt":
+        if len(op) != 3 or any(e not in events for e in op[1:]):
+            raise UsageError(f"{where}: expected [\"preempt\", OUT_EVENT, IN_EVENT] (declare both in \"events\")")
     elif kind == "arm":
         if len(op) != 4 or op[1] not in POINT_NAMES:
             raise UsageError(f"{where}: expected [\"arm\", POINT, paused_event, resume_event], POINT one of "
@@ -213,9 +234,13 @@ def run(cpu, guest, rng, cfg) -> None:
     L = guest.L
     timeout = float(cfg.script.get("timeout", 20))
     ops = cfg.script.get("cpus", {}).get(str(cpu.me), [])
+    preempted = False  # scheduled out by a preempt op, not yet back in guest mode
     for i, op in enumerate(ops):
         ctx.op = i  # which op we are at (smpemu check's setup; the reports of a deadlock)
         kind = op[0]
+        if preempted and kind != "preempt":
+            cpu.enter_guest()  # vcpu_enter_guest: record_steal_time first
+            preempted = False
         if kind == "touch":
             guest.touch(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
         elif kind == "map":
@@ -255,6 +280,18 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.exit_guest()
             ctx.policy.flush_remote(ctx)
             cpu.enter_guest()
+        elif kind == "shootdown":
+            cpu.pv.shootdowns.munmap(_slot(L, op[1]))
+        elif kind == "preempt":
+            # the host scheduler's two calls (kvm/steal.py), at a point where
+            # Linux can preempt a vCPU thread: after an exit from guest mode
+            cpu.exit_guest()
+            cpu.pv.steal.sched_out()
+            ctx.mm.drain()
+            _evt(spec, op[1]).release()
+            _wait_evt(ctx, "sched.preempted", _evt(spec, op[2]), timeout, op[2], poll=ctx.exit_poll)
+            cpu.pv.steal.sched_in()
+            preempted = True
         elif kind == "wait_halted":  # until vCPU v is halted (outside guest mode)
             a_halted = ctx.a_halted[int(op[1])]
             # pairs with the store of halted (then mb()) in vcpu.halt(), which

@@ -47,7 +47,13 @@ class RunConfig:
     ack_timeout: float = 5.0
     spin_us: float = 50.0  # requesters spin this long on acks before blocking
     ipi_route: str = "direct"  # "direct" (requesters kick) or "coordinator" (it delivers kicks)
-    preempt_exit: int = 0  # oversubscribed: leave guest mode and yield every N guest steps (0: off)
+    # the old name of the host scheduler: N > 0 means --pcpus <the run's cores> when
+    # oversubscribed (N itself is no longer used; kept for replay files and CSVs)
+    preempt_exit: int = 0
+    pcpus: int = 0  # the emulated host scheduler (harness/hostsched.py): at most this many vCPUs run (0: off)
+    quantum: float = 50.0  # its time slice, ms (docs/decisions.md: why 50)
+    guest_flush: str = "native"  # the guest's TLB shootdowns: native IPIs or a paravirtual flush (kvm/steal.py)
+    local_flush: str = "concurrent"  # the initiator's own flush: "first" (<= 5.12) or "concurrent" (5.13+)
     swap_rate: float = 1000.0  # host reclaims per second, in total across the reclaimers
     # host processes, each running the mmu notifier's invalidate path
     # concurrently with the others (kswapd and direct reclaim); None: 2 when
@@ -115,6 +121,7 @@ class RunConfig:
             raise UsageError(f"unknown --ipi-route {self.ipi_route!r}; choose direct or coordinator")
         if not isinstance(self.preempt_exit, int) or self.preempt_exit < 0:
             raise UsageError(f"--preempt-exit must be a number of guest steps >= 0 (got {self.preempt_exit})")
+        self._validate_pv()
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
         self._resolve_reclaimers()
@@ -134,6 +141,46 @@ class RunConfig:
         if self.schedule is not None:
             self._validate_schedule()
         return self
+
+    def _validate_pv(self) -> None:
+        """--pcpus, --quantum, --guest-flush, --local-flush (issue 19)."""
+        from smpemu.kvm.steal import METHODS
+
+        if not isinstance(self.pcpus, int) or isinstance(self.pcpus, bool) or not 0 <= self.pcpus <= MAX_VCPUS:
+            raise UsageError(f"--pcpus must be between 0 (no host scheduler) and {MAX_VCPUS} (got {self.pcpus})")
+        if not isinstance(self.quantum, (int, float)) or not 0.05 <= self.quantum <= 10000:
+            raise UsageError(f"--quantum must be between 0.05 and 10000 ms (got {self.quantum})")
+        if self.guest_flush not in METHODS:
+            raise UsageError(f"unknown --guest-flush {self.guest_flush!r}; choose one of: {', '.join(METHODS)}")
+        if self.local_flush not in ("first", "concurrent"):
+            raise UsageError(f"unknown --local-flush {self.local_flush!r}; choose first or concurrent")
+        if self.pcpus and self.script is not None:
+            raise UsageError("--pcpus does not mix with --workload script: a script preempts its vCPUs itself "
+                             "(the preempt op)")
+        if self.preempt_exit and not self.pcpus and self.schedule is None and self.script is None:
+            # --preempt-exit is subsumed by the host scheduler (docs/decisions.md): as
+            # before, it acts only when the vCPUs outnumber the cores they run on
+            cores = {c for p in pinning.placement(self.vcpus, self.pin, pinning.allowed_cores(self.cpus))
+                     for c in p}
+            if self.vcpus > len(cores):
+                self.pcpus = len(cores)
+
+    @property
+    def host_scheduled(self) -> bool:
+        """Does the emulated host scheduler run?  (Not under a controlled
+        schedule, whose clock is decisions, not time.)"""
+        return self.pcpus > 0 and self.schedule is None
+
+    @property
+    def guest_shootdowns(self) -> bool:
+        """Does the guest shoot TLBs down (or a script preempt vCPUs)?"""
+        if self.workload == "guest-shootdown":
+            return True
+        if isinstance(self.script, dict):
+            from workloads.script import uses_pv
+
+            return uses_pv(self.script)
+        return False
 
     def reclaims(self) -> bool:
         """Does the host reclaim on its own (not a script)?"""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import workloads
-from smpemu.harness import pinning, resources, trace
+from smpemu.harness import guest_report, hostsched, pinning, resources, trace
 from smpemu.harness.router import Router
 from smpemu.harness.semaphores import semaphores
 from smpemu.kvm import layout as shared
@@ -77,6 +77,7 @@ class RunResult:
     decisions: list | None = None  # under cfg.schedule: [[cpu, point], ...] (replay files)
     points: dict = field(default_factory=dict)  # protocol point -> times reached, every process summed
     skipped: list = field(default_factory=list)  # a script's optional waits that did not end (workloads/script.py)
+    pv: dict | None = None  # issue 19: oversubscription, pCPUs, guest flush (harness/guest_report.py)
 
     @property
     def exit_code(self) -> int:
@@ -106,14 +107,17 @@ class RunResult:
             **({"routed_ipis": self.routed_ipis} if self.routed_ipis is not None else {}),
             **({"schedule": self.schedule} if self.schedule is not None else {}),
             **({"skipped": self.skipped} if self.skipped else {}),
+            **(self.pv or {}),
         }
 
 
 def plan(cfg: RunConfig):
     """Validate, then size the guest and the arena (no side effects)."""
     cfg.validate()
-    guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
-    check = getattr(workloads.get(cfg.workload), "validate_config", None)
+    wl = workloads.get(cfg.workload)
+    # a workload may fix the number of guest processes (guest-shootdown: one mm for every vCPU)
+    guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs or getattr(wl, "GUEST_PROCS", None))
+    check = getattr(wl, "validate_config", None)
     if check is not None:  # e.g. the trace workload parses its file here, before any fork
         check(cfg, guest)
     geo = shared.Geometry(
@@ -124,6 +128,7 @@ def plan(cfg: RunConfig):
         tlb_size=cfg.tlb_size,
         rmap_size=cfg.rmap_size,
         n_hosts=cfg.reclaimers,
+        pv=cfg.host_scheduled or cfg.guest_shootdowns,
     )
     layout = shared.Layout(geo)
     try:
@@ -206,8 +211,11 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     buf = res.shm("arena", layout.n_bytes)
     arena = Arena(layout, buf)
     init_arena(arena, guest)
+    if cfg.host_scheduled:  # the emulated host scheduler: every pCPU free, the queue empty
+        hostsched.init(arena, cfg.pcpus)
     arena.release()
-    for s in semaphores(cfg.vcpus, layout.geometry.n_req, events, scheduled=bool(cfg.schedule)):
+    for s in semaphores(cfg.vcpus, layout.geometry.n_req, events, scheduled=bool(cfg.schedule),
+                        host_scheduled=cfg.host_scheduled):
         res.sem(s.name, s.value)
     return Spec(cfg, layout, buf, res.sems, placement, params, guest)
 
@@ -456,6 +464,8 @@ def _gather(arena, procs, result: RunResult, wall: float, script=None) -> None:
         k = int(cnt[i, C["skipped_op"]])
         if k and script is not None:
             result.skipped.append(describe_op(script, N, g.n_hosts, i, k - 1))
+    if g.pv:
+        guest_report.gather(arena, result, _percentiles)
     # coverage: a point never reached is a window this run never tried
     pts = arena.points.sum(axis=0)
     result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}

@@ -19,6 +19,9 @@ from smpemu.kvm.layout import proc_name
 COLUMNS = ("steps", "steps_per_s", "tlb_hits", "tlb_misses", "faults", "invlpg", "flush_requests",
            "remote_flushes", "violations", "ipis_sent", "ipis_received", "ipis_avoided",
            "ack_latency_us.p50", "ack_latency_us.p99")  # wall_s, the same in every row, heads the tables
+# issue 19 (harness/guest_report.py): shown when the run has them
+PV_COLUMNS = ("preemptions", "preempted_ms", "shootdowns", "shootdown_ipis", "shootdown_ipis_avoided",
+              "targets_preempted", "shootdown_us.p50", "shootdown_us.p99")
 HIST_PER_OCTAVE = 8  # the ack-latency histogram's buckets per power of two (harness/worker.hist_bucket)
 
 LEGEND = (
@@ -52,7 +55,7 @@ def fmt_latency(mid_us) -> str:
 def _fmt(v, name: str = "") -> str:
     if v is None:
         return "-"
-    if name.startswith("ack_latency_us."):
+    if name.startswith(("ack_latency_us.", "shootdown_us.")):
         return fmt_latency(v)
     if name == "wall_s":
         return f"{v:.3f}"
@@ -143,7 +146,8 @@ def run_tables(result: dict, width: int = 80) -> list[Table]:
     rows = list(_rows(result))
     lead = [("vcpu", [r[0] for r in rows], "right")]
     cols = [("cpus", [r[2] for r in rows], "left")]  # pids: in --json (every table repeats vcpu instead)
-    cols += [(_header(c), [_fmt(_value(r[3], c), c) for r in rows], "right") for c in COLUMNS]
+    names = COLUMNS + (PV_COLUMNS if "shootdowns" in result["totals"] else ())
+    cols += [(_header(c), [_fmt(_value(r[3], c), c) for r in rows], "right") for c in names]
     return fit_tables(lead, cols, [r[4] for r in rows], width)
 
 
@@ -153,7 +157,14 @@ def legend(result: dict) -> list[str]:
     lines = [LEGEND]
     n = cfg["vcpus"]
     cores = sorted({c for v in result["vcpus"] for c in v.get("cpus", [])})
-    if cores:
+    if result.get("pcpus"):
+        p = result["pcpus"]
+        t = result["totals"]
+        lines.append(f"{n} vCPUs on {p} emulated pCPU{'s' if p > 1 else ''} (--pcpus {p}, --quantum "
+                     f"{cfg.get('quantum'):g} ms): {result['oversubscription']:g}x oversubscribed; a preempted "
+                     f"vCPU is blocked, out of guest mode, marked preempted in its steal time; preemptions "
+                     f"{t.get('preemptions', 0):,}, preempted_ms: time spent waiting for a pCPU.")
+    elif cores:
         k = len(cores)
         over = n / k
         if over > 1:
@@ -162,6 +173,14 @@ def legend(result: dict) -> list[str]:
                          f"host scheduler.")
         else:
             lines.append(f"{n} vCPUs on {k} cores: not oversubscribed.")
+    t = result["totals"]
+    if t.get("shootdowns"):
+        lines.append(f"guest shootdowns (--guest-flush {cfg.get('guest_flush')}): {t['shootdowns']:,}, "
+                     f"{t.get('ipis_per_shootdown') or 0:g} IPIs each (shootdown_ipis; "
+                     f"shootdown_ipis_avoided: preempted targets left a FLUSH instead), "
+                     f"{(t.get('targets_preempted_share') or 0):.0%} of their targets found preempted; "
+                     f"shootdown_us: start to last ack; shootdowns_preempted {t.get('shootdowns_preempted', 0):,} "
+                     f"(the host preempted the initiator during them).")
     host = result.get("host") or {}
     total = result["totals"].get("ipis_sent") or 0
     if host and total:

@@ -15,7 +15,8 @@ Each has a role:
   locks of the atomic words): never held across a scheduling point, so no
   footprint needs them;
 - ``runner``: the way of running's own (the start barrier, the baton's
-  ``sched`` and ``sched-go<r>``).
+  ``sched`` and ``sched-go<r>``; the emulated host scheduler's ``rq_lock``
+  and ``permit<v>``, ``harness.hostsched``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ class SemSpec:
     role: str  # "protocol", "memory" or "runner"
 
 
-def semaphores(n_vcpus: int, n_req: int, events=(), scheduled: bool = False) -> list:
+def semaphores(n_vcpus: int, n_req: int, events=(), scheduled: bool = False, host_scheduled: bool = False) -> list:
     """Every semaphore of a run with ``n_vcpus`` vCPUs and ``n_req``
     requesters (the vCPUs, then the host processes); ``events``: a script's;
-    ``scheduled``: the baton's too."""
+    ``scheduled``: the baton's too; ``host_scheduled``: the emulated host
+    scheduler's (``--pcpus``)."""
     out = [SemSpec(f"kick{v}", 0, "protocol") for v in range(n_vcpus)]
     for r in range(n_req):
         out.append(SemSpec(f"ackwake{r}", 0, "protocol"))
@@ -44,6 +46,9 @@ def semaphores(n_vcpus: int, n_req: int, events=(), scheduled: bool = False) -> 
     out += [SemSpec("mmu_lock", 1, "protocol"), SemSpec("pfn_lock", 1, "protocol"), SemSpec("start", 0, "runner"),
             SemSpec("router", 0, "protocol")]
     out += [SemSpec(f"evt-{e}", 0, "protocol") for e in events]
+    if host_scheduled:  # --pcpus: the run queue's lock, one permit per vCPU (harness/hostsched.py)
+        out.append(SemSpec("rq_lock", 1, "runner"))
+        out += [SemSpec(f"permit{v}", 0, "runner") for v in range(n_vcpus)]
     if scheduled:  # the baton: one "go" per process, one "parked" for the coordinator
         out.append(SemSpec("sched", 0, "runner"))
         out += [SemSpec(f"sched-go{r}", 0, "runner") for r in range(n_req)]

@@ -92,7 +92,7 @@ def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
     out = []
     for e in events:
         ts, cpu, code, a, b = e
-        if (code in ev.FLUSH_EVENTS or code == ev.VIOLATION
+        if (code in ev.FLUSH_EVENTS or code in ev.PV_EVENTS or code == ev.VIOLATION
                 or (code in (ev.ZAP, ev.INVLPG) and a == slot)
                 or (code == ev.TLB_FILL and (a == slot or b == pfn))
                 or (code == ev.FREE and b == pfn)

@@ -25,6 +25,16 @@ WRITE_PROTECT = 13  # the sync path write-protected a gfn (a: gfn, b: whether an
 FAULT = 14  # a shadow fault (a: slot, b: gfn)
 COUNT_READ = 15  # tlbs-dirty: the count read before a flush (a: seen)
 COUNT_CMPXCHG = 16  # tlbs-dirty: cmpxchg(count, seen, 0) (a: seen, b: found; cleared only if found == seen)
+# steal time and the guest's shootdowns (issue 19: kvm/steal.py, kvm/shootdown.py)
+SCHED_OUT = 17  # sched-out stored preempted (a: the value)
+SCHED_IN = 18  # sched-in raised the steal-time request
+STEAL_RECORD = 19  # entry: xchg(preempted, 0) (a: the old value; pv-writeback: the copy's)
+STEAL_WRITEBACK = 20  # pv-writeback: the whole struct written back (a: the preempted value it carries)
+PV_CMPXCHG = 21  # guest: cmpxchg FLUSH into a target's preempted (a: target vCPU, b: whether it took)
+GUEST_IPI = 22  # guest: a flush IPI sent (a: target vCPU)
+GUEST_HANDLER = 23  # guest: the flush handler ran (a: initiator, b: 0 up to date, 1 one page, 2 all)
+SHOOTDOWN_DONE = 24  # guest: a shootdown returned (a: slot, b: its latency in us)
+GUEST_FREED = 25  # guest: a frame freed after its shootdown (a: gfn)
 
 # code -> (name, meaning of a, meaning of b): what a rendered trace shows
 EVENTS = {
@@ -44,8 +54,20 @@ EVENTS = {
     FAULT: ("fault", "slot", "gfn"),
     COUNT_READ: ("flush: count read", "seen", ""),
     COUNT_CMPXCHG: ("flush: cmpxchg(count, seen, 0)", "seen", "found"),
+    SCHED_OUT: ("sched out: store preempted", "value", ""),
+    SCHED_IN: ("sched in: steal update requested", "", ""),
+    STEAL_RECORD: ("entry: xchg(preempted, 0)", "old", ""),
+    STEAL_WRITEBACK: ("entry: struct written back, preempted", "value", ""),
+    PV_CMPXCHG: ("guest: cmpxchg FLUSH into preempted", "vcpu", "ok"),
+    GUEST_IPI: ("guest: flush IPI", "vcpu", ""),
+    GUEST_HANDLER: ("guest: flush handler", "initiator", "kind"),
+    SHOOTDOWN_DONE: ("guest: shootdown done", "slot", "us"),
+    GUEST_FREED: ("guest: frame freed", "gfn", ""),
 }
 # the events of the dirty flag and the flushes (what a focused trace always keeps)
 FLUSH_EVENTS = frozenset({SET_DIRTY, FLUSH_CLEARED, FLUSH_SENT, FLUSH_ACKED, NOTIFIER_DIRTY})
+# steal time and the guest's shootdowns (a focused trace keeps them too)
+PV_EVENTS = frozenset(range(SCHED_OUT, GUEST_FREED + 1))
 
-__all__ = ["EVENTS", "FLUSH_EVENTS"] + [n for n in dir() if n.isupper() and n not in ("EVENTS", "FLUSH_EVENTS")]
+__all__ = ["EVENTS", "FLUSH_EVENTS", "PV_EVENTS"] + [n for n in dir()
+                                                  if n.isupper() and n not in ("EVENTS", "FLUSH_EVENTS", "PV_EVENTS")]

@@ -95,6 +95,12 @@ class GuestLayout:
         table, vpn = divmod(slot, self.n_vpn)
         return (table - 1) * self.pt_per_proc + vpn // PTES_PER_PT
 
+    def slots_of_pt(self, pt_gfn: int) -> range:
+        """The spte slots that page-table page ``pt_gfn`` maps (inverse of pt_gfn_of)."""
+        table, k = divmod(pt_gfn, self.pt_per_proc)
+        lo = k * PTES_PER_PT
+        return range(self.slot(table + 1, lo), self.slot(table + 1, min(lo + PTES_PER_PT, self.user_vpns)))
+
     def pt_gfns_of_table(self, table: int) -> range:
         lo = (table - 1) * self.pt_per_proc
         return range(lo, lo + self.pt_per_proc)
@@ -190,6 +196,10 @@ class GuestKernel:
             return
         self.set_gpte(slot, -1)
         self.cpu.invlpg(slot)
+        self.free_gfn(gfn)
+
+    def free_gfn(self, gfn: int) -> None:
+        """Give a frame back to this vCPU's pool, and tell the host (its freed ring)."""
         self.free_gfns.append(gfn)
         h = self.W[self.freed_head]
         self.W[self.freed_ring + h % self.freed_ring_n] = gfn

@@ -44,6 +44,25 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | trace_head      | (R, 8) line| process r: events written so far       | coordinator after the run      |
 | sched           | (R, 16)    | process r, holding the baton (sched/row.py) | the coordinator's scheduler |
 
+Issue 19's fields (empty unless ``Geometry.pv``: the run has guest
+shootdowns or the emulated host scheduler; see kvm/steal.py,
+kvm/shootdown.py, harness/hostsched.py):
+
+| name            | shape      | writer(s)                              | readers                        |
+|-----------------|------------|----------------------------------------|--------------------------------|
+| steal           | (N, 8) line| [v][0] ``preempted``: vCPU v's host side (sched-out store, entry xchg) and guest initiators (cmpxchg FLUSH): atomic; [v][1..2] steal ns, version | guest initiators (PV flush) |
+| gmm             | (N, 8) line| [p][0]: tlb_gen of guest process p (atomic, bumped by initiators) | flush handlers  |
+| girq            | (N, 8) line| [t][0]: a guest IPI pending for t (the host sets it, t takes it with xchg) | vCPU t |
+| gcpu            | (N, 8) line| vCPU v: [0] gone (finished), [1] waits for guest acks | guest initiators  |
+| gcsd            | (N, N, 4)  | [t][i]: initiator i's flush request to t (seq, table, slot, new tlb_gen) | vCPU t  |
+| gack            | (N, N)     | [t][i]: vCPU t, the last request seq of i it flushed | initiator i            |
+| gfree_ns        | (G,)       | the guest, when it frees a frame after its shootdown returned | guest oracle (access) |
+| gstats          | (N, 16)    | vCPU v: its shootdown and scheduling counters (GSTAT_NAMES) | coordinator   |
+| ghist           | (N, NB)    | vCPU v: shootdown latency histogram (at exit) | coordinator             |
+| hsched          | (8,)       | under rq_lock: [0] free pCPUs, [1] run queue head, [2] tail, [3] switches; [4] holder, [5] acquisitions (rq_lock) | vCPUs |
+| hs_rq, hs_state | (N,), (N,) | under rq_lock: the run queue ring; each vCPU's state | vCPUs                 |
+| hs_slot, hs_pcpu| (N,), (N,) | under rq_lock: the pCPU each vCPU holds; the stack of free pCPUs (hsched[0] of them) | vCPUs |
+
 ctl words (each on its own line): CTL_STOP (coordinator), CTL_FLUSH_DIRTY
 (the policy's remote_tlbs_dirty / tlbs_dirty: through the memory model; an
 atomic word), CTL_NOTIFIER_SEQ and CTL_NOTIFIER_COUNT (under mmu_lock),
@@ -99,10 +118,27 @@ COUNTER_NAMES = (
     "violations",
     "acks_waited",
     "cpu",
-    "preempt_exits",
+    "preempt_exits",  # sched-outs by the emulated host scheduler (harness/hostsched.py): "preemptions"
     "skipped_op",  # a script host: 1 + the op whose optional wait did not end (workloads/script.py)
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
+# gstats: per vCPU, issue 19's counters (written straight to the arena by the vCPU)
+GSTAT_NAMES = (
+    "shootdowns",  # guest TLB shootdowns this vCPU initiated
+    "shootdown_targets",  # other vCPUs of the mm they had to reach
+    "shootdown_ipis",  # guest flush IPIs sent (one per target kept in the mask)
+    "shootdown_ipis_avoided",  # targets dropped by the PV flush (FLUSH left in their preempted byte)
+    "targets_preempted",  # targets whose preempted byte said PREEMPTED when looked at
+    "flushes_skipped",  # flush handler: already up to date (tlb_gen), nothing done
+    "flushes_partial",  # flush handler: one page (invlpg)
+    "flushes_full",  # flush handler: everything (cr3 reload: sync + flush)
+    "pv_flushes",  # KVM_VCPU_FLUSH_TLB honoured at entry (record_steal_time)
+    "preempted_ns",  # time spent preempted (scheduled out while runnable)
+    "irqs",  # guest flush interrupts handled
+    "shootdowns_preempted",  # shootdowns during which the host preempted their initiator
+)
+G = {name: i for i, name in enumerate(GSTAT_NAMES)}
+N_GSTATS = 16
 N_COUNTERS = 24
 N_POINT_SLOTS = 16  # protocol points counted per process (points.POINT_NAMES, room to grow)
 N_HIST = 256  # ack latency histogram buckets: 8 per power of two of ns
@@ -123,6 +159,9 @@ class Geometry:
     tlb_size: int
     rmap_size: int
     n_hosts: int = 1  # host processes (reclaimers), requester ids n_vcpus..n_req-1
+    # issue 19's fields (steal time, guest shootdowns, the host scheduler) are
+    # sized only when the run uses them: without them the arena is as before
+    pv: bool = False
 
     @property
     def n_req(self) -> int:
@@ -176,6 +215,28 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("trace", (R, TRACE_RING, 4), False),
         ("trace_head", (R, LINE), False),
         ("sched", (R, 2 * LINE), False),
+    ] + _pv_fields(g)
+
+
+def _pv_fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
+    """Issue 19's fields, at the end (every older field keeps its offset); all
+    empty when ``g.pv`` is off."""
+    N = g.n_vcpus if g.pv else 0
+    return [
+        ("steal", (N, LINE), True),
+        ("gmm", (N, LINE), True),
+        ("girq", (N, LINE), True),
+        ("gcpu", (N, LINE), False),
+        ("gcsd", (N, N, 4), False),
+        ("gack", (N, N), False),
+        ("gfree_ns", (g.n_gfns if g.pv else 0,), False),
+        ("gstats", (N, N_GSTATS), False),
+        ("ghist", (N, N_HIST), False),
+        ("hsched", (LINE if g.pv else 0,), False),
+        ("hs_rq", (N,), False),
+        ("hs_state", (N,), False),
+        ("hs_slot", (N,), False),
+        ("hs_pcpu", (N,), False),
     ]
 
 

@@ -1,10 +1,10 @@
 """The lost-flush oracle: judges the emulated state, never the policy's name.
 
 Why it exists: a flush protocol is wrong exactly when a CPU can use a
-translation to memory the host has taken back.  Three checks, each on state
-only.  Two of them run inline on hot paths, so they are written where they
-run; this module records what they find (``Oracle.record``) and runs the
-third.  Where each one runs:
+translation to memory the host has taken back (or, check 4, that the guest
+has taken back).  Four checks, each on state only.  Three of them run inline
+on hot paths, so they are written where they run; this module records what
+they find (``Oracle.record``) and runs the first.  Where each one runs:
 
 1. ``LOST_FLUSH`` (host side, at free), ``Oracle.check_free`` below, called
    from ``kvm/mmu.py`` ``MMU.host_invalidate`` under pfn_lock, right after the
@@ -26,6 +26,14 @@ third.  Where each one runs:
    writable TLB entry filled before mmu_sync_children write-protected that
    gfn, after the sync path returned: the shadow page table silently goes out
    of sync.
+4. ``GUEST_STALE`` (vCPU side, at access, guest level), in
+   ``kvm/shootdown.py`` (``Shootdowns._access``, which stands in for
+   ``VCPU.access`` in runs whose guest shoots down TLBs): the guest frees a
+   frame only after the shootdown that unmapped it returned to its initiator,
+   and stamps the frame (``gfree_ns``); a guest access that then hits a TLB
+   entry for that frame filled before the stamp reached the old frame through
+   a translation the shootdown should have removed.  The state judged is the
+   entry's fill time against the frame's free time, whatever flush method ran.
 
 Each process writes its own violation records (first ``VIOL_MAX``) to its row
 of the shared ``viol`` field; the coordinator gathers them (``gather``).
@@ -39,7 +47,9 @@ from smpemu.kvm.layout import C, VIOL_MAX
 LOST_FLUSH = 1
 STALE_ACCESS = 2
 STALE_WRITE = 3
-KIND_NAMES = {LOST_FLUSH: "lost_flush", STALE_ACCESS: "stale_access", STALE_WRITE: "stale_write"}
+GUEST_STALE = 4
+KIND_NAMES = {LOST_FLUSH: "lost_flush", STALE_ACCESS: "stale_access", STALE_WRITE: "stale_write",
+              GUEST_STALE: "guest_stale"}
 FIELDS = ("kind", "vcpu", "slot", "gfn", "pfn", "entry_gen", "cur_gen", "time_ns", "fill_ns", "reporter")
 
 

@@ -23,6 +23,12 @@ POINT_NAMES = (
     "tlb.fill",
     "ipi.after_kick",
     "fault.retry",
+    # issue 19: steal time and the paravirtual flush (kvm/steal.py, kvm/shootdown.py)
+    "steal.set_preempted",  # sched-out: before the store of PREEMPTED (kvm_steal_time_set_preempted)
+    "steal.record",  # entry: before record_steal_time reads and clears preempted
+    "steal.record.writeback",  # pv-writeback only: between the copy's xchg and the whole write-back
+    "pvflush.cmpxchg",  # guest: preempted read as PREEMPTED, before the cmpxchg that adds FLUSH
+    "shootdown.ipis_sent",  # guest: IPIs sent (PV notes left), before the local flush (concurrent) / the wait
 )
 POINT_ID = {name: i for i, name in enumerate(POINT_NAMES)}  # row index of the arena's "points" field
 I_FILL = POINT_ID["tlb.fill"]
@@ -42,6 +48,8 @@ SCHED_POINTS = (
     "script.wait", "script.spin", "script.busy",  # script events
     "point.paused",  # a script-armed protocol point, until its resume event
     "sb.drain",  # not a place to park: a store-buffer drain decision (replay format 2)
+    "wait.guest_ack",  # a guest shootdown waits for its targets' acks (kvm/shootdown.py)
+    "sched.preempted",  # a vCPU scheduled out while runnable, until it gets a pCPU back
 ) + POINT_NAMES
 
 

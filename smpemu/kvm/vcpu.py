@@ -9,7 +9,6 @@ inline checks; a miss walks the shared shadow table and may exit to the MMU.
 
 from __future__ import annotations
 
-import os
 
 from smpemu.kvm import events as ev
 from smpemu.kvm import ipi
@@ -32,7 +31,27 @@ class StopRun(Exception):
     """The run is over for this vCPU (duration, iterations or stop word)."""
 
 
+class Pv:
+    """Issue 19's parts of one vCPU (``VCPU.pv``): its steal time (kvm/steal.py),
+    its guest shootdowns (kvm/shootdown.py), the host scheduler's end
+    (harness/hostsched.py, or None)."""
+
+    __slots__ = ("steal", "shootdowns", "host_sched")
+
+    def __init__(self, steal=None, shootdowns=None, host_sched=None):
+        self.steal = steal
+        self.shootdowns = shootdowns
+        self.host_sched = host_sched
+
+
 class VCPU:
+    # issue 19's hooks: class attributes, set on the instance only by the runs
+    # that use them (harness/bodies.py): an instance keeps as few attributes
+    # as before, and access() its speed (CPython keeps up to 30 of them inline)
+    pre_entry = None  # a request served in vcpu_enter_guest: record_steal_time (kvm/steal.py)
+    post_entry = None  # an interrupt injected at entry: the guest's flush handler (kvm/shootdown.py)
+    pv = None  # Pv: steal time, guest shootdowns, the host scheduler
+
     def __init__(self, ctx, mmu, tlb, max_steps: int = 0):
         self.ctx = ctx
         self.mmu = mmu
@@ -50,8 +69,6 @@ class VCPU:
         self.clock = ctx.clock
         self.kick = ctx.kick[me]
         self.max_steps = max_steps
-        self.preempt_every = 0  # set by vcpu_body under --preempt-exit when oversubscribed
-        self.next_preempt = 0
         # tlb_hits = steps - misses - exit_steps, derived at publish(): one
         # counter less on the hot path
         self.steps = self.misses = self.exit_steps = 0
@@ -89,12 +106,17 @@ class VCPU:
         mm = self.mm
         while True:
             self.serve()
+            if self.pre_entry is not None:
+                self.pre_entry()  # KVM_REQ_STEAL_UPDATE: record_steal_time
             mm.store(self.a_mode, IN_GUEST_MODE)
             mm.mb()  # mode before requests: pairs with mb() in ipi.make_request()
+            # (and before post_entry looks at a pending guest interrupt: pairs with mb() in shootdown.inject())
             if not mm.load(self.a_flag):
                 break
             mm.store(self.a_mode, OUTSIDE_GUEST_MODE)  # a request raced in: serve it first
         self.in_guest = True
+        if self.post_entry is not None:
+            self.post_entry()
 
     def exit_guest(self) -> None:
         """Leave guest mode; a kick that raced with the exit is taken now.
@@ -200,6 +222,8 @@ class VCPU:
         def interrupts() -> None:
             if self.kicked():
                 self.take_interrupt()
+            if self.pv is not None and self.pv.host_sched is not None:
+                self.pv.host_sched.tick(self)  # in guest mode: the host's tick can preempt us
 
         while not ctx.waits.wait_until(ctx, "wait.invalidation", lambda took: not mm.load(a_ncount),
                                        watch=(a_ncount, self.a_mode), poll=interrupts,
@@ -268,14 +292,19 @@ class VCPU:
         self.exit_guest()
         mm.store(self.a_halted, 1)
         mm.mb()  # halted before the request check: pairs with mb() in ipi.make_request()
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.release(self)  # a blocked vCPU thread gives its pCPU up
 
     def _halt_leave(self) -> None:
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.acquire(self)  # runnable again: it needs a pCPU to go on
         self.mm.store(self.a_halted, 0)
         self.enter_guest()  # serves whatever is pending
 
     def _halt_check_block(self) -> None:
-        """Just before each block: a pending request does not block: serve it, halt again."""
-        if self.mm.load(self.a_flag):
+        """Just before each block: a pending request (or guest interrupt) does
+        not block: serve it, halt again."""
+        if self.mm.load(self.a_flag) or (self.pv is not None and self.pv.shootdowns.irq_pending()):
             self._halt_leave()
             self._halt_enter()
 
@@ -290,8 +319,6 @@ class VCPU:
     def periodic(self) -> None:
         ctx = self.ctx
         self.next_check = self.steps + ctx.waits.step_every
-        if self.preempt_every:
-            self.next_check = min(self.next_check, self.next_preempt)
         if self.max_steps:
             self.next_check = min(self.next_check, self.max_steps)
         self.publish()
@@ -301,22 +328,8 @@ class VCPU:
         if self.max_steps and self.steps >= self.max_steps:
             raise StopRun()
         ctx.waits.point(ctx, "step")  # a guest step is a scheduling point
-        if self.preempt_every and self.steps >= self.next_preempt:
-            self.preempt()
-
-    def preempt(self) -> None:
-        """--preempt-exit: what KVM's preempt notifier gives for free.
-
-        A vCPU thread the host scheduler preempts has left guest mode first
-        (kvm_sched_out), so requesters do not wait out its time slice.  A
-        process cannot hook its own preemption, so an oversubscribed vCPU
-        leaves guest mode and yields every N steps instead.
-        """
-        self.next_preempt = self.steps + self.preempt_every
-        self.ctx.counters[C["preempt_exits"]] += 1
-        self.exit_guest()
-        os.sched_yield()
-        self.enter_guest()
+        if self.pv is not None and self.pv.host_sched is not None:
+            self.pv.host_sched.tick(self)  # the host's timer tick: preempted here if its time is up
 
     def finish(self) -> None:
         """Leave guest mode for good: no requester may wait for us any more."""
@@ -345,11 +358,8 @@ def build_vcpu(ctx, spec):
     tlb = TLB(cfg.tlb_size, views["tlb_mirror"][me], views["tlb_mirror_slot"][me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)
     cpu.fill_point = "tlb.fill" in cfg.delays
-    cores = {c for p in spec.placement for c in p}
-    if cfg.preempt_exit and cfg.vcpus > len(cores) and not cfg.schedule:  # no OS preempts the baton
-        cpu.preempt_every = cpu.next_preempt = cfg.preempt_exit
     cpu.spec = spec
     return cpu, GuestKernel(cpu, L)
 
 
-__all__ = ["VCPU", "StopRun", "build_vcpu"]
+__all__ = ["VCPU", "StopRun", "Pv", "build_vcpu"]

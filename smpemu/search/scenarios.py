@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from smpemu.errors import UsageError, read_json_object
 from smpemu.harness.config import RunConfig
-from workloads.script import host_count
+from workloads.script import host_count, uses_pv
 from workloads.script import validate as validate_script
 
 U0, U1 = ["u", 0, 0], ["u", 0, 1]
@@ -98,6 +98,9 @@ def load_scenario(name: str) -> Scenario:
     except ValueError:
         raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
     validate_script(script, n)
+    if uses_pv(script):
+        raise UsageError(f"scenario {name}: shootdown and preempt ops run on real processes (smpemu run "
+                         f"--workload script); smpemu check does not explore them yet")
     setup = script.get("setup", {})
     if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
                                               for k, v in setup.items()):

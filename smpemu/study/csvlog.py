@@ -17,10 +17,12 @@ from smpemu.errors import UsageError
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
 CONFIG_COLS = ("kind", "workload", "policy", "pin", "vcpus", "repeat", "seed", "run_seed",
                "memory_model", "requests", "swap_rate", "reclaimers", "guest_mem", "duration", "iterations",
-               "preempt_exit", "ipi_route")
+               "preempt_exit", "ipi_route", "guest_flush", "pcpus", "quantum", "local_flush")
 POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests",
-              "swap_rate", "reclaimers", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route")
-NEW_COLS = ("reclaimers",)  # a CSV written before these columns existed can still be resumed
+              "swap_rate", "reclaimers", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route",
+              "guest_flush", "pcpus", "quantum", "local_flush")
+# a CSV written before these columns existed can still be resumed
+NEW_COLS = ("reclaimers", "guest_flush", "pcpus", "quantum", "local_flush")
 RUN_KEY_COLS = POINT_COLS + ("repeat",)
 MAX_COLS = ("violations", "exit_code")  # a median row shows the worst repeat for these
 

@@ -39,6 +39,10 @@ class SweepOptions:
     guest_mem: str = "64M"
     preempt_exit: int = 0
     ipi_route: str = "direct"
+    guest_flushes: list = field(default_factory=lambda: ["native"])  # --guest-flush: one more axis
+    pcpus: int = 0  # the emulated host scheduler (0: off)
+    quantum: float = 50.0
+    local_flush: str = "concurrent"
     trace_file: str | None = None
     csv_path: str | None = None
     json_path: str | None = None
@@ -53,6 +57,7 @@ class Point:
     pin: str
     vcpus: int
     repeat: int
+    guest_flush: str = "native"
 
 
 def parse_list(text: str, opt: str, conv=str) -> list:
@@ -74,8 +79,8 @@ def parse_list(text: str, opt: str, conv=str) -> list:
 
 def points(o: SweepOptions) -> list[Point]:
     """Repeats outermost, so a noisy moment of the host spreads over all points."""
-    return [Point(p, pin, v, r) for r in range(o.repeat) for v in o.vcpus
-            for p in o.policies for pin in o.pins]
+    return [Point(p, pin, v, r, g) for r in range(o.repeat) for v in o.vcpus
+            for p in o.policies for pin in o.pins for g in o.guest_flushes]
 
 
 def reclaimers_of(o: SweepOptions) -> int:
@@ -90,7 +95,8 @@ def config_of(o: SweepOptions, pt: Point) -> RunConfig:
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
                     guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
                     swap_rate=o.swap_rate, reclaimers=reclaimers_of(o), preempt_exit=o.preempt_exit,
-                    ipi_route=o.ipi_route)
+                    ipi_route=o.ipi_route, pcpus=o.pcpus, quantum=o.quantum, guest_flush=pt.guest_flush,
+                    local_flush=o.local_flush)
     if o.trace_file:  # absolute: a --scheduler worker runs `smpemu run` in another directory
         cfg.trace_file = os.path.abspath(o.trace_file)
     return cfg
@@ -146,7 +152,8 @@ def config_cols(o: SweepOptions, pt: Point) -> dict:
             "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
             "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
             "reclaimers": reclaimers_of(o), "guest_mem": o.guest_mem, "duration": o.duration,
-            "iterations": o.iterations, "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route}
+            "iterations": o.iterations, "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route,
+            "guest_flush": pt.guest_flush, "pcpus": o.pcpus, "quantum": o.quantum, "local_flush": o.local_flush}
 
 
 def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
@@ -161,6 +168,10 @@ def run_row(o: SweepOptions, pt: Point, result: dict) -> dict:
     row["host_reclaims"] = host.get("reclaims")
     row["host_ipis_sent"] = host.get("ipis_sent")  # the mmu notifier's share of the IPIs
     row["host_remote_flushes"] = host.get("remote_flushes")
+    if "oversubscription" in result:  # issue 19's runs (harness/guest_report.py)
+        row["oversubscription"] = result["oversubscription"]
+        sd = t.get("shootdowns") or 0
+        row["shootdowns_per_s"] = round(sd / wall, 1) if wall else 0.0
     row["aborted"] = result.get("aborted") or ""
     row["exit_code"] = result.get("exit_code", EXIT_OK)
     return row

@@ -30,7 +30,8 @@ def cli_args(cfg: RunConfig) -> list[str]:
          "--memory-model", cfg.memory_model, "--requests", cfg.requests, "--swap-rate", cfg.swap_rate,
          "--reclaimers", cfg.reclaimers if cfg.reclaimers is not None else 2 if cfg.swap_rate > 0 else 1,
          "--guest-mem", cfg.guest_mem, "--seed", cfg.seed,
-         "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route]
+         "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route, "--pcpus", cfg.pcpus,
+         "--quantum", cfg.quantum, "--guest-flush", cfg.guest_flush, "--local-flush", cfg.local_flush]
     a += ["--iterations", cfg.iterations] if cfg.iterations else ["--duration", cfg.duration or 10.0]
     if cfg.trace_file:  # the trace workload's input: at this path on the worker too
         a += ["--trace-file", cfg.trace_file]
@@ -65,7 +66,7 @@ def sweep_remote(jobs, on_result, client) -> None:
     futs = {}
     for pt, cfg in jobs:
         f = client.submit(run_subprocess, cli_args(cfg), _remote_timeout(cfg), pure=False,
-                          key=f"smpemu-{pt.policy}-{pt.pin}-{pt.vcpus}-r{pt.repeat}-{os.urandom(4).hex()}")
+                          key=f"smpemu-{pt.policy}-{pt.guest_flush}-{pt.pin}-{pt.vcpus}-r{pt.repeat}-{os.urandom(4).hex()}")
         futs[f] = pt
     try:
         for f in as_completed(futs):

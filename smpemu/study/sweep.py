@@ -37,16 +37,33 @@ SUMMARY = (("ipis_sent", "ipis"), ("remote_flushes", "remote\nflushes"), ("ipis_
            ("steps_per_s", "steps/s"), ("ack_latency_p50_us", "ack p50\nus"),
            ("ack_latency_p99_us", "ack p99\nus"), ("wall_s", "wall s"), ("violations", "violations"),
            ("aborted", "aborted"))
-SUMMARY_LEGEND = ("medians of the repeats; columns (CSV and JSON names): " + ", ".join(
-    f"{h.replace(chr(10), ' ')} = {c}" for c, h in SUMMARY if h != c)
-    + "; ack latencies: the histogram bucket holding the percentile")
+# a sweep of guest shootdowns (issue 19) shows these instead
+SHOOTDOWN_SUMMARY = (("oversubscription", "over-\nsub"), ("shootdowns", "shoot-\ndowns"),
+                     ("shootdown_p50_us", "shootdown\np50 us"), ("shootdown_p99_us", "shootdown\np99 us"),
+                     ("ipis_per_shootdown", "IPIs per\nshootdown"), ("targets_preempted_share", "targets\npreempted"),
+                     ("steps_per_s", "steps/s"), ("violations", "violations"), ("aborted", "aborted"))
+
+
+def _legend(summary) -> str:
+    return ("medians of the repeats; columns (CSV and JSON names): " + ", ".join(
+        f"{h.replace(chr(10), ' ')} = {c}" for c, h in summary if h != c)
+        + "; latencies: the histogram bucket holding the percentile")
+
+
+SUMMARY_LEGEND = _legend(SUMMARY)
+
+
+def _summary(rows) -> tuple:
+    return SHOOTDOWN_SUMMARY if any((r.get("shootdowns") or 0) > 0 for r in rows) else SUMMARY
 
 
 def _cell(c: str, v) -> str:
     if v is None:
         return "-"
-    if c.startswith("ack_latency_"):
+    if c.startswith(("ack_latency_", "shootdown_p")):
         return fmt_latency(v)
+    if c == "targets_preempted_share":
+        return f"{v:.0%}"
     if isinstance(v, float):
         return f"{v:,.2f}" if c == "wall_s" else f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
     if isinstance(v, int):
@@ -57,11 +74,13 @@ def _cell(c: str, v) -> str:
 def summary_tables(rows: list[dict], width: int = 80) -> list:
     """The median rows, split into tables that fit ``width`` columns."""
     meds = sorted((r for r in rows if r.get("kind") == "median"),
-                  key=lambda r: (int(r["vcpus"]), str(r["policy"]), str(r["pin"])))
+                  key=lambda r: (int(r["vcpus"]), str(r["policy"]), str(r["pin"]), str(r.get("guest_flush"))))
     lead = [("vcpus", [str(r["vcpus"]) for r in meds], "right"),
             ("policy", [str(r["policy"]) for r in meds], "left"),
             ("pin", [str(r["pin"]) for r in meds], "left")]
-    cols = [(h, [_cell(c, r.get(c)) for r in meds], "right") for c, h in SUMMARY]
+    if len({r.get("guest_flush") for r in meds}) > 1:
+        lead.append(("guest\nflush", [str(r.get("guest_flush")) for r in meds], "left"))
+    cols = [(h, [_cell(c, r.get(c)) for r in meds], "right") for c, h in _summary(meds)]
     return fit_tables(lead, cols, [None] * len(meds), width, title="sweep: median of repeats")
 
 
@@ -108,7 +127,8 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
 
                 sweep_remote([(pt, config_of(o, pt)) for pt in todo], on_result, connect(o.scheduler))
             for pt in ([] if o.scheduler else todo):
-                prog.update(task, description=f"{pt.vcpus} vCPUs {pt.policy} {pt.pin} r{pt.repeat + 1}/{o.repeat}")
+                prog.update(task, description=f"{pt.vcpus} vCPUs {pt.policy} {pt.guest_flush} {pt.pin} "
+                                              f"r{pt.repeat + 1}/{o.repeat}")
                 base = finished[0]
 
                 def progress(f, _steps, b=base, pt=pt):
@@ -132,7 +152,7 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
     if out is not None:
         for t in summary_tables(log.rows, out.width):
             out.print(t)
-        out.print(SUMMARY_LEGEND, markup=False, highlight=False, style="dim")
+        out.print(_legend(_summary(log.rows)), markup=False, highlight=False, style="dim")
     if o.plot_path:
         plot(log.rows, o.plot_path, title_of(o, reclaimers_of(o)))
     return exit_code(log.rows)
@@ -148,6 +168,8 @@ def register(app, out, err, guard) -> None:
         "smpemu sweep --vcpus 2,8 --pin \"compact;spread\" --duration 5 --csv pin.csv",
         "# go on after a Ctrl-C: runs already in the CSV are skipped\n"
         "smpemu sweep --csv out.csv --resume",
+        "# guest shootdowns: native against the PV flush, on 2 emulated pCPUs\n"
+        "smpemu sweep --workload guest-shootdown --guest-flush native,pv --pcpus 2",
     )))
     @guard
     def sweep(
@@ -166,7 +188,12 @@ def register(app, out, err, guard) -> None:
         reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu "
                                                  "notifier concurrently (default 2, or 1 with --swap-rate 0)."),
         guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M)."),
-        preempt_exit: int = typer.Option(0, help="Oversubscribed vCPUs leave guest mode every N steps (0: off)."),
+        preempt_exit: int = typer.Option(0, help="Old name of --pcpus (see smpemu run --help)."),
+        pcpus: int = typer.Option(0, help="The emulated host scheduler: at most P vCPUs run at once (0: off)."),
+        quantum: float = typer.Option(50.0, help="With --pcpus: its time slice, ms."),
+        guest_flush: str = typer.Option("native", help="Guest flush methods, comma-separated (another axis: "
+                                        "native, pv, pv-writeback, pv-overwrite, pv-no-sync)."),
+        local_flush: str = typer.Option("concurrent", help="first | concurrent (see smpemu run --help)."),
         ipi_route: str = typer.Option("direct", help="direct | coordinator (see smpemu run --help)."),
         trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
                                                  "(with --scheduler: at the same path on every worker)."),
@@ -184,6 +211,8 @@ def register(app, out, err, guard) -> None:
             workload=workload, pins=parse_pins(pin), repeat=repeat, duration=duration,
             iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
             swap_rate=swap_rate, reclaimers=reclaimers, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
+            guest_flushes=parse_list(guest_flush, "--guest-flush"), pcpus=pcpus, quantum=quantum,
+            local_flush=local_flush,
             trace_file=trace_file, csv_path=csv_out,
             json_path=json_out, plot_path=plot_out, resume=resume, scheduler=scheduler,
         )

@@ -9,6 +9,7 @@ ratio, target, met), and ``--json FILE`` writes
     guest_steps                guest_steps.py (vCPU.access vs a bare loop)
     deferral.*                 runs.py (malloc-touch, 16 vCPUs, deferred-v4 / eager)
     scaling.*                  runs.py (eager invlpg-storm, 1..16 vCPUs)
+    pvflush.*                  runs.py (guest-shootdown, 16 vCPUs on 2 pCPUs: pv / native)
 
 ``--quick`` keeps the whole thing under a minute on 2 cores.
 """
@@ -21,13 +22,15 @@ import os
 
 from smpemu.study.bench import guest_steps, ipi_latency, runs
 
-ALL = ("ipi", "guest_steps", "deferral", "scaling")
+ALL = ("ipi", "guest_steps", "deferral", "scaling", "pvflush")
 SIZES = {  # quick, full
     "steps": (200_000, 1_000_000),
     "deferral_iterations": (2000, 10000),
     "deferral_repeat": (3, 3),  # a single pair of 16-vCPU runs is too noisy to judge
     "scaling_iterations": (1000, 3000),
     "scaling_repeat": (1, 3),
+    "pvflush_duration": (4.0, 8.0),  # seconds per run: a native shootdown at 8x takes ~0.4 s
+    "pvflush_repeat": (1, 3),
 }
 
 
@@ -53,6 +56,10 @@ def bench_guest_steps(quick: bool) -> dict:
 
 def bench_deferral(quick: bool, iterations: int | None) -> dict:
     return runs.deferral(iterations or _size("deferral_iterations", quick), _size("deferral_repeat", quick))
+
+
+def bench_pvflush(quick: bool) -> dict:
+    return runs.pvflush(_size("pvflush_duration", quick), _size("pvflush_repeat", quick))
 
 
 def bench_scaling(quick: bool) -> dict:
@@ -83,8 +90,9 @@ def print_table(res: dict) -> None:
         tgt = "-" if t is None else ("<= " if e.get("better", "lower") == "lower" else ">= ") + f"{t:.2f}"
         r = e.get("ratio")
         # ack latencies are histogram buckets (8 per power of two): print the bucket, and the ratio coarsely
-        num = fmt_latency if ".ack_" in k else _num
-        ratio = "-" if r is None else f"{r:.2g}" if ".ack_" in k else f"{r:.3f}"
+        bucket = ".ack_" in k or "_us" in k  # histogram buckets
+        num = fmt_latency if bucket else _num
+        ratio = "-" if r is None else f"{r:.2g}" if bucket else f"{r:.3f}"
         print(f"{k:<30}{num(e['value']):>14} {e['unit']:<10}{e['baseline']:<34}{num(e['baseline_value']):>12}"
               f"{ratio:>8}{tgt:>10}  {met(e)}")
 
@@ -116,6 +124,8 @@ def run_all(only: list[str], quick: bool = False, json_path: str | None = None,
             res.update(bench_guest_steps(quick))
         elif name == "deferral":
             res.update(bench_deferral(quick, iterations))
+        elif name == "pvflush":
+            res.update(bench_pvflush(quick))
         else:
             res.update(bench_scaling(quick))
     print_table(res)

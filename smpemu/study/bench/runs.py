@@ -1,4 +1,4 @@
-"""Whole-run benchmarks: deferral (deferred-v4 vs eager) and flush-cost scaling.
+"""Whole-run benchmarks: deferral (deferred-v4 vs eager), flush-cost scaling, the PV flush.
 
 Why it exists: the design's targets for the seed's workload are ratios of two
 whole runs made in the same session (deferred-v4 / eager at 16 vCPUs), and
@@ -52,6 +52,33 @@ def _us(v) -> str:
     from smpemu.harness.report import fmt_latency
 
     return fmt_latency(v)
+
+
+PV_VCPUS, PV_PCPUS = 16, 2  # the study's highest oversubscription (docs/pv-flush.md)
+
+
+def pvflush(duration: float, repeat: int) -> dict:
+    """Guest shootdowns at 8x oversubscription (16 vCPUs on 2 emulated pCPUs):
+    the paravirtual flush against native IPIs, same run set (repeats alternated)."""
+    rows = grid.collect(grid.SweepOptions(vcpus=[PV_VCPUS], policies=["mmu-lock"], workload="guest-shootdown",
+                                          duration=duration, repeat=repeat, guest_flushes=["native", "pv"],
+                                          pcpus=PV_PCPUS))
+    m = {r["guest_flush"]: r for r in rows if r["kind"] == "median"}
+    n, p = m["native"], m["pv"]
+    print(f"pvflush: guest-shootdown, {PV_VCPUS} vCPUs on {PV_PCPUS} emulated pCPUs (--pcpus, quantum "
+          f"{grid.SweepOptions(vcpus=[], policies=[]).quantum:g} ms), mmu-lock, {duration:g} s, median of {repeat}")
+    print(f"  {'method':<8}{'shootdowns':>11}{'p50 us':>16}{'p99 us':>18}{'IPIs/shootdown':>16}{'preempted':>11}"
+          f"{'steps/s':>11}")
+    for name, r in (("native", n), ("pv", p)):
+        print(f"  {name:<8}{r['shootdowns']:>11,.0f}{_us(r['shootdown_p50_us']):>16}{_us(r['shootdown_p99_us']):>18}"
+              f"{r['ipis_per_shootdown']:>16.2f}{r['targets_preempted_share']:>11.0%}{r['steps_per_s']:>11,.0f}")
+    base = "native IPIs, same run set"
+    return {
+        "pvflush.shootdown_p50_us": _entry(p["shootdown_p50_us"], "us", base, n["shootdown_p50_us"], 1.0),
+        "pvflush.shootdown_p99_us": _entry(p["shootdown_p99_us"], "us", base, n["shootdown_p99_us"], 1.0),
+        "pvflush.ipis_per_shootdown": _entry(p["ipis_per_shootdown"], "IPIs", base, n["ipis_per_shootdown"], 1.0),
+        "pvflush.steps_per_s": _entry(p["steps_per_s"], "steps/s", base, n["steps_per_s"], 1.0, better="higher"),
+    }
 
 
 def scaling(iterations: int, repeat: int, workload: str = "invlpg-storm") -> dict:
