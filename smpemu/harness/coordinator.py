@@ -137,8 +137,12 @@ def plan(cfg: RunConfig):
     return guest, layout, placement
 
 
-def _init_arena(arena: shared.Arena, guest: GuestLayout) -> None:
+def _init_arena(arena: shared.Arena, guest: GuestLayout, dirty: int = 0) -> None:
+    """A fresh guest: every host frame free, the guest's page tables in its
+    direct map; ``dirty``: the flush flag's or counter's starting value (a
+    script's ``"dirty"``)."""
     g = arena.layout.geometry
+    arena.ctl[shared.CTL_FLUSH_DIRTY, 0] = dirty
     arena.free_pfns[:] = np.arange(g.n_pfns)[::-1]
     arena.ctl[shared.CTL_NFREE, 0] = g.n_pfns
     gpte = arena.gpte
@@ -203,7 +207,7 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     R = layout.geometry.n_req
     buf = res.shm("arena", layout.n_bytes)
     arena = Arena(layout, buf)
-    _init_arena(arena, guest)
+    _init_arena(arena, guest, (cfg.script or {}).get("dirty", 0))
     arena.release()
     for v in range(N):
         res.sem(f"kick{v}", 0)
@@ -241,7 +245,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
     else:
         events = []
     params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout, ipi_route=cfg.ipi_route,
-                       lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us)
+                       lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us, notifier=cfg.notifier)
     result = RunResult(config=cfg.as_dict())
     procs: list = []
     arena = None

@@ -147,19 +147,22 @@ def load_scenario(name: str) -> Scenario:
         n = max(int(k) for k in cpus) + 1
     except ValueError:
         raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
-    validate_script(script, n)
+    sc = Scenario(name, script, n, host_count(script), doc, bound)
+    cfg = run_config(sc, policies.DEFAULT, "native", "modern")
+    validate_script(script, n, GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs))  # pages, processes
     setup = script.get("setup", {})
     if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
                                               for k, v in setup.items()):
         raise UsageError(f"scenario {name}: 'setup' maps a vCPU to how many of its first ops run before "
                          f"exploration")
-    return Scenario(name, script, n, host_count(script), doc, bound)
+    return sc
 
 
-def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
+def run_config(sc: Scenario, policy: str, memory_model: str, requests: str, notifier: str = "2009") -> RunConfig:
     """The RunConfig the baton replays a counterexample of ``sc`` with."""
     return RunConfig(reclaimers=sc.n_hosts, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
-                     requests=requests, guest_mem="256K", tlb_size=8, rmap_size=4, procs=1, seed=1,
+                     requests=requests, notifier=notifier, guest_mem="256K", tlb_size=8, rmap_size=4,
+                     procs=sc.script.get("procs", 1), seed=1,
                      script=sc.script, schedule="replay", sched_steps=1, trace=True,
                      stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
 
@@ -522,7 +525,7 @@ class World:
                 if idx < self.N:
                     vcpu_body(ctx, self.spec)
                 else:
-                    run_host(ctx, MMU(ctx, self.p.guest.n_pt_gfns), self.spec, idx - self.N)
+                    run_host(ctx, MMU(ctx, self.p.guest), self.spec, idx - self.N)
             except StopRun:
                 pass
             finally:
@@ -719,10 +722,10 @@ class World:
 class Proto:
     """What every World of one (scenario, policy, model, requests) shares."""
 
-    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str):
+    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str, notifier: str = "2009"):
         self.sc = sc
         pname = policy if isinstance(policy, str) else policy.name
-        self.cfg = run_config(sc, pname, memory_model, requests)
+        self.cfg = run_config(sc, pname, memory_model, requests, notifier)
         self.policy_cls = (lambda: policies.get(policy)) if isinstance(policy, str) else policy
         if isinstance(policy, str):
             policies.get(policy)
@@ -737,10 +740,11 @@ class Proto:
         self.layout = Layout(geo)
         buf = bytearray(self.layout.n_bytes)
         a = Arena(self.layout, buf)
-        _init_arena(a, guest)
+        _init_arena(a, guest, sc.script.get("dirty", 0))
         a.release()
         self.init = bytes(buf)
-        self.params = RunParams(requests=requests, ack_timeout=cfg.ack_timeout, lock_timeout=cfg.ack_timeout)
+        self.params = RunParams(requests=requests, ack_timeout=cfg.ack_timeout, lock_timeout=cfg.ack_timeout,
+                                notifier=notifier)
         n_req = geo.n_req
         events = validate_script(sc.script, self.N)
         specs = [(f"kick{v}", 0, True) for v in range(self.N)]

@@ -8,6 +8,7 @@ from smpemu.kvm.policies.eager import EagerPolicy
 from smpemu.kvm.policies.mmu_lock import MmuLockPolicy
 from smpemu.kvm.policies.sync_protected_only import SyncProtectedOnlyPolicy
 from smpemu.kvm.policies.tlbs_dirty import TlbsDirtyPolicy
+from smpemu.kvm.policies.tlbs_dirty_2638 import TlbsDirty2638Policy
 
 POLICIES = {
     p.name: p
@@ -17,6 +18,7 @@ POLICIES = {
         DeferredPolicy,
         DeferredV4NoWmbPolicy,
         TlbsDirtyPolicy,
+        TlbsDirty2638Policy,
         MmuLockPolicy,
         SyncProtectedOnlyPolicy,
     )

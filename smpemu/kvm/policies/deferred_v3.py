@@ -12,7 +12,7 @@ class DeferredV3Policy(DeferredPolicy):
     name = "deferred-v3"
     summary = "the v3 patch: sets remote_tlbs_dirty before zapping the spte: loses a flush with one flusher"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         ctx.mm.store(ctx.a_dirty, 1)
         ctx.ev(1, 1)
         ctx.point("invlpg.after_set_dirty")

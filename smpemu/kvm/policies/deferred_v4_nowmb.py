@@ -14,7 +14,7 @@ class DeferredV4NoWmbPolicy(DeferredPolicy):
     summary = ("v4 without smp_wmb(): as v4 under tso/native, also loses a flush with one flusher "
                "under relaxed")
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # no wmb(): may pass the zap on weak hardware

@@ -16,7 +16,7 @@ class EagerPolicy(Policy):
     summary = ("pre-patch KVM: invlpg flushes all remote TLBs every time, under mmu_lock: correct with any "
                "number of flushers, IPI-heavy")
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         self.flush_remote(ctx)  # still under mmu_lock, as the pre-patch code

@@ -16,7 +16,7 @@ class MmuLockPolicy(DeferredPolicy):
     summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock: correct with any number "
                "of flushers (contention)")
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock

@@ -28,7 +28,7 @@ class TlbsDirtyPolicy(DeferredPolicy):
     summary = ("upstream's tlbs_dirty: count read before the flush, cmpxchg(seen, 0) after: survives two "
                "overlapping flushes, not three outside mmu_lock (ABA)")
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mm = ctx.mm
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
