@@ -169,7 +169,8 @@ def _row(counters: np.ndarray, hist: np.ndarray, wall: float) -> dict:
     d["violations"] = int(counters[C["violations"]])
     d["wall_s"] = round(wall, 3)
     d["steps_per_s"] = round(d["steps"] / wall, 1) if wall > 0 else 0.0
-    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "rmap_evictions", "preempt_exits"):
+    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "range_invalidations", "rmap_evictions",
+              "sync_drops", "preempt_exits"):
         d[k] = int(counters[C[k]])
     return d
 

@@ -34,6 +34,7 @@ EVENTS = {
     14: ("fault", "slot", "gfn"),
     15: ("flush: count read", "seen", ""),  # tlbs-dirty: the count before the flush
     16: ("flush: cmpxchg(count, seen, 0)", "seen", "found"),  # cleared only if found == seen
+    17: ("notifier: range invalidation", "gfn", ""),  # invalidate_range_start: no pte lock, no mark
 }
 CODE = {v[0]: k for k, v in EVENTS.items()}
 RING = 2048
@@ -106,12 +107,14 @@ def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
     if violation is None:
         return events[-keep:]
     slot, pfn, victim = violation["slot"], violation["pfn"], violation["vcpu"]
+    gfn = violation.get("gfn")
     out = []
     for e in events:
         ts, cpu, code, a, b = e
         if (code in FLUSH_CODES or code == 12
                 or (code in (2, 8) and a == slot)
                 or (code == 7 and (a == slot or b == pfn))
+                or (code in (9, 17) and a == gfn)  # the page's invalidations (which one found the spte)
                 or (code == 11 and b == pfn)
                 or (code == 6 and cpu == victim)):
             out.append(e)

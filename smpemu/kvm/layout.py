@@ -104,6 +104,7 @@ COUNTER_NAMES = (
     "cpu",
     "preempt_exits",
     "range_invalidations",
+    "sync_drops",
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 N_COUNTERS = 24

@@ -244,6 +244,7 @@ class MMU:
         for slot in self.guest.pt_slots(pt_gfn):
             s = mm.load(a_spte + slot)
             if s & S.PRESENT and W[a_gpte + slot] - 1 != S.gfn_of(s):
+                self.ctx.counters[C["sync_drops"]] += 1
                 self.ctx.policy.zap(self.ctx, self, slot, S.gfn_of(s), "sync")
 
     # -- host: mmu notifier invalidate + free ------------------------------------------------
@@ -284,6 +285,7 @@ class MMU:
         through QEMU's madvise): no host pte lock held, no mark taken.  True
         if it freed the page."""
         self.ctx.counters[C["range_invalidations"]] += 1
+        self.ctx.ev(17, gfn)
         return self._invalidate(gfn, False)
 
     def _invalidate(self, gfn: int, page: bool) -> bool:

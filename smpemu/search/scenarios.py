@@ -114,6 +114,47 @@ SCENARIOS = {
         "hosts": {"0": []},
         "bound": 2,  # sync-protected-only needs 1
     },
+    "range-overlap": {
+        "doc": "the 2009 notifier race: vCPU0 (setup: map U, touch U; then read U twice), host0 reclaims U "
+               "(invalidate_page, under the host pte lock), host1 invalidates U's range (munmap, "
+               "madvise(DONTNEED): no pte lock)",
+        # under --notifier 2009 the one that finds U's spte gone skips its flush and frees U before the
+        # other one, which zapped it, has flushed: every policy loses; 2012 flushes before mmu_unlock
+        "cpus": {"0": [["map", U0], ["touch", U0, True], ["access", U0, False], ["access", U0, False]]},
+        "hosts": {"0": [["reclaim", U0]], "1": [["invalidate_range", U0]]},
+        "setup": {"0": 2},
+        "bound": 1,  # every policy loses at 1 under --notifier 2009
+    },
+    "aba": {
+        "doc": "tlbs-dirty's ABA from a counter already at 1: unmapper vCPU0 (setup: map U, touch U; then "
+               "unmap U), reader vCPU1 (setup: read U; then read U twice), vCPU2 writes cr3 (its sync flushes "
+               "under mmu_lock), host0 one plain flush outside mmu_lock, host1 reclaims the page vCPU0 freed",
+        # the sync's flush and host0's both read 1; the sync clears it, the unmap bumps it back to 1 after
+        # vCPU1 re-filled, host0's cmpxchg(1, 0) clears that bump; host1 sees 0 and frees U
+        "cpus": {"0": [["map", U0], ["touch", U0, True], ["unmap", U0]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
+                 "2": [["cr3", 1]]},
+        "hosts": {"0": [["flush"]], "1": [["reclaim_freed", 0]]},
+        "setup": {"0": 2, "1": 1},
+        "dirty": 1,
+        "bound": 1,  # tlbs-dirty needs 0, deferred-v4 1
+    },
+    "sync-drop": {
+        "doc": "f81602958c11's missed flush (two guest processes): vCPU0 (process 1; setup: its page U1 maps "
+               "process 2's page-table frame; then clears U1's pte without invlpg, invlpgs its page table's "
+               "kernel mapping (a kunmap), writes cr3: sync_page drops U1's spte), vCPU2 (process 1; setup: "
+               "writes U1; then writes U1 twice), vCPU1 (process 2) writes cr3: that page table is "
+               "write-protected; no reclaimer",
+        # the page-table frame mapped writable at U1 stands for a frame the guest reused as a page table
+        # before its TLB shootdown reached vCPU2; the drop took U1 out of the rmap, so vCPU1's sync finds
+        # nothing to protect and flushes only if the policy says so (2.6.38: no)
+        "procs": 2,
+        "cpus": {"0": [["write_pte", U1, ["pt", 2]], ["write_pte", U1, None], ["invlpg_pt", 1], ["cr3", 1]],
+                 "1": [["cr3", 2]],
+                 "2": [["access", U1, True], ["access", U1, True], ["access", U1, True]]},
+        "setup": {"0": 1, "2": 1},
+        "bound": 2,  # tlbs-dirty-2.6.38 needs 1
+    },
 }
 USER_BOUND = 2  # a user's scenario file: its default bound
 
