@@ -125,6 +125,21 @@ SCENARIOS = {
         "setup": {"0": 2},
         "bound": 1,  # every policy loses at 1 under --notifier 2009
     },
+    "drop-free": {
+        "doc": "the race a4ee1ca4a36e (2.6.38) closed: vCPU0 (setup: map U and M, touch both, map W to U's "
+               "frame; then clear U's pte without invlpg and write cr3: sync_page drops U's spte), reader "
+               "vCPU1 (setup: read U; then read U twice), host0 one plain flush outside mmu_lock, host1 "
+               "reclaims U's frame (found through W)",
+        # with no flush and no flag for the drop (2.6.37), host1 finds no spte, skips its flush and frees
+        # the frame vCPU1 still maps; 2.6.38's counter makes it flush, unless the bump is seen before the
+        # drop (no smp_wmb() until 4.6, --memory-model relaxed) by host0's flush, whose cmpxchg clears it
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False],
+                       ["write_pte", ["u", 0, 2], U0], ["write_pte", U0, None], ["cr3", 1]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
+        "hosts": {"0": [["flush"]], "1": [["reclaim", ["u", 0, 2]]]},
+        "setup": {"0": 5, "1": 1},
+        "bound": 2,  # eager-2.6.37 needs 0; tlbs-dirty-2.6.38 under relaxed 2
+    },
     "aba": {
         "doc": "tlbs-dirty's ABA from a counter already at 1: unmapper vCPU0 (setup: map U, touch U; then "
                "unmap U), reader vCPU1 (setup: read U; then read U twice), vCPU2 writes cr3 (its sync flushes "

@@ -44,6 +44,10 @@ class TlbsDirty2638Policy(Policy):
         if site != "sync":
             self.flush_remote(ctx)  # FNAME(invlpg)'s flush, still under mmu_lock
             return
+        self._bump(ctx)
+        ctx.point("invlpg.after_set_dirty")
+
+    def _bump(self, ctx) -> None:
         mm = ctx.mm
         n = mm.load(ctx.a_dirty) + 1
         # tlbs_dirty++ under mmu_lock: a plain load and store, no smp_wmb()
@@ -51,7 +55,6 @@ class TlbsDirty2638Policy(Policy):
         # relaxed memory model the bump may be seen before the drop
         mm.store(ctx.a_dirty, n)
         ctx.ev(1, n)
-        ctx.point("invlpg.after_set_dirty")
 
     def notifier_owes(self, ctx, zapped):
         dirty = ctx.mm.load(ctx.a_dirty)  # need_tlb_flush = zapped | kvm->tlbs_dirty, under mmu_lock
@@ -60,10 +63,39 @@ class TlbsDirty2638Policy(Policy):
 
     def flush_remote(self, ctx):
         mm = ctx.mm
-        seen = mm.load(ctx.a_dirty)  # int dirty_count = kvm->tlbs_dirty: a plain read
+        seen = self._read(ctx)
         ctx.ev(15, seen)
         mm.mb()  # the count before the requests (2.6.38's smp_mb(); the bump's side has no barrier)
         ctx.point("flush.after_clear_dirty")
         ipi.flush_all_cpus(ctx)
         found = mm.cmpxchg(ctx.a_dirty, seen, 0)  # a bump since 'seen' keeps it non-zero
         ctx.ev(16, seen, found)
+
+    def _read(self, ctx) -> int:
+        return ctx.mm.load(ctx.a_dirty)  # int dirty_count = kvm->tlbs_dirty: a plain read
+
+
+class TlbsDirty46Policy(TlbsDirty2638Policy):
+    """tlbs-dirty-4.6: the same, with 4.6's barriers (kernel fact 4).
+
+    sync_page: ``smp_wmb(); tlbs_dirty++`` ("Update spte before increasing
+    tlbs_dirty to make sure no tlb flush is lost after spte is zapped");
+    kvm_flush_remote_tlbs: ``smp_load_acquire(&kvm->tlbs_dirty)``.  smpemu
+    never reorders loads, so only the wmb changes anything, and only where
+    stores reorder (``--memory-model relaxed``: on x86 hardware, which is TSO,
+    only the compiler could reorder the two stores).
+    """
+
+    name = "tlbs-dirty-4.6"
+    summary = "tlbs-dirty-2.6.38 with 4.6's barriers: smp_wmb() before sync_page's bump, an acquire read"
+    kernels = "4.6 to 5.14"
+    commits = "a4ee1ca4a36e with the 4.6 barriers (between v4.5 and v4.6; the commit is not verified)"
+    later = ("f81602958c11 (5.15): sync_page flushes at once; 6bc6db000295 (5.15): tlbs_dirty removed "
+             "(eager with --notifier 2012 is that kernel)")
+
+    def _bump(self, ctx) -> None:
+        ctx.mm.wmb()  # the drop before the bump: pairs with the acquire read in _read()
+        super()._bump(ctx)
+
+    def _read(self, ctx) -> int:
+        return ctx.mm.load_acquire(ctx.a_dirty)  # pairs with the wmb() before the bump
