@@ -69,6 +69,16 @@ from workloads.script import validate as validate_script
 
 U0, U1 = ["u", 0, 0], ["u", 0, 1]
 
+# drop-free's actors (aba-sync runs them from a counter at 1): vCPU0 maps U and M, W to U's frame, then clears
+# U's pte without invlpg and writes cr3; vCPU1 reads U; host0 flushes once; host1 reclaims U's frame through W
+_DROP_FREE = {
+    "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False],
+                   ["write_pte", ["u", 0, 2], U0], ["write_pte", U0, None], ["cr3", 1]],
+             "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
+    "hosts": {"0": [["flush"]], "1": [["reclaim", ["u", 0, 2]]]},
+    "setup": {"0": 5, "1": 1},
+}
+
 SCENARIOS = {
     "default": {
         "doc": "unmapper vCPU0 (setup: map U and M, touch U and M; then unmap U), remote reader vCPU1 "
@@ -133,12 +143,18 @@ SCENARIOS = {
         # with no flush and no flag for the drop (2.6.37), host1 finds no spte, skips its flush and frees
         # the frame vCPU1 still maps; 2.6.38's counter makes it flush, unless the bump is seen before the
         # drop (no smp_wmb() until 4.6, --memory-model relaxed) by host0's flush, whose cmpxchg clears it
-        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False],
-                       ["write_pte", ["u", 0, 2], U0], ["write_pte", U0, None], ["cr3", 1]],
-                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
-        "hosts": {"0": [["flush"]], "1": [["reclaim", ["u", 0, 2]]]},
-        "setup": {"0": 5, "1": 1},
+        **_DROP_FREE,
         "bound": 2,  # eager-2.6.37 needs 0; tlbs-dirty-2.6.38 under relaxed 2
+    },
+    "aba-sync": {
+        "doc": "upstream's own ABA (2.6.38-5.14): drop-free from a counter already at 1 (an earlier "
+               "sync_page drop's bump no flush has cleared yet)",
+        # vCPU0's sync flush (protected) and host0's plain flush both read 1; the sync clears it, then
+        # sync_page's drop bumps it back to 1 after vCPU1 re-filled U; host0's cmpxchg(1, 0) erases
+        # that bump; host1 finds no spte and 0, and frees the frame
+        **_DROP_FREE,
+        "dirty": 1,
+        "bound": 1,  # tlbs-dirty-2.6.38 and -4.6 need 0
     },
     "aba": {
         "doc": "tlbs-dirty's ABA from a counter already at 1: unmapper vCPU0 (setup: map U, touch U; then "
