@@ -376,11 +376,16 @@ def list_cmd():
     from smpemu.memory.model import MODELS
     from smpemu.kvm.points import POINT_NAMES
 
-    t = Table(title="policies", header_style="bold")
+    t = Table(title="policies (docs/timeline.md: their kernels, and the scenarios behind each verdict)",
+              header_style="bold")
     t.add_column("policy")
     t.add_column("what it does")
+    t.add_column("kernels")
+    t.add_column("from")
+    t.add_column("later")
     for name, cls in policies.POLICIES.items():
-        t.add_row(name + (" (default)" if name == policies.DEFAULT else ""), cls.summary)
+        t.add_row(name + (" (default)" if name == policies.DEFAULT else ""), cls.summary, cls.kernels, cls.commits,
+                  cls.later)
     out.print(t)
     t = Table(title="workloads", header_style="bold")
     t.add_column("workload")

@@ -98,7 +98,7 @@ def window(events, t_ns: int, before: int = 40, after: int = 3) -> list[tuple]:
     return events[max(0, i - before): end + after]
 
 
-FLUSH_CODES = {1, 3, 4, 5, 10}
+FLUSH_CODES = {1, 3, 4, 5, 10, 15, 16}  # 15, 16: the counter policies read the count and cmpxchg it
 
 
 def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:

@@ -69,17 +69,24 @@ class Policy:
 class DeferredPolicy(Policy):
     """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
 
-    It closes v3's window (a flush between ``dirty = 1`` and the zap), but
-    not this one: a flush *in progress* has cleared dirty before its IPIs
-    land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts dirty
-    alone (a second reclaimer's notifier) skips its flush and frees the page
-    while a remote TLB still maps it.  Correct only while one flush runs at
-    a time (one reclaimer and no cr3 sync's flush beside it).
+    It closes v3's window (a flush between ``dirty = 1`` and the zap:
+    ``one-flusher``, bound 2, clean), but not this one: a flush *in progress*
+    has cleared dirty before its IPIs land, and a concurrent
+    kvm_flush_remote_tlbs_cond() that trusts dirty alone (a second
+    reclaimer's notifier) skips its flush and frees the page while a remote
+    TLB still maps it (``default``, bound 1: 1 preemption).  It needs a flush
+    outside mmu_lock beside another: under ``--notifier 2012`` ``default`` is
+    clean, while ``drop-free`` and ``aba``, with a plain flush outside the
+    lock, still lose.
     """
 
     name = "deferred-v4"
-    summary = ("the v4 patch: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window, "
-               "but loses a flush when two flushes overlap (two reclaimers)")
+    summary = ("the seed's v4: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window "
+               "(one-flusher, bound 2), loses a flush when two flushes overlap (default, bound 1)")
+    kernels = "none: the seed's v4 patch (kvm list, April 2009), never merged"
+    commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v4), Andrea Arcangeli"
+    later = ("never merged: upstream kept invlpg's flush and deferred only sync_page's "
+             "(a4ee1ca4a36e, 2.6.38: tlbs-dirty-2.6.38)")
 
     def zap(self, ctx, mmu, slot, gfn, site):
         mm = ctx.mm

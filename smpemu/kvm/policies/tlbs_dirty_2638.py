@@ -32,7 +32,7 @@ class TlbsDirty2638Policy(Policy):
     name = "tlbs-dirty-2.6.38"
     summary = ("upstream 2.6.38-5.14 as merged: invlpg flushes under mmu_lock; sync_page drops an spte and "
                "bumps tlbs_dirty (plain, no barrier); the sync path flushes on 'protected' only")
-    kernels = "2.6.38 to 5.14 (barriers as in 2.6.38 to 4.5)"
+    kernels = "2.6.38 to 4.5 (4.6 added barriers: tlbs-dirty-4.6; the counter went in 5.15)"
     commits = "a4ee1ca4a36e (2.6.38, Xiao Guangrong)"
     later = ("4.6: smp_wmb() before the bump, smp_load_acquire() on the read; 565f3be21746 (3.4): notifier "
              "flush before mmu_unlock (--notifier 2012); f81602958c11 (5.15): sync_page flushes at once; "
