@@ -52,17 +52,35 @@ def _replays(cr, tmp_path):
 
 
 # -- the 2009 notifier race ----------------------------------------------------------------
+# (policy, scenario, kind, preemptions of the minimal counterexample), each replayed on real processes
+COUNTEREXAMPLES = [
+    # 2009: a range invalidation (no host pte lock) and kswapd's invalidate_page of one page overlap; the
+    # one that finds the spte gone skips its flush and frees the page while the other has not flushed yet
+    # (mmu-lock's notifier flush retakes mmu_lock after the zap released it)
+    ("mmu-lock", "range-overlap", "lost_flush", 1),
+    # sync_page's drop with no flush and no flag (2.6.31-2.6.37): the race 2.6.38 closed
+    ("eager-2.6.37", "drop-free", "lost_flush", 0),
+    # f81602958c11's missed flush: the drop left the rmap, rmap_write_protect finds nothing
+    ("tlbs-dirty-2.6.38", "sync-drop", "stale_write", 1),
+    # the seed's deferral with upstream's counter: one flush outside mmu_lock beside the sync's
+    ("tlbs-dirty", "aba", "lost_flush", 0),
+    # upstream's own counter, bumped by sync_page's drop
+    ("tlbs-dirty-4.6", "aba-sync", "lost_flush", 0),
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("policy,scenario,kind,k", COUNTEREXAMPLES, ids=[f"{c[0]}-{c[1]}" for c in COUNTEREXAMPLES])
+def test_counterexamples_and_their_replays(policy, scenario, kind, k, tmp_path):
+    cr = run_check(policy, scenario, timeout=100)
+    assert _found(cr, kind).bound == k
+    _replays(cr, tmp_path)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("policy", ["eager", "mmu-lock"])
-def test_range_overlap_loses_a_flush_in_2009_and_not_in_2012(policy, tmp_path):
-    # 2009: a range invalidation (no host pte lock) and kswapd's invalidate_page of one page
-    # overlap; the one that finds the spte gone skips its flush and frees the page while the
-    # other, which zapped it, has not flushed yet
-    cr = run_check(policy, "range-overlap", notifier="2009", timeout=100)
-    m = _found(cr, "lost_flush")
-    assert m.bound == 1
-    if policy == "mmu-lock":  # its notifier flush retakes mmu_lock after the zap released it
-        _replays(cr, tmp_path)
+def test_range_overlap_loses_a_flush_in_2009_and_not_in_2012(policy):
+    assert _found(run_check(policy, "range-overlap", notifier="2009", timeout=100), "lost_flush").bound == 1
     # 565f3be21746: the flush before spin_unlock closes it, for every schedule with <= 2 preemptions
     _clean(run_check(policy, "range-overlap", notifier="2012", bound=2, timeout=100))
 
@@ -101,14 +119,6 @@ def test_a_range_invalidation_leaves_the_reclaim_mark_alone():
 
 # -- sync_page's drop: f81602958c11 ------------------------------------------------------------
 @pytest.mark.timeout(120)
-def test_sync_drop_tlbs_dirty_2638_writes_through_a_stale_entry(tmp_path):
-    cr = run_check("tlbs-dirty-2.6.38", "sync-drop", timeout=100)
-    m = _found(cr, "stale_write")
-    assert m.bound == 1
-    _replays(cr, tmp_path)
-
-
-@pytest.mark.timeout(120)
 @pytest.mark.parametrize("policy", ["tlbs-dirty", "eager"])
 def test_sync_drop_is_clean_with_andreas_rule_and_with_a_flush_on_drop(policy):
     # tlbs-dirty's sync flushes if protected or the counter is set (Andrea's 2009 rule);
@@ -138,14 +148,6 @@ def test_sync_drops_exactly_the_ptes_the_guest_changed():
 
 
 # -- the ABA: one flush outside mmu_lock is enough ------------------------------------------------
-@pytest.mark.timeout(120)
-def test_aba_tlbs_dirty_loses_a_flush_without_a_preemption(tmp_path):
-    cr = run_check("tlbs-dirty", "aba", timeout=100)
-    m = _found(cr, "lost_flush")
-    assert m.bound == 0
-    _replays(cr, tmp_path)
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("policy", ["mmu-lock", pytest.param("eager", marks=pytest.mark.slow)])
 def test_aba_is_clean_for_mmu_lock_and_eager_under_the_2012_notifier(policy):
@@ -154,26 +156,16 @@ def test_aba_is_clean_for_mmu_lock_and_eager_under_the_2012_notifier(policy):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("policy", ["tlbs-dirty-2.6.38", "tlbs-dirty-4.6"])
-def test_aba_sync_upstreams_counter_loses_a_flush_from_a_count_of_one(policy, tmp_path):
+@pytest.mark.parametrize("policy", ["tlbs-dirty-2.6.38"])  # tlbs-dirty-4.6: COUNTEREXAMPLES
+def test_aba_sync_upstreams_counter_loses_a_flush_from_a_count_of_one(policy):
     # upstream's own counter, bumped by sync_page's drop: one flush outside mmu_lock (the dirty-log flush
     # of 3.3 and 4.4+) beside the sync's flush under it is enough
-    cr = run_check(policy, "aba-sync", timeout=100)
-    assert _found(cr, "lost_flush").bound == 0
-    if policy == "tlbs-dirty-4.6":
-        _replays(cr, tmp_path)
+    assert _found(run_check(policy, "aba-sync", timeout=100), "lost_flush").bound == 0
     # 5.15: no counter, sync_page flushes at once (eager's zap at the sync site), the notifier under the lock
     _clean(run_check("eager", "aba-sync", notifier="2012", timeout=100))
 
 
 # -- drop-free: the race 2.6.38 closed, and the one 4.6's barrier closed ----------------------
-@pytest.mark.timeout(60)
-def test_drop_free_2637_frees_a_page_a_tlb_maps(tmp_path):
-    cr = run_check("eager-2.6.37", "drop-free", timeout=50)
-    assert _found(cr, "lost_flush").bound == 0
-    _replays(cr, tmp_path)
-
-
 # the whole of drop-free's level 2 takes about 20 s per policy here: the full comparison is slow, its CI
 # version explores the same first schedules for both barriers' forms (2.6.38 finds its at schedule 5,041)
 @pytest.mark.timeout(300)
@@ -274,3 +266,28 @@ def test_a_pt_target_past_the_guests_processes_is_refused(tmp_path):
     f.write_text(json.dumps({"cpus": {"0": [["write_pte", ["u", 0, 0], ["pt", 2]]]}}))  # one process
     with pytest.raises(UsageError, match="guest process 2 does not exist"):
         load_scenario(str(f))
+
+
+# -- the 2009 race forced on real processes ---------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("notifier,lost", [("2009", True), ("2012", False)])
+def test_a_range_invalidation_inside_another_reclaimers_window(notifier, lost):
+    """tests/test_reclaimers.py's SAME_PAGE, with host1's reclaim a range
+    invalidation: host0 pauses after its notifier's mmu_unlock; host1's
+    range invalidation, which the page mark does not stop, finds no spte.
+    Under 2009 host0 has not flushed yet and host1 frees the page vCPU1
+    maps; under 2012 host0 flushed before its unlock."""
+    from tests.test_reclaimers import SAME_PAGE
+
+    script = json.loads(json.dumps(SAME_PAGE))
+    host1 = script["hosts"]["1"]
+    assert host1[1][0] == "reclaim"
+    host1[1][0] = "invalidate_range"
+    r = run_script(script, vcpus=2, policy="eager", notifier=notifier)
+    assert r.aborted is None, r.aborted
+    rows = r.host["reclaimers"]
+    assert rows[1]["range_invalidations"] == 1 and rows[1]["reclaims"] == 1  # host1 freed it
+    if lost:
+        assert "lost_flush" in {v["kind"] for v in r.violations} and r.exit_code == 3
+    else:
+        assert r.violations == [] and r.exit_code == 0
