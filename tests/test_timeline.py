@@ -291,3 +291,16 @@ def test_a_range_invalidation_inside_another_reclaimers_window(notifier, lost):
         assert "lost_flush" in {v["kind"] for v in r.violations} and r.exit_code == 3
     else:
         assert r.violations == [] and r.exit_code == 0
+
+
+def test_a_sweep_csv_written_before_the_new_columns_resumes_as_2009_without_range():
+    from smpemu.study.csvlog import _cell, _typed, run_key
+    from smpemu.study.grid import Point, SweepOptions, config_cols
+
+    o = SweepOptions(vcpus=[2], policies=["eager"])
+    new = config_cols(o, Point("eager", "compact", 2, 0))
+    assert new["notifier"] == "2009" and new["range_share"] == 0.0
+    old = {k: _typed(_cell(v)) for k, v in new.items() if k not in ("notifier", "range_share")}  # as read back
+    assert run_key(old) == run_key({k: _typed(_cell(v)) for k, v in new.items()}) == run_key(new)
+    other = config_cols(SweepOptions(vcpus=[2], policies=["eager"], notifier="2012"), Point("eager", "compact", 2, 0))
+    assert run_key(other) != run_key(old)
