@@ -199,6 +199,8 @@ def run(
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
     "# the missing smp_wmb() matters only under a relaxed memory model\n"
     "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+    "# the 2009 notifier race: range invalidations meet another reclaimer's (none with --notifier 2012)\n"
+    "smpemu stress --policy eager --range-share 0.5",
 ))
 @_guard
 def stress(

@@ -28,7 +28,7 @@ from smpemu.harness.config import check_notifier
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import Proto, load_scenario, logical_time
+from smpemu.search.scenarios import SCENARIOS, USER_BOUND, Proto, load_scenario, logical_time
 from smpemu.harness.baton import DRAIN
 from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
 from smpemu.search.replay_file import REPLAY_FORMAT
@@ -229,16 +229,15 @@ def register(app, out, err, guard) -> None:
     @guard
     def check(
         policy: str = typer.Option("deferred-v4", help="Flush policy (smpemu list)."),
-        scenario: str = typer.Option("default", help="default | one-flusher | three-flushers | sync | range-overlap "
-                                     "| aba | sync-drop | FILE.json (script format)."),
+        scenario: str = typer.Option("default", help=" | ".join(SCENARIOS) + " | FILE.json (script format)."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed (drains explored)."),
         requests: str = typer.Option("modern", help="modern | 2009 request semantics."),
         notifier: str = typer.Option("2009", help="2009 (the mmu notifier flushes after mmu_unlock) | 2012 (before "
                                      "it, 565f3be21746)."),
         bound: Optional[int] = typer.Option(None, help="Explore every schedule with at most this many preemptions "
-                                            "(default: the scenario's, docs/check.md: default 1, one-flusher 2, "
-                                            "three-flushers 1, sync 2, range-overlap 1, aba 1, sync-drop 2, "
-                                            "a file 2)."),
+                                            "(default: the scenario's, docs/check.md: "
+                                            + ", ".join(f"{n} {d['bound']}" for n, d in SCENARIOS.items())
+                                            + f", a file {USER_BOUND})."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
