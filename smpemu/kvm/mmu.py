@@ -242,7 +242,10 @@ class MMU:
         W = self.W
         a_spte, a_gpte = self.a_spte, self.a_gpte
         for slot in self.guest.pt_slots(pt_gfn):
-            s = mm.load(a_spte + slot)
+            s = mm.load(a_spte + slot)  # sptes change under mmu_lock only, which we hold
+            # the guest pte: guest memory the guest writes with no trap, read
+            # racily as kvm_read_guest_atomic() does; a write after this read
+            # makes the table unsync again (shadow_fault) for the next sync
             if s & S.PRESENT and W[a_gpte + slot] - 1 != S.gfn_of(s):
                 self.ctx.counters[C["sync_drops"]] += 1
                 self.ctx.policy.zap(self.ctx, self, slot, S.gfn_of(s), "sync")
