@@ -10,8 +10,8 @@ minimal counterexample's kind and preemptions, or "clean" (complete: every
 schedule within the bound explored), or "INCOMPLETE" (timeout).
 
 It lives in bench/ beside check_speed.py (it runs the search, which
-smpemu/study may not import).  A full table takes about 10 minutes on 2
-cores (three-flushers is the long one).
+smpemu/study may not import).  A full table took 16 minutes on 2 cores
+(2026-12-02; three-flushers is the long one).
 """
 
 from __future__ import annotations
