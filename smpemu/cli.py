@@ -38,6 +38,12 @@ if not out.is_terminal:
 err = Console(stderr=True)
 
 
+NOTIFIER_HELP = ("2009 (the mmu notifier flushes after mmu_unlock, the seed's kernel) | 2012 (before it: "
+                 "565f3be21746, 3.4).")
+RANGE_SHARE_HELP = ("Share (0-1) of each reclaimer's invalidations that are range invalidations (munmap, "
+                    "madvise(DONTNEED), balloon) of a working-set page, able to overlap another invalidation of it.")
+
+
 def examples(*lines: str) -> str:
     """A command's --help epilog: one example per paragraph (rich reflows lines)."""
     return "Examples:\n\n" + "\n\n".join(lines)
@@ -123,6 +129,7 @@ def run(
     guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M, 1G)."),
     seed: int = typer.Option(1, help="Seed of every random choice (replayable runs)."),
     requests: str = typer.Option("modern", help="modern (mode-based waits) | 2009 (wait for every loaded vCPU)."),
+    notifier: str = typer.Option("2009", help=NOTIFIER_HELP),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
     spin_us: float = typer.Option(50.0, help="Microseconds a requester spins on acks before it blocks."),
     ipi_route: str = typer.Option("direct", help="direct (requesters kick, as KVM) | coordinator (it routes every kick)."),
@@ -139,6 +146,7 @@ def run(
     swap_rate: float = typer.Option(1000.0, help="Host reclaims (mmu-notifier invalidations) per second, in total."),
     reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu notifier "
                                              "concurrently, as kswapd and direct reclaim (default 2, 1 with --swap-rate 0)."),
+    range_share: float = typer.Option(0.0, help=RANGE_SHARE_HELP),
     tlb_size: int = typer.Option(64, help="TLB entries per vCPU."),
     rmap_size: int = typer.Option(4, help="rmap entries per guest frame (a full rmap evicts)."),
     share: float = typer.Option(0.05, help="malloc-touch: odds a step reads a sibling thread's page."),
@@ -166,10 +174,11 @@ def run(
     cfg = RunConfig(
         vcpus=vcpus, workload=workload, policy=policy, pin=pin, cpus=cpus,
         memory_model=memory_model, duration=duration, iterations=iterations,
-        guest_mem=guest_mem, seed=seed, requests=requests, ack_timeout=ack_timeout, spin_us=spin_us,
-        ipi_route=ipi_route, preempt_exit=preempt_exit, pcpus=pcpus, quantum=quantum, guest_flush=guest_flush,
-        local_flush=local_flush,
-        swap_rate=swap_rate, reclaimers=reclaimers, tlb_size=tlb_size, rmap_size=rmap_size, share=share,
+        guest_mem=guest_mem, seed=seed, requests=requests, notifier=notifier, ack_timeout=ack_timeout,
+        spin_us=spin_us, ipi_route=ipi_route, preempt_exit=preempt_exit, pcpus=pcpus, quantum=quantum,
+        guest_flush=guest_flush, local_flush=local_flush,
+        swap_rate=swap_rate, reclaimers=reclaimers, range_share=range_share, tlb_size=tlb_size, rmap_size=rmap_size,
+        share=share,
         delays=delays, json_path=json_out, trace_file=trace_file, trace=bool(trace_out),
     )
     if trace_out:
@@ -206,6 +215,8 @@ def run(
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
     "# the missing smp_wmb() matters only under a relaxed memory model\n"
     "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+    "# the 2009 notifier race: range invalidations meet another reclaimer's (none with --notifier 2012)\n"
+    "smpemu stress --policy eager --range-share 0.5",
 ))
 @_guard
 def stress(
@@ -216,6 +227,8 @@ def stress(
                             "alternatives to cycle across rounds, separated by ';' (e.g. \"compact;spread;0,1\")."),
     memory_model: str = typer.Option("native", help="native | tso | relaxed."),
     requests: str = typer.Option("modern", help="modern | 2009."),
+    notifier: str = typer.Option("2009", help=NOTIFIER_HELP),
+    range_share: float = typer.Option(0.0, help=RANGE_SHARE_HELP),
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
     until_violation: bool = typer.Option(True, "--until-violation/--no-until-violation",
                                          help="Stop at the first violation (default) or run the whole timeout."),
@@ -282,8 +295,8 @@ def stress(
         raise UsageError("--schedule writes its replay file to the current directory, which is not "
                          "writable here: pass --replay-out FILE")
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
-                     memory_model=memory_model, requests=requests, seed=seed,
-                     guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
+                     memory_model=memory_model, requests=requests, notifier=notifier, range_share=range_share,
+                     seed=seed, guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
                      duration=1.0,
                      schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
                      pct_epoch=pct_epoch, sched_steps=sched_steps)
@@ -292,7 +305,9 @@ def stress(
             dataclasses.replace(base, vcpus=v, pin=p).validate()
     base.validate()  # resolves the defaults the header shows (reclaimers)
     out.print(f"stress: policy {policy}, workload {workload}, vcpus {vlist}, pin {plist}, "
-              f"memory model {memory_model}, requests {requests}, {base.reclaimers} reclaimer(s), "
+              f"memory model {memory_model}, requests {requests}, notifier {notifier}, "
+              + (f"range share {range_share:g}, " if range_share else "")
+              + f"{base.reclaimers} reclaimer(s), "
               f"timeout {timeout} s, seed {seed}"
               + (f", schedule {schedule} (depth {pct_depth}, epoch {pct_epoch}, {max_decisions} decisions a round)"
                  if schedule else ""))
@@ -379,11 +394,16 @@ def list_cmd():
     from smpemu.memory.model import MODELS
     from smpemu.kvm.points import POINT_NAMES
 
-    t = Table(title="policies", header_style="bold")
+    t = Table(title="policies (docs/timeline.md: their kernels, and the scenarios behind each verdict)",
+              header_style="bold")
     t.add_column("policy")
     t.add_column("what it does")
+    t.add_column("kernels")
+    t.add_column("from")
+    t.add_column("later")
     for name, cls in policies.POLICIES.items():
-        t.add_row(name + (" (default)" if name == policies.DEFAULT else ""), cls.summary)
+        t.add_row(name + (" (default)" if name == policies.DEFAULT else ""), cls.summary, cls.kernels, cls.commits,
+                  cls.later)
     out.print(t)
     t = Table(title="workloads", header_style="bold")
     t.add_column("workload")

@@ -36,7 +36,7 @@ class EagerAfterUnlock(EagerPolicy):
 
     name = "mutant-eager-after-unlock"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         return True  # mutant: the caller flushes after mmu_unlock
@@ -63,7 +63,7 @@ class V4NoZapWmb(DeferredPolicy):
 
     name = "mutant-v4-no-zap-wmb"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mm = ctx.mm
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")

@@ -29,7 +29,10 @@ def test_run_counts_every_point_against_independent_counters(policy):
     p = d["points"]
     assert list(p) == list(POINT_NAMES)
     assert p["ipi.after_kick"] == d["totals"]["flush_requests"] > 0  # one per make_request
-    assert 0 < p["invlpg.after_zap"] <= d["totals"]["invlpg"] + d["totals"]["rmap_evictions"]
+    # every zap through the policy: invlpg's, the rmap's evictions, sync_page's drops (a fault replacing an
+    # spte zaps too, and is not counted: hence <=)
+    t = d["totals"]
+    assert 0 < p["invlpg.after_zap"] <= t["invlpg"] + t["rmap_evictions"] + t["sync_drops"]
     assert p["tlb.fill"] > 0
     if policy == "eager":  # eager never defers: it never sets dirty
         assert p["invlpg.after_set_dirty"] == 0 and "invlpg.after_set_dirty" in d["points_unreached"]

@@ -180,8 +180,10 @@ def test_overlapping_flushes_are_safe_under_tlbs_dirty_mmu_lock_eager(policy, re
     assert r.exit_code == 0
 
 
-# Three overlapping flushes and tlbs_dirty's cmpxchg (an ABA): upstream's
-# counter is not safe either once two flushes run outside mmu_lock at once.
+# Overlapping flushes and tlbs-dirty's cmpxchg (an ABA): its counter is not
+# safe once a flush outside mmu_lock overlaps another and the count comes
+# back to the value it read (here two host flushes; `smpemu check --scenario
+# aba` needs only one beside a cr3 sync's, docs/timeline.md).
 #   host1: flush (tlbs_dirty back to 0 after the guest's own invlpgs)
 #   cpu0: invlpg of U01: zap, tlbs_dirty 0 -> 1
 #   host0: flush: seen = 1 ... paused before its requests
@@ -193,7 +195,7 @@ def test_overlapping_flushes_are_safe_under_tlbs_dirty_mmu_lock_eager(policy, re
 #          though host0's request predates it
 #   host1: reclaims U00: no spte, tlbs_dirty == 0: no flush; frees it while
 #          cpu1's TLB maps it.
-# deferred-v4 survives this one (U00's dirty = 1 is still there for host1).
+# deferred-v4 does not lose this one (U00's dirty = 1 is still there for host1).
 ABA_RACE = {
     "events": ["filled", "read", "go1", "reset", "bumped", "p0", "r0", "f1", "k0", "g0", "refilled",
                "h0done", "freed"],

@@ -52,7 +52,9 @@ def test_two_reclaimers_each_reclaim_and_the_host_row_is_their_sum():
 # same page.  The page is host0's to free once it flushed: host1 finds it
 # gone and does nothing.  (Before reclaimers took the page out first, host1
 # ran a notifier of its own, found no spte and dirty == 0, and freed the page
-# while vCPU1's TLB still mapped it: a lost flush under every policy.)
+# while vCPU1's TLB still mapped it: a lost flush under every policy.  Two
+# invalidate_pages cannot meet in Linux, under the host pte lock; a range
+# invalidation and an invalidate_page can: test_timeline.py.)
 SAME_PAGE = {
     "events": ["filled", "read", "paused", "resume", "done1", "end"],
     "cpus": {

@@ -7,10 +7,13 @@ once, deferred-v3 was caught in 15 of 15 rounds of 5 s (most within 2 s).
 Assuming only p >= 0.5 per 3 s round, a 90 s budget (~25 rounds) fails
 falsely with odds below 0.5**25, about 3e-8.  The correct policies must
 show nothing, ever: no odds involved.  deferred-v4 and tlbs-dirty are
-correct only while one flush runs outside mmu_lock at a time: they are among
-them with a single reclaimer; with two, v4 loses a flush when two flushes
-overlap and tlbs-dirty when three do (its cmpxchg's ABA), see
-test_oracle_scenarios.py.  mmu-lock and eager hold with any number.
+among them with a single reclaimer and no cr3 syncs (one flush outside
+mmu_lock at a time); with two, v4 loses a flush when two flushes overlap and
+tlbs-dirty when a flush outside mmu_lock overlaps another and the count
+comes back (its cmpxchg's ABA), see test_oracle_scenarios.py and
+docs/timeline.md.  mmu-lock and eager show nothing with two reclaimers here
+(no range invalidations: with them, under --notifier 2009, they lose too,
+test_timeline.py).
 """
 
 import json

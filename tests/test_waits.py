@@ -185,7 +185,7 @@ def test_the_protocol_runs_in_process_over_another_implementation():
 
     host_waits = Scripted([cpu.take_interrupt])  # while the host waits: the vCPU takes its kick
     hctx = ctx_of(1, host_waits)
-    assert MMU(hctx, guest.n_pt_gfns).host_invalidate(gfn)
+    assert MMU(hctx, guest).host_invalidate(gfn)
     blocks = [e for e in host_waits.log if e[0] == "block"]
     assert [b[1] for b in blocks] == ["wait.ack"]
     assert hctx.counters[C["ipis_sent"]] == 1 and vctx.counters[C["ipis_received"]] == 1

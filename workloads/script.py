@@ -34,9 +34,22 @@ instead (or besides ``"host"``, then without a "0").  Page operands are
                                IN is posted, is scheduled in (KVM_REQ_STEAL_UPDATE); it enters
                                guest mode again (record_steal_time) at its next op, unless that
                                is another preempt (preempted again before it entered)
+    ["write_pte", PAGE, TARGET]  the guest writes PAGE's pte and does not invlpg: in an
+                               unsync page table this traps nothing, KVM sees it at the next
+                               sync (FNAME(sync_page)).  TARGET: null (pte cleared), a page
+                               (now maps the frame that page maps), ["pt", P] (now maps guest
+                               process P's first page-table frame: a frame reused as a page table)
     host only: ["reclaim_freed", v]  host frees the last frame vCPU v freed
-               ["reclaim", PAGE]     host frees the frame PAGE maps now
+               ["reclaim", PAGE]     invalidate_page (kswapd) and free of the frame PAGE maps now
+               ["invalidate_range", PAGE]  invalidate_range_start/end over that frame's hva and
+                                     its free (munmap, madvise(DONTNEED), the balloon): no
+                                     host pte lock, so it may overlap a "reclaim" of the page
                ["optional", OP]      OP (a reclaim_freed or a wait) may wait for ever: see below
+
+Keys besides the ops: ``"dirty": N`` starts the policy's dirty flag or
+counter at N (a state an earlier, unscripted bump left); ``"procs": P``
+runs the guest with P processes (``smpemu check``'s scenarios run 1 by
+default; ``["u", v, i]`` pages are in vCPU v's process, v % P).
 
 ``reclaim_freed`` with nothing freed yet waits (under a schedule or in
 ``smpemu check``: parks) until vCPU v frees a page.  Any wait that does not
@@ -61,15 +74,18 @@ from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
 
 CPU_OPS = {"touch", "map", "access", "unmap", "invlpg", "pt_write", "invlpg_pt", "cr3", "arm", "signal", "wait",
-           "spin", "busy", "flush", "wait_halted", "shootdown", "preempt"}
+           "spin", "busy", "flush", "wait_halted", "write_pte", "shootdown", "preempt"}
 PV_OPS = {"shootdown", "preempt"}  # they need steal time and the guest's shootdowns (issue 19)
-HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "arm", "optional"}
+HOST_OPS = {"signal", "wait", "flush", "reclaim_freed", "reclaim", "invalidate_range", "arm", "optional"}
 OPTIONAL_OPS = {"reclaim_freed", "wait"}  # the host waits ["optional", OP] may wrap
 
 
 HOSTS_FINISH = True  # the run ends when every vCPU and every host has run its list (workloads.hosts_finish)
 
-KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment", "setup", "bound"}  # setup, bound: smpemu check's scenarios
+KEYS = {"events", "cpus", "host", "hosts", "timeout", "comment", "setup", "bound",  # setup, bound: smpemu check's
+        "dirty", "procs"}
+MAX_DIRTY = 1 << 30
+MAX_PROCS = 8
 
 
 def load(path: str) -> dict:
@@ -131,6 +147,15 @@ def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
         float(script.get("timeout", 20))
     except (TypeError, ValueError):
         raise UsageError(f"script: timeout {script.get('timeout')!r} is not a number of seconds") from None
+    d = script.get("dirty", 0)
+    if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= MAX_DIRTY:
+        raise UsageError(f'script: "dirty" is the starting value of the dirty flag or counter, an integer '
+                         f'0..{MAX_DIRTY} (got {d!r})')
+    p = script.get("procs", 1)
+    if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= MAX_PROCS:
+        raise UsageError(f'script: "procs" is the number of guest processes, 1..{MAX_PROCS} (got {p!r})')
+    if guest is not None and "procs" in script and guest.n_procs != p:
+        raise UsageError(f'script: "procs" is {p}, the run has {guest.n_procs} guest process(es)')
     hosts = host_scripts(script)
     actors = [(f"cpu {k}", k, ops, CPU_OPS) for k, ops in cpus.items()]
     actors += [("host" if h == 0 and "host" in script else f"host {h}", None, ops, HOST_OPS)
@@ -150,8 +175,25 @@ def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
     return events
 
 
-_PAGE_OPS = {"touch", "map", "access", "unmap", "invlpg", "reclaim", "shootdown"}
+_PAGE_OPS = {"touch", "map", "access", "unmap", "invlpg", "reclaim", "invalidate_range", "write_pte", "shootdown"}
 _EVENT_OPS = {"signal", "wait", "spin", "busy"}
+
+
+def _check_page(where, page, n_vcpus, guest) -> None:
+    if not (isinstance(page, list) and len(page) == 3 and page[0] == "u"
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in page[1:])
+            and 0 <= page[1] < n_vcpus and page[2] >= 0):
+        raise UsageError(f"{where}: expected a page [\"u\", vcpu 0..{n_vcpus - 1}, index >= 0]")
+    if guest is not None and page[2] >= guest.pages_per_thread:
+        raise UsageError(f"{where}: page index {page[2]} is past vCPU {page[1]}'s "
+                         f"{guest.pages_per_thread} pages")
+
+
+def _check_proc(where, p, guest) -> None:
+    if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+        raise UsageError(f"{where}: expected a guest process number >= 1")
+    if guest is not None and not 1 <= p <= guest.n_procs:
+        raise UsageError(f"{where}: guest process {p} does not exist (1..{guest.n_procs})")
 
 
 def _check_op(who, n, op, events, n_vcpus, guest) -> None:
@@ -159,14 +201,18 @@ def _check_op(who, n, op, events, n_vcpus, guest) -> None:
     kind = op[0]
     where = f"script: {who} op {n} {op!r}"
     if kind in _PAGE_OPS:
-        page = op[1] if len(op) > 1 else None
-        if not (isinstance(page, list) and len(page) == 3 and page[0] == "u"
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in page[1:])
-                and 0 <= page[1] < n_vcpus and page[2] >= 0):
-            raise UsageError(f"{where}: expected a page [\"u\", vcpu 0..{n_vcpus - 1}, index >= 0]")
-        if guest is not None and page[2] >= guest.pages_per_thread:
-            raise UsageError(f"{where}: page index {page[2]} is past vCPU {page[1]}'s "
-                             f"{guest.pages_per_thread} pages")
+        _check_page(where, op[1] if len(op) > 1 else None, n_vcpus, guest)
+        if kind == "write_pte":
+            t = op[2] if len(op) == 3 else "missing"
+            if isinstance(t, list) and t[:1] == ["pt"]:
+                if len(t) != 2:
+                    raise UsageError(f'{where}: expected ["pt", guest process >= 1]')
+                _check_proc(where, t[1], guest)
+            elif t is not None:
+                if not isinstance(t, list):
+                    raise UsageError(f'{where}: expected ["write_pte", PAGE, TARGET], TARGET null (cleared), '
+                                     f'a page, or ["pt", P] (process P\'s page-table frame)')
+                _check_page(where, t, n_vcpus, guest)
     elif kind in _EVENT_OPS:
         if len(op) != 2 or op[1] not in events:
             raise UsageError(f"{where}: unknown event {op[1] if len(op) > 1 else None!r} (declare it in \"events\")")
@@ -181,10 +227,7 @@ def _check_op(who, n, op, events, n_vcpus, guest) -> None:
             if e not in events:
                 raise UsageError(f"{where}: unknown event {e!r} (declare it in \"events\")")
     elif kind in ("pt_write", "invlpg_pt", "cr3"):
-        if len(op) != 2 or not isinstance(op[1], int) or isinstance(op[1], bool) or op[1] < 1:
-            raise UsageError(f"{where}: expected a guest process number >= 1")
-        if guest is not None and not 1 <= op[1] <= guest.n_procs:
-            raise UsageError(f"{where}: guest process {op[1]} does not exist (1..{guest.n_procs})")
+        _check_proc(where, op[1] if len(op) == 2 else None, guest)
     elif kind == "reclaim_freed":
         if len(op) != 2 or not isinstance(op[1], int) or isinstance(op[1], bool) or not 0 <= op[1] < n_vcpus:
             raise UsageError(f"{where}: expected a vCPU number 0..{n_vcpus - 1}")
@@ -249,6 +292,15 @@ def run(cpu, guest, rng, cfg) -> None:
             cpu.access(_slot(L, op[1]), bool(op[2]) if len(op) > 2 else False)
         elif kind == "unmap":
             guest.unmap(_slot(L, op[1]))
+        elif kind == "write_pte":
+            t = op[2]
+            if t is None:
+                gfn = -1
+            elif t[0] == "pt":
+                gfn = L.pt_gfns_of_table(t[1])[0]
+            else:
+                gfn = guest.gfn_at(_slot(L, t))
+            guest.set_gpte(_slot(L, op[1]), gfn)
         elif kind == "invlpg":
             cpu.invlpg(_slot(L, op[1]))
         elif kind == "pt_write":
@@ -346,8 +398,8 @@ def run_host(ctx, mmu, spec, host: int | None = None) -> None:
             h = W[a_head]
             ring = lay["freed_ring"]
             mmu.host_invalidate(W[ring.addr(v, (h - 1) % ring.shape[1])])
-        elif kind == "reclaim":
+        elif kind in ("reclaim", "invalidate_range"):
             gfn = W[lay["gpte"].offset + _slot(L, op[1])] - 1
             if gfn >= 0:
-                mmu.host_invalidate(gfn)
+                (mmu.host_invalidate if kind == "reclaim" else mmu.host_invalidate_range)(gfn)
     ctx.op = len(ops)

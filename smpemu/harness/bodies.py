@@ -66,7 +66,7 @@ def _publish(ctx, lat_ns) -> None:
 def host_body(ctx, spec) -> None:
     """What a host process (reclaimer ``ctx.host_index``) runs: its script
     ops, or reclaim alongside the other reclaimers."""
-    mmu = MMU(ctx, spec.guest.n_pt_gfns)
+    mmu = MMU(ctx, spec.guest)
     if spec.cfg.script is not None:
         run_host(ctx, mmu, spec)
         return

@@ -44,6 +44,9 @@ class RunConfig:
     guest_mem: str = "64M"
     seed: int = 1
     requests: str = "modern"
+    # the mmu notifier's flush: "2009" after mmu_unlock (the seed's kernel),
+    # "2012" before it (565f3be21746, 3.4); docs/timeline.md
+    notifier: str = "2009"
     ack_timeout: float = 5.0
     spin_us: float = 50.0  # requesters spin this long on acks before blocking
     ipi_route: str = "direct"  # "direct" (requesters kick) or "coordinator" (it delivers kicks)
@@ -72,6 +75,9 @@ class RunConfig:
     trace: bool = False  # record protocol events (per-process rings)
     stop_on_violation: bool = False  # end the run at the first violation (stress)
     reclaim: str = "mixed"  # host: "mixed" (freed + any page) or "freed" (just-freed pages, at once)
+    # share of each reclaimer's invalidations that are range invalidations of
+    # a working-set page (munmap, madvise(DONTNEED), the balloon: kvm/host.py)
+    range_share: float = 0.0
     start_timeout: float = 30.0
     # controlled schedules (harness/baton.py, search/baton_loop.py, docs/schedules.md)
     schedule: str | None = None  # None: free-running; "pct" or "replay": one process at a time
@@ -103,6 +109,10 @@ class RunConfig:
             raise UsageError(f"unknown memory model {self.memory_model!r}; choose one of: {', '.join(MODELS)}")
         if self.requests not in ("modern", "2009"):
             raise UsageError(f"unknown --requests {self.requests!r}; choose modern or 2009")
+        check_notifier(self.notifier)
+        if not isinstance(self.range_share, (int, float)) or isinstance(self.range_share, bool) \
+                or not 0.0 <= self.range_share <= 1.0:
+            raise UsageError(f"--range-share must be between 0 and 1 (got {self.range_share})")
         if self.duration is not None and not self.duration > 0:
             raise UsageError(f"--duration must be > 0 seconds (got {self.duration})")
         if self.iterations is not None and self.iterations < 1:
@@ -125,6 +135,8 @@ class RunConfig:
         if self.swap_rate < 0:
             raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
         self._resolve_reclaimers()
+        if isinstance(self.script, dict) and self.procs is None and "procs" in self.script:
+            self.procs = self.script["procs"]  # a script's guest processes (workloads/script.py validates it)
         if not 4 <= self.tlb_size <= 4096:
             raise UsageError(f"--tlb-size must be between 4 and 4096 (got {self.tlb_size})")
         if not 1 <= self.rmap_size <= 64:
@@ -218,6 +230,15 @@ class RunConfig:
         d.pop("script", None)
         d.pop("replay", None)
         return d
+
+
+NOTIFIERS = ("2009", "2012")
+
+
+def check_notifier(notifier) -> None:
+    if notifier not in NOTIFIERS:
+        raise UsageError(f"unknown --notifier {notifier!r}; choose 2009 (flush after mmu_unlock) or 2012 "
+                         f"(flush before it)")
 
 
 def check_writable(path: str, opt: str) -> None:

@@ -29,6 +29,7 @@ class RunParams:
     """Protocol knobs every process needs (a slice of the run config)."""
 
     requests: str = "modern"  # or "2009"
+    notifier: str = "2009"  # the mmu notifier's flush: "2009" after mmu_unlock, "2012" before (kvm/mmu.py)
     ack_timeout: float = 5.0
     spin_us: float = 50.0
     lock_timeout: float = 5.0

@@ -144,9 +144,11 @@ def plan(cfg: RunConfig):
     return guest, layout, placement
 
 
-def init_arena(arena: shared.Arena, guest: GuestLayout) -> None:
-    """A fresh arena's contents: every frame free, the guest kernel's direct map of its page tables."""
+def init_arena(arena: shared.Arena, guest: GuestLayout, dirty: int = 0) -> None:
+    """A fresh arena's contents: every host frame free, the guest kernel's direct map of its
+    page tables; ``dirty``: the flush flag's or counter's starting value (a script's ``"dirty"``)."""
     g = arena.layout.geometry
+    arena.ctl[shared.CTL_FLUSH_DIRTY, 0] = dirty
     arena.free_pfns[:] = np.arange(g.n_pfns)[::-1]
     arena.ctl[shared.CTL_NFREE, 0] = g.n_pfns
     gpte = arena.gpte
@@ -173,7 +175,8 @@ def _row(counters: np.ndarray, hist: np.ndarray, wall: float) -> dict:
     d["violations"] = int(counters[C["violations"]])
     d["wall_s"] = round(wall, 3)
     d["steps_per_s"] = round(d["steps"] / wall, 1) if wall > 0 else 0.0
-    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "rmap_evictions", "preempt_exits"):
+    for k in ("local_flushes", "cr3_writes", "fault_retries", "reclaims", "range_invalidations", "rmap_evictions",
+              "sync_drops", "preempt_exits"):
         d[k] = int(counters[C[k]])
     return d
 
@@ -210,7 +213,7 @@ def build_spec(res, cfg, guest, layout, placement, params, events=()) -> Spec:
     """Create the arena and every semaphore of a run in ``res``; return the Spec."""
     buf = res.shm("arena", layout.n_bytes)
     arena = Arena(layout, buf)
-    init_arena(arena, guest)
+    init_arena(arena, guest, (cfg.script or {}).get("dirty", 0))
     if cfg.host_scheduled:  # the emulated host scheduler: every pCPU free, the queue empty
         hostsched.init(arena, cfg.pcpus)
     arena.release()
@@ -236,7 +239,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
     else:
         events = []
     params = RunParams(requests=cfg.requests, ack_timeout=cfg.ack_timeout, ipi_route=cfg.ipi_route,
-                       lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us)
+                       lock_timeout=cfg.ack_timeout, spin_us=cfg.spin_us, notifier=cfg.notifier)
     result = RunResult(config=cfg.as_dict())
     procs: list = []
     arena = None

@@ -196,7 +196,9 @@ def print_result(result: dict, console: Console | None = None, legend_on: bool =
     cfg = result["config"]
     console.print(f"[bold]{cfg['workload']}[/bold]: {cfg['vcpus']} vCPUs, policy {cfg['policy']}, "
                   f"memory model {cfg['memory_model']}, requests {cfg['requests']}, "
-                  f"pin {cfg['pin']}, seed {cfg['seed']}, {result['totals']['wall_s']} s")
+                  f"notifier {cfg.get('notifier', '2009')}"
+                  + (f", range share {cfg['range_share']:g}" if cfg.get("range_share") else "")
+                  + f", pin {cfg['pin']}, seed {cfg['seed']}, {result['totals']['wall_s']} s")
     for t in run_tables(result, console.width):
         console.print(t)
     if legend_on:

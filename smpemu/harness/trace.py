@@ -89,12 +89,15 @@ def focus(events, violation: dict | None, keep: int = 24) -> list[tuple]:
     if violation is None:
         return events[-keep:]
     slot, pfn, victim = violation["slot"], violation["pfn"], violation["vcpu"]
+    gfn = violation.get("gfn")
     out = []
     for e in events:
         ts, cpu, code, a, b = e
         if (code in ev.FLUSH_EVENTS or code in ev.PV_EVENTS or code == ev.VIOLATION
                 or (code in (ev.ZAP, ev.INVLPG) and a == slot)
                 or (code == ev.TLB_FILL and (a == slot or b == pfn))
+                # the page's invalidations (which one found the spte)
+                or (code in (ev.NOTIFIER_ZAPPED, ev.RANGE_INVALIDATION) and a == gfn)
                 or (code == ev.FREE and b == pfn)
                 or (code == ev.SERVED and cpu == victim)):
             out.append(e)

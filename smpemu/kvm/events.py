@@ -35,6 +35,7 @@ GUEST_IPI = 22  # guest: a flush IPI sent (a: target vCPU)
 GUEST_HANDLER = 23  # guest: the flush handler ran (a: initiator, b: 0 up to date, 1 one page, 2 all)
 SHOOTDOWN_DONE = 24  # guest: a shootdown returned (a: slot, b: its latency in us)
 GUEST_FREED = 25  # guest: a frame freed after its shootdown (a: gfn)
+RANGE_INVALIDATION = 26  # invalidate_range_start of one page: no pte lock, no mark (a: gfn)
 
 # code -> (name, meaning of a, meaning of b): what a rendered trace shows
 EVENTS = {
@@ -63,9 +64,12 @@ EVENTS = {
     GUEST_HANDLER: ("guest: flush handler", "initiator", "kind"),
     SHOOTDOWN_DONE: ("guest: shootdown done", "slot", "us"),
     GUEST_FREED: ("guest: frame freed", "gfn", ""),
+    RANGE_INVALIDATION: ("notifier: range invalidation", "gfn", ""),
 }
-# the events of the dirty flag and the flushes (what a focused trace always keeps)
-FLUSH_EVENTS = frozenset({SET_DIRTY, FLUSH_CLEARED, FLUSH_SENT, FLUSH_ACKED, NOTIFIER_DIRTY})
+# the events of the dirty flag and the flushes (what a focused trace always keeps): the counter
+# policies' count reads and cmpxchgs too
+FLUSH_EVENTS = frozenset({SET_DIRTY, FLUSH_CLEARED, FLUSH_SENT, FLUSH_ACKED, NOTIFIER_DIRTY, COUNT_READ,
+                          COUNT_CMPXCHG})
 # steal time and the guest's shootdowns (a focused trace keeps them too)
 PV_EVENTS = frozenset(range(SCHED_OUT, GUEST_FREED + 1))
 

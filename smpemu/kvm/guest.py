@@ -95,11 +95,12 @@ class GuestLayout:
         table, vpn = divmod(slot, self.n_vpn)
         return (table - 1) * self.pt_per_proc + vpn // PTES_PER_PT
 
-    def slots_of_pt(self, pt_gfn: int) -> range:
-        """The spte slots that page-table page ``pt_gfn`` maps (inverse of pt_gfn_of)."""
-        table, k = divmod(pt_gfn, self.pt_per_proc)
-        lo = k * PTES_PER_PT
-        return range(self.slot(table + 1, lo), self.slot(table + 1, min(lo + PTES_PER_PT, self.user_vpns)))
+    def pt_slots(self, pt_gfn: int) -> range:
+        """The slots whose guest ptes live in page-table page ``pt_gfn``
+        (what FNAME(sync_page) reads when that page is synced)."""
+        table = 1 + pt_gfn // self.pt_per_proc
+        lo = (pt_gfn % self.pt_per_proc) * PTES_PER_PT
+        return range(self.slot(table, lo), self.slot(table, min(lo + PTES_PER_PT, self.user_vpns)))
 
     def pt_gfns_of_table(self, table: int) -> range:
         lo = (table - 1) * self.pt_per_proc

@@ -12,11 +12,23 @@ reclaim both run the notifier), each its own requester in the IPI protocol
 (ids N..N+K-1), each running ``host_invalidate`` concurrently with the
 others: one reclaimer's flush can be in progress while another's notifier
 decides whether it owes one.  ``--swap-rate`` is their total.
+
+``--range-share F``: that share of each reclaimer's invalidations are range
+invalidations (``MMU.host_invalidate_range``: munmap, madvise(DONTNEED), the
+balloon) of a working-set page, a page the vCPUs map and read, instead of
+its usual invalidate_page.  Freed pages cannot show the 2009 notifier race
+(each is invalidated by one reclaimer, after its invlpg's flush); two
+invalidations of one cached page can.  F = 0 (the default) draws no random
+number: the decisions of a run are today's.
 """
 
 from __future__ import annotations
 
 import time
+
+from smpemu.kvm.layout import CTL_RANGE_TARGET
+
+RANGE_PAGES = 4  # the first pages of each vCPU's range: share-unmap's working set, malloc-touch's first mallocs
 
 
 def reclaim(ctx, mmu, spec) -> None:
@@ -29,8 +41,9 @@ def reclaim(ctx, mmu, spec) -> None:
     n = L.n_vcpus
     ring = a.freed_ring
     heads = a.freed_head
+    share = cfg.range_share
     if cfg.reclaim == "freed":
-        _reclaim_just_freed(ctx, mmu, a, n)
+        _reclaim_just_freed(ctx, mmu, a, n, L, share)
         return
     # the swap rate is the total: each of the K reclaimers takes 1/K of it
     period = ctx.n_hosts / cfg.swap_rate if cfg.swap_rate > 0 else None
@@ -50,21 +63,53 @@ def reclaim(ctx, mmu, spec) -> None:
                          timer=True, slice_s=0.05)
         if ctx.stopping():
             break
-        v = rng.randrange(n)
-        h = int(heads[v, 0])
-        if h > 0 and rng.random() < 0.75:
-            k = rng.randrange(min(h, 8))
-            gfn = int(ring[v, (h - 1 - k) % ring.shape[1]])
+        if share and rng.random() < share:
+            _range_invalidate(ctx, mmu, L)
         else:
-            gfn = data[rng.randrange(len(data))]
-        mmu.host_invalidate(gfn)
+            v = rng.randrange(n)
+            h = int(heads[v, 0])
+            if h > 0 and rng.random() < 0.75:
+                k = rng.randrange(min(h, 8))
+                gfn = int(ring[v, (h - 1 - k) % ring.shape[1]])
+            else:
+                gfn = data[rng.randrange(len(data))]
+            mmu.host_invalidate(gfn)
         ops += 1
         if ops % 64 == 0:
             a.counters[ctx.pid_index, :] = ctx.counters
         next_t += period
 
 
-def _reclaim_just_freed(ctx, mmu, a, n) -> None:
+def _range_invalidate(ctx, mmu, guest) -> None:
+    """One range invalidation of a working-set page (``--range-share``).
+
+    The 2009 race needs two invalidations of one cached page at once, so
+    range invalidations meet on purpose: one that starts while another
+    reclaimer's is in progress takes that one's page (``CTL_RANGE_TARGET``,
+    a plain word: a hint, not a lock); otherwise it picks a working-set page
+    at random and publishes it.
+    """
+    W = ctx.W
+    a_target = ctx.arena.ctl_addr(CTL_RANGE_TARGET)
+    cur = W[a_target]
+    mine = not cur
+    if mine:
+        rng = ctx.rng
+        slot = guest.user_range(rng.randrange(guest.n_vcpus))[rng.randrange(min(RANGE_PAGES, guest.pages_per_thread))]
+        gfn = W[ctx.arena.layout["gpte"].offset + slot] - 1
+        if gfn < 0:
+            return  # not mapped now: nothing to invalidate
+        W[a_target] = gfn + 1
+    else:
+        gfn = cur - 1
+    try:
+        mmu.host_invalidate_range(gfn)
+    finally:
+        if mine and W[a_target] == gfn + 1:
+            W[a_target] = 0
+
+
+def _reclaim_just_freed(ctx, mmu, a, n, guest, share) -> None:
     """Stress mode: take every page back the moment the guest frees it.
 
     The host polls the guests' freed rings and invalidates each new gfn at
@@ -92,7 +137,10 @@ def _reclaim_just_freed(ctx, mmu, a, n) -> None:
                 seen[v] = h - ring.shape[1]  # fell behind: skip the overwritten part
             for k in range(seen[v], h):
                 if k % K == j:
-                    mmu.host_invalidate(int(ring[v, k % ring.shape[1]]))
+                    if share and ctx.rng.random() < share:
+                        _range_invalidate(ctx, mmu, guest)  # instead of this freed page (docstring above)
+                    else:
+                        mmu.host_invalidate(int(ring[v, k % ring.shape[1]]))
                     ops += 1
             seen[v] = h
         if ops % 64 == 0:

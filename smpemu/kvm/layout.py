@@ -72,7 +72,9 @@ pfn_lock), CTL_T0 (coordinator: start time of the run in ns), CTL_MMU_ACQ /
 CTL_PFN_ACQ (acquisition counts, bumped by each holder: a waiter that sees
 them move knows the lock changes hands, so it is slow, not deadlocked),
 CTL_SCHED_END (coordinator, under ``--schedule``: the schedule is over, leave
-at the next scheduling point).
+at the next scheduling point), CTL_RANGE_TARGET (host reclaimers under
+``--range-share``: gfn+1 of the page a range invalidation is invalidating
+now, 0 if none; kvm/host.py).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ CTL_T0 = 7
 CTL_MMU_ACQ = 8  # acquisitions of mmu_lock so far (written by each holder)
 CTL_PFN_ACQ = 9
 CTL_SCHED_END = 10  # search/baton_loop.py: set by the coordinator before it hands out the last batons
+CTL_RANGE_TARGET = 11  # kvm/host.py: the page a range invalidation is working on (gfn+1), for the next one
 N_CTL = 16
 
 # guest modes (Documentation/virt/kvm/vcpu-requests.rst)
@@ -120,6 +123,8 @@ COUNTER_NAMES = (
     "cpu",
     "preempt_exits",  # sched-outs by the emulated host scheduler (harness/hostsched.py): "preemptions"
     "skipped_op",  # a script host: 1 + the op whose optional wait did not end (workloads/script.py)
+    "range_invalidations",
+    "sync_drops",
 )
 C = {name: i for i, name in enumerate(COUNTER_NAMES)}
 # gstats: per vCPU, issue 19's counters (written straight to the arena by the vCPU)

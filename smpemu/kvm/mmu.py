@@ -26,8 +26,11 @@ FAULT_RETRY = 2  # raced an invalidation: re-enter the guest and fault again (RE
 class MMU:
     """Addresses of the MMU's fields plus the paths that use them."""
 
-    def __init__(self, ctx, n_pt_gfns: int):
+    def __init__(self, ctx, guest):
+        """``guest``: the GuestLayout (which gfns are page tables, where each
+        one's ptes are: sync_page reads them)."""
         self.ctx = ctx
+        self.guest = guest
         L = ctx.arena.layout
         F = L.fields  # the dict itself: smpemu check builds every MMU once per schedule
         self.W = ctx.arena.words
@@ -44,7 +47,7 @@ class MMU:
         self.a_nfree = ctx.arena.ctl_addr(CTL_NFREE)
         self.a_nseq = ctx.arena.ctl_addr(CTL_NOTIFIER_SEQ)
         self.a_ncount = ctx.arena.ctl_addr(CTL_NOTIFIER_COUNT)
-        self.n_pt_gfns = n_pt_gfns
+        self.n_pt_gfns = guest.n_pt_gfns
 
     # -- host memory: gfn -> pfn (the host mm, under pfn_lock) ------------------
     def _pfn_lock(self):
@@ -99,7 +102,7 @@ class MMU:
         if free < 0:
             victim = W[base] - 1
             self.ctx.counters[C["rmap_evictions"]] += 1
-            self.ctx.policy.zap(self.ctx, self, victim, gfn)
+            self.ctx.policy.zap(self.ctx, self, victim, gfn, "evict")
             free = 0
             for k in range(self.rmap_n):
                 if W[base + k] == 0:
@@ -160,7 +163,7 @@ class MMU:
                         # upgrade in place (unsync): no stale mapping to flush
                         mm.store(self.a_spte + slot, old | S.WRITABLE)
                     return FAULT_OK
-                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old), "fault")
             self.rmap_add(gfn, slot)
             gen = W[self.a_gen + pfn]
             mm.store(self.a_spte + slot, S.encode(pfn, gfn, gen, writable))
@@ -179,7 +182,7 @@ class MMU:
         try:
             old = ctx.mm.load(self.a_spte + slot)
             if old & S.PRESENT:
-                ctx.policy.zap(ctx, self, slot, S.gfn_of(old))
+                ctx.policy.zap(ctx, self, slot, S.gfn_of(old), "invlpg")
         finally:
             ctx.mmu_unlock()
 
@@ -196,10 +199,11 @@ class MMU:
         return protected
 
     def sync_children(self, pt_gfns) -> None:
-        """Write-protect the unsync guest page tables reachable from the new
-        cr3 and flush as the policy says, both under mmu_lock (2009's
-        mmu_sync_children ran under it, from mmu_sync_roots), then tell the
-        oracle the sync is done."""
+        """mmu_sync_children on a cr3 write, under mmu_lock (2009 ran it from
+        mmu_sync_roots, under the lock; so did every later kernel), in
+        upstream's order: write-protect the unsync guest page tables
+        reachable from the new cr3, flush as the policy says, then sync each
+        one (``sync_page``); then tell the oracle the sync is done."""
         ctx = self.ctx
         W = self.W
         synced = []
@@ -216,6 +220,8 @@ class MMU:
                 ctx.ev(ev.WRITE_PROTECT, gfn, int(protected))
             # we hold mmu_lock: a policy whose flush takes it must not take it again
             ctx.policy.flush_cond_locked(ctx, protected, "sync")
+            for gfn in synced:
+                self.sync_page(gfn)
         finally:
             ctx.mmu_unlock()
         # the sync path returned: from now on no TLB may write these gfns
@@ -223,26 +229,47 @@ class MMU:
         for gfn in synced:
             W[self.a_wp_time + gfn] = t_wp
 
+    def sync_page(self, pt_gfn: int) -> None:
+        """FNAME(sync_page) of an unsync guest page table (mmu_lock held):
+        the guest wrote its ptes without a trap, so an spte whose guest pte no
+        longer maps the spte's gfn (cleared, or pointing elsewhere) is dropped,
+        through the policy's zap at site "sync" (2.6.31-2.6.37 dropped it with
+        no remote flush; 2.6.38 bumped tlbs_dirty; 5.15 flushes at once:
+        docs/timeline.md).  Where no guest pte changed it reads and does
+        nothing: no scheduling point."""
+        mm = self.ctx.mm
+        W = self.W
+        a_spte, a_gpte = self.a_spte, self.a_gpte
+        for slot in self.guest.pt_slots(pt_gfn):
+            s = mm.load(a_spte + slot)  # sptes change under mmu_lock only, which we hold
+            # the guest pte: guest memory the guest writes with no trap, read
+            # racily as kvm_read_guest_atomic() does; a write after this read
+            # makes the table unsync again (shadow_fault) for the next sync
+            if s & S.PRESENT and W[a_gpte + slot] - 1 != S.gfn_of(s):
+                self.ctx.counters[C["sync_drops"]] += 1
+                self.ctx.policy.zap(self.ctx, self, slot, S.gfn_of(s), "sync")
+
     # -- host: mmu notifier invalidate + free ------------------------------------------------
     def host_invalidate(self, gfn: int) -> bool:
-        """invalidate_range_start/end around freeing gfn's page.  True if freed.
+        """invalidate_page (kswapd's ptep_clear_flush_notify) before freeing
+        gfn's page.  True if freed.
 
-        One invalidation of a page at a time: in 2009 the notifier ran from
+        One invalidate_page of a page at a time: in 2009 it ran from
         ptep_clear_flush_notify(), under the lock of the host pte it cleared,
-        so two reclaimers never invalidate the same page at once (the second
-        finds the pte gone and has nothing to unmap).  Here a reclaimer marks
-        the gfn ``reclaiming`` under pfn_lock first; one that finds it
-        marked returns at once.  Without that, a second reclaimer could find
-        no spte (the first zapped it and has not flushed yet), skip its flush
-        and free the page: a race of the emulator, not of the policies.
-        Different pages' invalidations still overlap freely.
+        so two reclaimers never invalidate_page the same page at once (the
+        second finds the pte gone and has nothing to unmap).  Here a
+        reclaimer marks the gfn ``reclaiming`` under pfn_lock first; one that
+        finds it marked returns at once; only the one that set the mark
+        clears it.  A range invalidation (``host_invalidate_range``) takes no
+        pte lock and no mark, so it can overlap an invalidate_page of the same
+        page, as munmap or madvise(DONTNEED) could overlap kswapd in 2009.
         """
         ctx = self.ctx
         W = self.W
         if ctx.n_hosts == 1:
             # nobody else invalidates: no mark needed, and a one-reclaimer
             # run keeps the scheduling points it had (replay files)
-            return self._invalidate(gfn)
+            return self._invalidate(gfn, True)
         self._pfn_lock()
         try:
             busy = W[self.a_reclaiming + gfn]
@@ -252,12 +279,27 @@ class MMU:
             self._pfn_unlock()
         if busy:
             return False  # another reclaimer is invalidating this page: it frees it
-        return self._invalidate(gfn)  # clears the mark when it frees, under pfn_lock
+        return self._invalidate(gfn, True)  # clears the mark when it frees, under pfn_lock
 
-    def _invalidate(self, gfn: int) -> bool:
+    def host_invalidate_range(self, gfn: int) -> bool:
+        """invalidate_range_start/end over one page's hva, then the free
+        (munmap, madvise(DONTNEED) with mmap_sem held for read, the balloon
+        through QEMU's madvise): no host pte lock held, no mark taken.  True
+        if it freed the page."""
+        self.ctx.counters[C["range_invalidations"]] += 1
+        self.ctx.ev(ev.RANGE_INVALIDATION, gfn)
+        return self._invalidate(gfn, False)
+
+    def _invalidate(self, gfn: int, page: bool) -> bool:
+        """The notifier (the range_start/end shape) and the free.  Its flush
+        follows ``--notifier``: 2009 after mmu_unlock, 2012 before it
+        (565f3be21746): a second invalidation of the page that finds no spte
+        returns only after the first one flushed.  ``page``: an
+        invalidate_page, which clears its ``reclaiming`` mark at the free."""
         ctx = self.ctx
         mm = ctx.mm
         W = self.W
+        policy = ctx.policy
         ctx.mmu_lock()
         try:
             mm.store(self.a_ncount, mm.load(self.a_ncount) + 1)
@@ -266,14 +308,19 @@ class MMU:
                 self.zap_spte(slot, gfn)
                 zapped = True
             ctx.ev(ev.NOTIFIER_ZAPPED, gfn, int(zapped))
+            owed = policy.notifier_owes(ctx, zapped)  # 2.6.38: zapped | tlbs_dirty, read under the lock
+            if ctx.params.notifier == "2012":
+                policy.flush_cond_locked(ctx, owed, "notifier")  # before spin_unlock (3.4 on)
         finally:
             ctx.mmu_unlock()
         ctx.point("notifier.after_unlock")
-        ctx.policy.flush_cond(ctx, zapped, "notifier")
+        if ctx.params.notifier != "2012":
+            policy.flush_cond(ctx, owed, "notifier")  # after spin_unlock (2009 to 3.3)
         freed = False
         self._pfn_lock()
         try:
-            W[self.a_reclaiming + gfn] = 0  # flushed: the page may be reclaimed again (pairs with the mark above)
+            if page:  # flushed: the page may be reclaimed again (pairs with the mark in host_invalidate)
+                W[self.a_reclaiming + gfn] = 0
             cur = W[self.a_memslot + gfn]
             if cur:
                 pfn = cur - 1

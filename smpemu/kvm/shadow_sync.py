@@ -13,26 +13,21 @@ TDP disabled to force MMU sync") made the paravirtual flush do this
 ``kvm_mmu_load`` syncs); before it, the flush at entry only flushed the
 hardware TLB (``pv-no-sync``).
 
-The drop compares every present spte of the vCPU's current guest process
-with its guest pte, unsync page or not: a guest pte write to a
-write-protected page table traps in KVM (``kvm_mmu_pte_write`` zaps the
-spte at once), but smpemu's guest writes a pte in two steps (a write access
-to the page table, then the store, ``GuestKernel.set_gpte``), so a sync can
-land between them and leave a changed pte on a page it just write-protected:
-the drop removes that spte as the trap would have.
+The drop is ``MMU.sync_page`` (FNAME(sync_page), the one written for
+``mmu_sync_children``), run here on every page table of the vCPU's current
+guest process, unsync or not: a guest pte write to a write-protected page
+table traps in KVM (``kvm_mmu_pte_write`` zaps the spte at once), but
+smpemu's guest writes a pte in two steps (a write access to the page table,
+then the store, ``GuestKernel.set_gpte``), so a sync can land between them
+and leave a changed pte on a page it just write-protected: the drop removes
+that spte as the trap would have.
 
 Only the guest flushes of issue 19 call this (the shootdown handler's full
-flush, the PV flush at entry): ``VCPU.write_cr3`` and the scenarios of
-``smpemu check`` keep exactly the schedules they had.  (The timeline issue
-models sync_page's drop inside ``MMU.sync_children`` for every sync; once it
-is there, ``drop_changed`` finds nothing left to drop.)
+flush, the PV flush at entry): ``VCPU.write_cr3`` syncs the unsync page
+tables only, so the scenarios of ``smpemu check`` keep their schedules.
 """
 
 from __future__ import annotations
-
-import numpy as np
-
-from smpemu.kvm import spte as S
 
 
 def _pt_gfns(cpu):
@@ -40,32 +35,17 @@ def _pt_gfns(cpu):
     return L.pt_gfns_of_table(cpu.table or L.home_table(cpu.me))
 
 
-def drop_changed(cpu, pt_gfns) -> int:
-    """FNAME(sync_page)'s drop, under mmu_lock: zap (through the policy) every
-    spte of these page tables whose guest pte no longer maps its gfn.
-    Outside guest mode.  Returns how many it dropped."""
+def drop_changed(cpu, pt_gfns) -> None:
+    """FNAME(sync_page)'s drop on every page table of ``pt_gfns``, under
+    mmu_lock: each spte whose guest pte no longer maps its gfn is zapped
+    through the policy (site "sync").  Outside guest mode."""
     ctx = cpu.ctx
-    mm = ctx.mm
-    mmu = cpu.mmu
-    W = mmu.W
-    L = cpu.spec.guest
-    sptes = ctx.arena.np["spte"]
-    dropped = 0
     ctx.mmu_lock()
     try:
         for pt in pt_gfns:
-            r = L.slots_of_pt(pt)
-            # the present ones (a vector scan; sptes change only under the
-            # mmu_lock we hold), then each one through the memory model
-            for k in np.flatnonzero(sptes[r.start:r.stop] & S.PRESENT):
-                slot = r.start + int(k)
-                s = mm.load(mmu.a_spte + slot)
-                if s & S.PRESENT and W[mmu.a_gpte + slot] - 1 != S.gfn_of(s):
-                    ctx.policy.zap(ctx, mmu, slot, S.gfn_of(s))
-                    dropped += 1
+            cpu.mmu.sync_page(pt)
     finally:
         ctx.mmu_unlock()
-    return dropped
 
 
 def sync_roots(cpu) -> None:

@@ -353,7 +353,7 @@ def build_vcpu(ctx, spec):
     cfg = spec.cfg
     L = spec.guest
     me = ctx.pid_index
-    mmu = MMU(ctx, L.n_pt_gfns)
+    mmu = MMU(ctx, L)
     views = ctx.arena.np  # the dict, not Arena.__getattr__ (smpemu check builds vCPUs once per schedule)
     tlb = TLB(cfg.tlb_size, views["tlb_mirror"][me], views["tlb_mirror_slot"][me], L.n_vpn)
     cpu = VCPU(ctx, mmu, tlb, cfg.iterations or 0)

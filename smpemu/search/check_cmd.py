@@ -26,11 +26,12 @@ from typing import Optional
 
 from smpemu import __version__
 from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError
+from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
-from smpemu.search.scenarios import load_scenario
+from smpemu.search.scenarios import SCENARIOS, USER_BOUND, load_scenario
 from smpemu.search.world import Proto
 from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
 from smpemu.search.replay_file import REPLAY_FORMAT
@@ -52,6 +53,7 @@ class CheckResult:
     replay: dict | None = None
     extra: dict = field(default_factory=dict)
     jobs: int = 1  # processes that shared the exploration
+    notifier: str = "2009"  # the mmu notifier's flush ordering (--notifier)
 
     @property
     def exit_code(self) -> int:
@@ -74,7 +76,7 @@ class CheckResult:
                 v["detail"] = m.violation["detail"]
         return {
             "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
-            "requests": self.requests, "bound": self.bound, "complete": r.complete,
+            "requests": self.requests, "notifier": self.notifier, "bound": self.bound, "complete": r.complete,
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
             "timed_out": r.timed_out, "interrupted": r.interrupted, "lost": r.lost,
             "unexplored_items": r.unexplored,
@@ -155,13 +157,15 @@ def _check_jobs(jobs) -> None:
 
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
               bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
-              max_schedules: int | None = None, jobs: int = 1) -> CheckResult:
+              max_schedules: int | None = None, jobs: int = 1, notifier: str = "2009") -> CheckResult:
     """Explore; ``policy`` is a policy name or a Policy subclass (mutants).
-    ``jobs``: processes sharing each level's work (the result is the same)."""
+    ``jobs``: processes sharing each level's work (the result is the same);
+    ``notifier``: "2009" (flush after mmu_unlock) or "2012" (before it)."""
     if memory_model not in MODELS:
         raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
     if requests not in ("modern", "2009"):
         raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
+    check_notifier(notifier)
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     sc = load_scenario(scenario)
@@ -170,7 +174,7 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
     if not isinstance(bound, int) or not 0 <= bound <= 20:
         raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
     _check_jobs(jobs)
-    proto = Proto(sc, policy, memory_model, requests)
+    proto = Proto(sc, policy, memory_model, requests, notifier)
     pname = policy if isinstance(policy, str) else policy.name
     # SIGINT/SIGTERM stop the exploration between two schedules (or the wait
     # for the workers): what was explored is reported, marked interrupted
@@ -179,7 +183,8 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
         ex = Explorer(proto.world, bound, prune=prune, timeout=timeout, max_schedules=max_schedules,
                       prefix=setup, jobs=jobs, counters=proto.cover, interrupted=lambda: sig.got)
         res = ex.run()
-        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs)
+        cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs,
+                         notifier=notifier)
         if res.minimal is not None:
             cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
             cr.replay = _replay_doc(cr, proto, sc)
@@ -250,12 +255,15 @@ def register(app, out, err, guard) -> None:
     @guard
     def check(
         policy: str = typer.Option("deferred-v4", help="Flush policy (smpemu list)."),
-        scenario: str = typer.Option("default", help="default | one-flusher | three-flushers | sync | FILE.json (script format)."),
+        scenario: str = typer.Option("default", help=" | ".join(SCENARIOS) + " | FILE.json (script format)."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed (drains explored)."),
         requests: str = typer.Option("modern", help="modern | 2009 request semantics."),
+        notifier: str = typer.Option("2009", help="2009 (the mmu notifier flushes after mmu_unlock) | 2012 (before "
+                                     "it, 565f3be21746)."),
         bound: Optional[int] = typer.Option(None, help="Explore every schedule with at most this many preemptions "
-                                            "(default: the scenario's, docs/check.md: default 1, one-flusher 2, "
-                                            "three-flushers 1, sync 2, a file 2)."),
+                                            "(default: the scenario's, docs/check.md: "
+                                            + ", ".join(f"{n} {d['bound']}" for n, d in SCENARIOS.items())
+                                            + f", a file {USER_BOUND})."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
@@ -277,6 +285,7 @@ def register(app, out, err, guard) -> None:
         from smpemu.kvm import policies
 
         policies.get(policy)
+        check_notifier(notifier)
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
@@ -285,8 +294,9 @@ def register(app, out, err, guard) -> None:
             bound = sc.bound
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
-                  f"bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
-        cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs)
+                  f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
+        cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
+                       notifier=notifier)
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation

@@ -51,6 +51,7 @@ def register(app, out, err, guard) -> None:
         want = doc.get("violation")
         out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, {cfg.reclaimers} reclaimer(s), memory model {cfg.memory_model}, requests {cfg.requests}, "
+                  f"notifier {cfg.notifier}{f', range share {cfg.range_share:g}' if cfg.range_share else ''}, "
                   f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
         from smpemu.harness.status import Status
 

@@ -14,10 +14,22 @@ from dataclasses import dataclass
 
 from smpemu.errors import UsageError, read_json_object
 from smpemu.harness.config import RunConfig
+from smpemu.kvm import policies
+from smpemu.kvm.guest import GuestLayout
 from workloads.script import host_count, uses_pv
 from workloads.script import validate as validate_script
 
 U0, U1 = ["u", 0, 0], ["u", 0, 1]
+
+# drop-free's actors (aba-sync runs them from a counter at 1): vCPU0 maps U and M, W to U's frame, then clears
+# U's pte without invlpg and writes cr3; vCPU1 reads U; host0 flushes once; host1 reclaims U's frame through W
+_DROP_FREE = {
+    "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, False],
+                   ["write_pte", ["u", 0, 2], U0], ["write_pte", U0, None], ["cr3", 1]],
+             "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]]},
+    "hosts": {"0": [["flush"]], "1": [["reclaim", ["u", 0, 2]]]},
+    "setup": {"0": 5, "1": 1},
+}
 
 SCENARIOS = {
     "default": {
@@ -64,6 +76,68 @@ SCENARIOS = {
         "hosts": {"0": []},
         "bound": 2,  # sync-protected-only needs 1
     },
+    "range-overlap": {
+        "doc": "the 2009 notifier race: vCPU0 (setup: map U, touch U; then read U twice), host0 reclaims U "
+               "(invalidate_page, under the host pte lock), host1 invalidates U's range (munmap, "
+               "madvise(DONTNEED): no pte lock)",
+        # under --notifier 2009 the one that finds U's spte gone skips its flush and frees U before the
+        # other one, which zapped it, has flushed: every policy loses; 2012 flushes before mmu_unlock
+        "cpus": {"0": [["map", U0], ["touch", U0, True], ["access", U0, False], ["access", U0, False]]},
+        "hosts": {"0": [["reclaim", U0]], "1": [["invalidate_range", U0]]},
+        "setup": {"0": 2},
+        "bound": 1,  # every policy loses at 1 under --notifier 2009
+    },
+    "drop-free": {
+        "doc": "the race a4ee1ca4a36e (2.6.38) closed: vCPU0 (setup: map U and M, touch both, map W to U's "
+               "frame; then clear U's pte without invlpg and write cr3: sync_page drops U's spte), reader "
+               "vCPU1 (setup: read U; then read U twice), host0 one plain flush outside mmu_lock, host1 "
+               "reclaims U's frame (found through W)",
+        # with no flush and no flag for the drop (2.6.37), host1 finds no spte, skips its flush and frees
+        # the frame vCPU1 still maps; 2.6.38's counter makes it flush, unless the bump is seen before the
+        # drop (no smp_wmb() until 4.6, --memory-model relaxed) by host0's flush, whose cmpxchg clears it
+        **_DROP_FREE,
+        "bound": 2,  # eager-2.6.37 needs 0; tlbs-dirty-2.6.38 under relaxed 2
+    },
+    "aba-sync": {
+        "doc": "upstream's own ABA (2.6.38-5.14): drop-free from a counter already at 1 (an earlier "
+               "sync_page drop's bump no flush has cleared yet)",
+        # vCPU0's sync flush (protected) and host0's plain flush both read 1; the sync clears it, then
+        # sync_page's drop bumps it back to 1 after vCPU1 re-filled U; host0's cmpxchg(1, 0) erases
+        # that bump; host1 finds no spte and 0, and frees the frame
+        **_DROP_FREE,
+        "dirty": 1,
+        "bound": 1,  # tlbs-dirty-2.6.38 and -4.6 need 0
+    },
+    "aba": {
+        "doc": "tlbs-dirty's ABA from a counter already at 1: unmapper vCPU0 (setup: map U, touch U; then "
+               "unmap U), reader vCPU1 (setup: read U; then read U twice), vCPU2 writes cr3 (its sync flushes "
+               "under mmu_lock), host0 one plain flush outside mmu_lock, host1 reclaims the page vCPU0 freed",
+        # the sync's flush and host0's both read 1; the sync clears it, the unmap bumps it back to 1 after
+        # vCPU1 re-filled, host0's cmpxchg(1, 0) clears that bump; host1 sees 0 and frees U
+        "cpus": {"0": [["map", U0], ["touch", U0, True], ["unmap", U0]],
+                 "1": [["access", U0, False], ["access", U0, False], ["access", U0, False]],
+                 "2": [["cr3", 1]]},
+        "hosts": {"0": [["flush"]], "1": [["reclaim_freed", 0]]},
+        "setup": {"0": 2, "1": 1},
+        "dirty": 1,
+        "bound": 1,  # tlbs-dirty needs 0, deferred-v4 1
+    },
+    "sync-drop": {
+        "doc": "f81602958c11's missed flush (two guest processes): vCPU0 (process 1; setup: its page U1 maps "
+               "process 2's page-table frame; then clears U1's pte without invlpg, invlpgs its page table's "
+               "kernel mapping (a kunmap), writes cr3: sync_page drops U1's spte), vCPU2 (process 1; setup: "
+               "writes U1; then writes U1 twice), vCPU1 (process 2) writes cr3: that page table is "
+               "write-protected; no reclaimer",
+        # the page-table frame mapped writable at U1 stands for a frame the guest reused as a page table
+        # before its TLB shootdown reached vCPU2; the drop took U1 out of the rmap, so vCPU1's sync finds
+        # nothing to protect and flushes only if the policy says so (2.6.38: no)
+        "procs": 2,
+        "cpus": {"0": [["write_pte", U1, ["pt", 2]], ["write_pte", U1, None], ["invlpg_pt", 1], ["cr3", 1]],
+                 "1": [["cr3", 2]],
+                 "2": [["access", U1, True], ["access", U1, True], ["access", U1, True]]},
+        "setup": {"0": 1, "2": 1},
+        "bound": 2,  # tlbs-dirty-2.6.38 needs 1
+    },
 }
 USER_BOUND = 2  # a user's scenario file: its default bound
 
@@ -97,7 +171,9 @@ def load_scenario(name: str) -> Scenario:
         n = max(int(k) for k in cpus) + 1
     except ValueError:
         raise UsageError(f"scenario {name}: cpu keys must be vCPU numbers") from None
-    validate_script(script, n)
+    sc = Scenario(name, script, n, host_count(script), doc, bound)
+    cfg = run_config(sc, policies.DEFAULT, "native", "modern")
+    validate_script(script, n, GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs))  # pages, processes
     if uses_pv(script):
         raise UsageError(f"scenario {name}: shootdown and preempt ops run on real processes (smpemu run "
                          f"--workload script); smpemu check does not explore them yet")
@@ -106,13 +182,14 @@ def load_scenario(name: str) -> Scenario:
                                               for k, v in setup.items()):
         raise UsageError(f"scenario {name}: 'setup' maps a vCPU to how many of its first ops run before "
                          f"exploration")
-    return Scenario(name, script, n, host_count(script), doc, bound)
+    return sc
 
 
-def run_config(sc: Scenario, policy: str, memory_model: str, requests: str) -> RunConfig:
+def run_config(sc: Scenario, policy: str, memory_model: str, requests: str, notifier: str = "2009") -> RunConfig:
     """The RunConfig the baton replays a counterexample of ``sc`` with."""
     return RunConfig(reclaimers=sc.n_hosts, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
-                     requests=requests, guest_mem="256K", tlb_size=8, rmap_size=4, procs=1, seed=1,
+                     requests=requests, notifier=notifier, guest_mem="256K", tlb_size=8, rmap_size=4,
+                     procs=sc.script.get("procs", 1), seed=1,
                      script=sc.script, schedule="replay", sched_steps=1, trace=True,
                      stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
 

@@ -157,7 +157,7 @@ class World:
                 if idx < self.N:
                     vcpu_body(ctx, self.p.spec)
                 else:
-                    run_host(ctx, MMU(ctx, self.p.guest.n_pt_gfns), self.p.spec, idx - self.N)
+                    run_host(ctx, MMU(ctx, self.p.guest), self.p.spec, idx - self.N)
             except StopRun:
                 pass
             finally:
@@ -323,10 +323,10 @@ class World:
 class Proto:
     """What every World of one (scenario, policy, model, requests) shares."""
 
-    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str):
+    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str, notifier: str = "2009"):
         self.sc = sc
         pname = policy if isinstance(policy, str) else policy.name
-        self.cfg = run_config(sc, pname, memory_model, requests)  # what a replay of its schedules runs
+        self.cfg = run_config(sc, pname, memory_model, requests, notifier)  # what a replay of its schedules runs
         # a policy name, or a Policy class (a mutant): start_run builds one per world
         self.policy_cls = None if isinstance(policy, str) else policy
         # the explorer's run: it records events itself (World's trace) and
@@ -342,10 +342,11 @@ class Proto:
         self.layout = L = Layout(geo)
         buf = bytearray(L.n_bytes)
         a = Arena(L, buf)
-        init_arena(a, guest)
+        init_arena(a, guest, sc.script.get("dirty", 0))
         a.release()
         self.init = bytes(buf)
-        params = RunParams(requests=requests, ack_timeout=cfg.ack_timeout, lock_timeout=cfg.ack_timeout)
+        params = RunParams(requests=requests, ack_timeout=cfg.ack_timeout, lock_timeout=cfg.ack_timeout,
+                           notifier=notifier)
         events = validate_script(sc.script, self.N)
         scanned = set()
         for fname in ("tlb_mirror", "tlb_mirror_slot", "req_flag", "req_seq", "ack_seq", "pfn_gen"):

@@ -16,13 +16,15 @@ from smpemu.errors import UsageError
 
 # the columns that say which run a row is; ``repeat`` and ``run_seed`` vary within a point
 CONFIG_COLS = ("kind", "workload", "policy", "pin", "vcpus", "repeat", "seed", "run_seed",
-               "memory_model", "requests", "swap_rate", "reclaimers", "guest_mem", "duration", "iterations",
-               "preempt_exit", "ipi_route", "guest_flush", "pcpus", "quantum", "local_flush")
-POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests",
+               "memory_model", "requests", "notifier", "range_share", "swap_rate", "reclaimers", "guest_mem",
+               "duration", "iterations", "preempt_exit", "ipi_route", "guest_flush", "pcpus", "quantum", "local_flush")
+POINT_COLS = ("workload", "policy", "pin", "vcpus", "seed", "memory_model", "requests", "notifier", "range_share",
               "swap_rate", "reclaimers", "guest_mem", "duration", "iterations", "preempt_exit", "ipi_route",
               "guest_flush", "pcpus", "quantum", "local_flush")
 # a CSV written before these columns existed can still be resumed
-NEW_COLS = ("reclaimers", "guest_flush", "pcpus", "quantum", "local_flush")
+NEW_COLS = ("reclaimers", "notifier", "range_share", "guest_flush", "pcpus", "quantum", "local_flush")
+# what a column a CSV lacks meant when it was written (its runs had that setting)
+OLD_DEFAULTS = {"notifier": 2009, "range_share": 0.0}
 RUN_KEY_COLS = POINT_COLS + ("repeat",)
 MAX_COLS = ("violations", "exit_code")  # a median row shows the worst repeat for these
 
@@ -44,12 +46,17 @@ def _typed(v):
     return v
 
 
+def _col(row: dict, c: str):
+    v = row.get(c)
+    return OLD_DEFAULTS.get(c) if v is None and c in OLD_DEFAULTS else v
+
+
 def run_key(row: dict) -> tuple:
-    return tuple(_cell(row.get(c)) for c in RUN_KEY_COLS)
+    return tuple(_cell(_col(row, c)) for c in RUN_KEY_COLS)
 
 
 def point_key(row: dict) -> tuple:
-    return tuple(_cell(row.get(c)) for c in POINT_COLS)
+    return tuple(_cell(_col(row, c)) for c in POINT_COLS)
 
 
 def median_row(runs: list[dict]) -> dict:

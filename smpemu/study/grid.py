@@ -34,6 +34,8 @@ class SweepOptions:
     seed: int = 1
     memory_model: str = "native"
     requests: str = "modern"
+    notifier: str = "2009"
+    range_share: float = 0.0
     swap_rate: float = 1000.0
     reclaimers: int | None = None  # None: 2 when the host reclaims (swap_rate > 0), else 1
     guest_mem: str = "64M"
@@ -93,10 +95,10 @@ def reclaimers_of(o: SweepOptions) -> int:
 def config_of(o: SweepOptions, pt: Point) -> RunConfig:
     cfg = RunConfig(vcpus=pt.vcpus, workload=o.workload, policy=pt.policy, pin=pt.pin,
                     memory_model=o.memory_model, duration=o.duration, iterations=o.iterations,
-                    guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests,
-                    swap_rate=o.swap_rate, reclaimers=reclaimers_of(o), preempt_exit=o.preempt_exit,
-                    ipi_route=o.ipi_route, pcpus=o.pcpus, quantum=o.quantum, guest_flush=pt.guest_flush,
-                    local_flush=o.local_flush)
+                    guest_mem=o.guest_mem, seed=o.seed + pt.repeat, requests=o.requests, notifier=o.notifier,
+                    range_share=o.range_share, swap_rate=o.swap_rate, reclaimers=reclaimers_of(o),
+                    preempt_exit=o.preempt_exit, ipi_route=o.ipi_route, pcpus=o.pcpus, quantum=o.quantum,
+                    guest_flush=pt.guest_flush, local_flush=o.local_flush)
     if o.trace_file:  # absolute: a --scheduler worker runs `smpemu run` in another directory
         cfg.trace_file = os.path.abspath(o.trace_file)
     return cfg
@@ -150,7 +152,8 @@ def flatten(totals: dict) -> dict:
 def config_cols(o: SweepOptions, pt: Point) -> dict:
     return {"kind": "run", "workload": o.workload, "policy": pt.policy, "pin": pt.pin,
             "vcpus": pt.vcpus, "repeat": pt.repeat, "seed": o.seed, "run_seed": o.seed + pt.repeat,
-            "memory_model": o.memory_model, "requests": o.requests, "swap_rate": o.swap_rate,
+            "memory_model": o.memory_model, "requests": o.requests, "notifier": o.notifier,
+            "range_share": o.range_share, "swap_rate": o.swap_rate,
             "reclaimers": reclaimers_of(o), "guest_mem": o.guest_mem, "duration": o.duration,
             "iterations": o.iterations, "preempt_exit": o.preempt_exit, "ipi_route": o.ipi_route,
             "guest_flush": pt.guest_flush, "pcpus": o.pcpus, "quantum": o.quantum, "local_flush": o.local_flush}

@@ -27,7 +27,8 @@ def require_dask():
 def cli_args(cfg: RunConfig) -> list[str]:
     """The ``smpemu run`` arguments of a config (the options a sweep varies or passes)."""
     a = ["--vcpus", cfg.vcpus, "--workload", cfg.workload, "--policy", cfg.policy, "--pin", cfg.pin,
-         "--memory-model", cfg.memory_model, "--requests", cfg.requests, "--swap-rate", cfg.swap_rate,
+         "--memory-model", cfg.memory_model, "--requests", cfg.requests, "--notifier", cfg.notifier,
+         "--range-share", cfg.range_share, "--swap-rate", cfg.swap_rate,
          "--reclaimers", cfg.reclaimers if cfg.reclaimers is not None else 2 if cfg.swap_rate > 0 else 1,
          "--guest-mem", cfg.guest_mem, "--seed", cfg.seed,
          "--preempt-exit", cfg.preempt_exit, "--ipi-route", cfg.ipi_route, "--pcpus", cfg.pcpus,

@@ -184,6 +184,10 @@ def register(app, out, err, guard) -> None:
         seed: int = typer.Option(1, help="Seed of the first repeat; repeat r uses seed + r."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed."),
         requests: str = typer.Option("modern", help="modern | 2009."),
+        notifier: str = typer.Option("2009", help="2009 (the mmu notifier flushes after mmu_unlock) | 2012 "
+                                     "(before it, 565f3be21746)."),
+        range_share: float = typer.Option(0.0, help="Share (0-1) of the reclaimers' invalidations that are range "
+                                          "invalidations of a working-set page (smpemu run --help)."),
         swap_rate: float = typer.Option(1000.0, help="Host reclaims per second, in total across the reclaimers."),
         reclaimers: Optional[int] = typer.Option(None, help="Host reclaimer processes, each running the mmu "
                                                  "notifier concurrently (default 2, or 1 with --swap-rate 0)."),
@@ -209,8 +213,9 @@ def register(app, out, err, guard) -> None:
         o = SweepOptions(
             vcpus=parse_list(vcpus, "--vcpus", int), policies=parse_list(policy, "--policy"),
             workload=workload, pins=parse_pins(pin), repeat=repeat, duration=duration,
-            iterations=iterations, seed=seed, memory_model=memory_model, requests=requests,
-            swap_rate=swap_rate, reclaimers=reclaimers, guest_mem=guest_mem, preempt_exit=preempt_exit, ipi_route=ipi_route,
+            iterations=iterations, seed=seed, memory_model=memory_model, requests=requests, notifier=notifier,
+            range_share=range_share, swap_rate=swap_rate, reclaimers=reclaimers, guest_mem=guest_mem,
+            preempt_exit=preempt_exit, ipi_route=ipi_route,
             guest_flushes=parse_list(guest_flush, "--guest-flush"), pcpus=pcpus, quantum=quantum,
             local_flush=local_flush,
             trace_file=trace_file, csv_path=csv_out,

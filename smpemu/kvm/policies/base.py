@@ -1,20 +1,34 @@
 """The flush-policy interface, and the deferred protocol the seed adds.
 
-Why it exists: the policies of the seed differ in three places only, and the
-MMU calls exactly these:
+Why it exists: the policies differ in a few places only, and the MMU calls
+exactly these:
 
-- ``zap(ctx, mmu, slot, gfn)``: under mmu_lock, invlpg (or an rmap eviction)
-  removes one spte; a policy that flushes at once (eager) flushes there,
-  still under the lock, the others defer.
+- ``zap(ctx, mmu, slot, gfn, site)``: under mmu_lock, one spte is removed;
+  ``site`` says who removes it: "invlpg" (FNAME(invlpg)), "sync"
+  (FNAME(sync_page) drops an spte whose guest pte changed while its page
+  table was unsync, from mmu_sync_children), "fault" (a shadow fault
+  replacing a stale spte), "evict" (smpemu's bounded rmap is full).  A
+  policy that flushes at once (eager) flushes there, still under the lock;
+  the others defer.  tlbs-dirty-2.6.38 treats "sync" differently, as
+  upstream did.
 - ``flush_remote(ctx)``: kvm_flush_remote_tlbs().
+- ``notifier_owes(ctx, zapped)``: what the mmu notifier owes a flush for,
+  decided under mmu_lock (2.6.38: ``zapped | tlbs_dirty``); by default
+  ``zapped``.
 - ``flush_cond(ctx, cond, site)``: kvm_flush_remote_tlbs_cond() at the places
   where a deferred flush must happen, called without mmu_lock: ``site`` is
-  "notifier" (host about to free a page, after mmu_unlock as in 2009).
+  "notifier" (host about to free a page; after mmu_unlock under
+  ``--notifier 2009``).
 - ``flush_cond_locked(ctx, cond, site)``: the same for a caller that already
   holds mmu_lock: ``site`` "sync" (mmu_sync_children on a cr3 write, which
-  write-protects and flushes under the lock).  mmu_lock is a non-recursive
-  semaphore, so a policy whose flush takes the lock (mmu-lock) flushes here
-  without taking it; for the others it is ``flush_cond``.
+  write-protects and flushes under the lock) and "notifier" under
+  ``--notifier 2012`` (565f3be21746: the notifier flushes before
+  spin_unlock).  mmu_lock is a non-recursive semaphore, so a policy whose
+  flush takes the lock (mmu-lock) flushes here without taking it; for the
+  others it is ``flush_cond``.
+
+Each policy says where it comes from (``kernels``, ``commits``, ``later``:
+``smpemu list``, docs/timeline.md).
 
 ``DeferredPolicy`` is deferred-v4 (the seed's v4 patch); the other deferred
 policies override one step of it.  The shared flag is ``ctl[CTL_FLUSH_DIRTY]``
@@ -30,9 +44,16 @@ from smpemu.kvm import ipi
 class Policy:
     name = ""
     summary = ""
+    kernels = ""  # the kernels (or the proposal) whose code it is
+    commits = ""  # the commits, or the mails, it comes from
+    later = ""  # what later changed it
 
-    def zap(self, ctx, mmu, slot: int, gfn: int) -> None:
+    def zap(self, ctx, mmu, slot: int, gfn: int, site: str) -> None:
         raise NotImplementedError
+
+    def notifier_owes(self, ctx, zapped: bool) -> bool:
+        """Under mmu_lock, in the notifier: does it owe a flush?"""
+        return zapped
 
     def flush_remote(self, ctx) -> None:
         ipi.flush_all_cpus(ctx)
@@ -49,19 +70,26 @@ class Policy:
 class DeferredPolicy(Policy):
     """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
 
-    It closes v3's window (a flush between ``dirty = 1`` and the zap), but
-    not this one: a flush *in progress* has cleared dirty before its IPIs
-    land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts dirty
-    alone (a second reclaimer's notifier) skips its flush and frees the page
-    while a remote TLB still maps it.  Correct only while one flush runs at
-    a time (one reclaimer and no cr3 sync's flush beside it).
+    It closes v3's window (a flush between ``dirty = 1`` and the zap:
+    ``one-flusher``, bound 2, clean), but not this one: a flush *in progress*
+    has cleared dirty before its IPIs land, and a concurrent
+    kvm_flush_remote_tlbs_cond() that trusts dirty alone (a second
+    reclaimer's notifier) skips its flush and frees the page while a remote
+    TLB still maps it (``default``, bound 1: 1 preemption).  It needs a flush
+    outside mmu_lock beside another: under ``--notifier 2012`` ``default`` is
+    clean, while ``drop-free`` and ``aba``, with a plain flush outside the
+    lock, still lose.
     """
 
     name = "deferred-v4"
-    summary = ("the v4 patch: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window, "
-               "but loses a flush when two flushes overlap (two reclaimers)")
+    summary = ("the seed's v4: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window "
+               "(one-flusher, bound 2), loses a flush when two flushes overlap (default, bound 1)")
+    kernels = "none: the seed's v4 patch (kvm list, April 2009), never merged"
+    commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v4), Andrea Arcangeli"
+    later = ("never merged: upstream kept invlpg's flush and deferred only sync_page's "
+             "(a4ee1ca4a36e, 2.6.38: tlbs-dirty-2.6.38)")
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mm = ctx.mm
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")

@@ -11,9 +11,13 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class DeferredV3Policy(DeferredPolicy):
     name = "deferred-v3"
-    summary = "the v3 patch: sets remote_tlbs_dirty before zapping the spte: loses a flush with one flusher"
+    summary = ("the seed's v3: sets remote_tlbs_dirty before zapping the spte: loses a flush with one "
+               "flusher outside mmu_lock (one-flusher, bound 2)")
+    kernels = "none: the seed's v3 patch (kvm list, 2009), never merged"
+    commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v3), Andrea Arcangeli"
+    later = "v4 (the same thread) sets the flag after the zap"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         ctx.mm.store(ctx.a_dirty, 1)
         ctx.ev(ev.SET_DIRTY, 1)
         ctx.point("invlpg.after_set_dirty")

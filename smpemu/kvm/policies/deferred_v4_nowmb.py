@@ -13,9 +13,12 @@ from smpemu.kvm.policies.base import DeferredPolicy
 class DeferredV4NoWmbPolicy(DeferredPolicy):
     name = "deferred-v4-nowmb"
     summary = ("v4 without smp_wmb(): as v4 under tso/native, also loses a flush with one flusher "
-               "under relaxed")
+               "under relaxed (one-flusher, bound 2)")
+    kernels = "none: the seed's v4 without its barrier (the review's question about it)"
+    commits = "a one-line variant of the v4 patch"
+    later = "-"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # no wmb(): may pass the zap on weak hardware

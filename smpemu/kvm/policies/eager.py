@@ -1,11 +1,17 @@
-"""eager: the pre-patch kernel.  Every invlpg flushes every remote TLB.
+"""eager: no deferral.  Every zap flushes every remote TLB at once, under mmu_lock.
 
-As in FNAME(invlpg) before the patch, the flush runs *before* mmu_lock is
-released (the seed's diff removes ``kvm_flush_remote_tlbs()`` just above
+As in FNAME(invlpg) before the seed's patch (2.6.31.3) and in every later
+kernel, the flush runs *before* mmu_lock is released (the seed's diff
+removes ``kvm_flush_remote_tlbs()`` just above
 ``spin_unlock(&vcpu->kvm->mmu_lock)``).  Flushing after the unlock is racy:
 the host's notifier can take the lock in between, find the spte already
 zapped, skip its own flush and free the page while a remote TLB still maps
 it.  smpemu's oracle finds that variant under ``stress`` within seconds.
+
+Its zap at the sync site (sync_page dropping an spte whose guest pte
+changed) flushes at once too: that is 5.15's sync_page (f81602958c11), not
+2009's, which dropped the spte with no flush at all (``eager-2.6.37``).  With
+``--notifier 2012`` eager is upstream from 5.15 on (docs/timeline.md).
 """
 
 from smpemu.kvm.policies.base import Policy
@@ -13,10 +19,14 @@ from smpemu.kvm.policies.base import Policy
 
 class EagerPolicy(Policy):
     name = "eager"
-    summary = ("pre-patch KVM: invlpg flushes all remote TLBs every time, under mmu_lock: correct with any "
-               "number of flushers, IPI-heavy")
+    summary = ("every zap (invlpg, sync_page's drop) flushes all remote TLBs at once, under mmu_lock; IPI-heavy. "
+               "With --notifier 2012 clean on every built-in scenario at its bound; loses on range-overlap "
+               "(bound 1) with 2009's notifier")
+    kernels = "invlpg: 2.6.31 (the seed's base) and every later kernel; sync_page's drop: 5.15 on"
+    commits = "FNAME(invlpg) as in 2.6.31.3; f81602958c11 (5.15) for the drop"
+    later = "with --notifier 2012 it is upstream from 5.15 on (6bc6db000295 removed tlbs_dirty)"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         self.flush_remote(ctx)  # still under mmu_lock, as the pre-patch code

@@ -1,10 +1,16 @@
 """mmu-lock: remote_tlbs_dirty protected by mmu_lock, flush under the lock.
 
-Marcelo's suggestion in the seed.  Correct by mutual exclusion (invlpg cannot
-zap between the clear and the requests, and no two flushes overlap: one
-flusher's clear cannot be trusted by another before its IPIs landed), with
-any number of reclaimers, at the cost of holding mmu_lock for the whole IPI
-round trip: every fault and invlpg waits behind a flush.
+Marcelo's suggestion in the seed.  Mutual exclusion (invlpg cannot zap
+between the clear and the requests, and no two of its flushes overlap: one
+flusher's clear cannot be trusted by another before its IPIs landed) makes
+it clean on every built-in scenario at its bound, with any number of
+reclaimers, at the cost of holding mmu_lock for the whole IPI round trip:
+every fault and invlpg waits behind a flush.  Except one race: under
+``--notifier 2009`` the notifier zaps, releases mmu_lock and retakes it to
+flush, so a second invalidation of the same page (a range invalidation: no
+host pte lock) finds no spte and frees the page in between (``range-overlap``,
+bound 1, 1 preemption).  ``--notifier 2012`` flushes under the lock the
+notifier holds and closes it (docs/timeline.md).
 """
 
 from smpemu.kvm import events as ev
@@ -14,10 +20,14 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class MmuLockPolicy(DeferredPolicy):
     name = "mmu-lock"
-    summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock: correct with any number "
-               "of flushers (contention)")
+    summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock (contention). With "
+               "--notifier 2012 clean on every built-in scenario at its bound; loses on range-overlap (bound 1) "
+               "with 2009's notifier")
+    kernels = "none: Marcelo Tosatti's suggestion in the seed's review (2009), never merged"
+    commits = "the v4 thread: \"What about protecting remote_tlbs_dirty with mmu_lock?\""
+    later = "-"
 
-    def zap(self, ctx, mmu, slot, gfn):
+    def zap(self, ctx, mmu, slot, gfn, site):
         mmu.zap_spte(slot, gfn)
         ctx.point("invlpg.after_zap")
         ctx.mm.store(ctx.a_dirty, 1)  # under mmu_lock: ordered by the lock
