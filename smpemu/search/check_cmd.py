@@ -28,6 +28,7 @@ from smpemu import __version__
 from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError
 from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
+from smpemu.harness import explain
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
@@ -110,7 +111,7 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     (the first ``n_setup`` choices are the scenario's setup: no preemptions)."""
     events = []
     w = proto.world(trace=events)
-    decisions, rows, cur = [], [], None
+    decisions, rows, cur, fps = [], [], None, []
     try:
         for k, ch in enumerate(choices):
             if k == n_setup:
@@ -118,12 +119,14 @@ def replay_schedule(proto, choices, n_setup: int = 0):
             preempt = k >= n_setup and cur is not None and cur.is_step and w.enabled(cur) and ch is not cur
             decisions.append(w.decision(ch))
             n0 = len(events)
-            w.step(ch)
+            fp = w.step(ch)
             cur = ch
             rows.append((k, decisions[-1], preempt, events[n0:]))
+            fps.append(fp)
         violation = w.violation
     finally:
         w.close()
+    trace = explain.trace_of(proto, rows, fps, choices, violation, n_setup)
     names = _names(proto)
     width = 31
     lines = [f"{'#':>4}  " + "".join(f"{n:<{width}}" for n in names),
@@ -147,7 +150,10 @@ def replay_schedule(proto, choices, n_setup: int = 0):
             cells[a] = t[:width - 1]
             lines.append(f"{k if j == 0 else '':>4}  " + "".join(f"{c:<{width}}" for c in cells))
     lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain)")
-    return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
+    # "rendered": the focused rendering at 80 columns (the command renders it again at the terminal's
+    # width from "trace", harness/explain.py); "rendered_full": every row, as --full prints it
+    return {"decisions": decisions, "rendered": explain.render_counterexample(trace, 80),
+            "rendered_full": "\n".join(lines), "trace": trace, "events": out_events, "violation": violation}
 
 
 def _check_jobs(jobs) -> None:
