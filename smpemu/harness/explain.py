@@ -287,14 +287,27 @@ def _writer_of_dirty(tr: Trace, evs: list, read_i: int):
 
 def explain(tr: Trace) -> str:
     """What went wrong, in words, from the events (empty when there is no violation to explain)."""
+    return explain_refs(tr)[0]
+
+
+def explain_refs(tr: Trace) -> tuple:
+    """(the paragraph, the indices of the rows it cites by number)."""
+    refs = set()
+    if not tr.violation:
+        return "", refs
+
+    def num(i):
+        refs.add(i)
+        return f"#{tr.rows[i].n}"
+    return _explain(tr, num), refs
+
+
+def _explain(tr: Trace, num) -> str:
     v = tr.violation
-    if not v:
-        return ""
     end = _last_violation_row(tr)
     evs = list(_events(tr, end))
     names = tr.names
     nm = lambda a: names[a] if 0 <= a < len(names) else f"cpu {a}"  # noqa: E731
-    num = lambda i: f"#{tr.rows[i].n}"  # noqa: E731
     kind, vcpu, slot, gfn, pfn = v.get("kind"), v.get("vcpu"), v.get("slot"), v.get("gfn"), v.get("pfn")
     victim = nm(vcpu) if isinstance(vcpu, int) and vcpu >= 0 else "a vCPU"
     fill = _last(evs, lambda e: e[1].actor == vcpu and e[2] == ev.TLB_FILL and e[3] == slot)
@@ -326,8 +339,12 @@ def explain(tr: Trace) -> str:
     out.append(f"{nm(freer)} freed pfn {pfn} (gfn {gfn})" + (f" at {num(free[0])}" if free else "")
                + f" while {victim}'s TLB still mapped it (slot {slot}, {filled}).")
     if zap:
-        out.append(f"The spte was zapped at {num(zap[0])} by {nm(zap[1].actor)}" + _mark_after(evs, zap, nm, num)
-                   + ".")
+        mem = _in_memory(tr, zap, slot)
+        out.append(f"The spte was zapped at {num(zap[0])} by {nm(zap[1].actor)}"
+                   + (f" (in memory at {num(mem)})" if mem is not None and mem != zap[0] else "")
+                   + _mark_after(evs, zap, nm, num) + ".")
+        if mem is not None:
+            zap = (mem,) + zap[1:]  # what the flushes race with: the zap as the other CPUs see it
     # the freer's invalidation of this page: from its notifier (or its previous free) to the free
     fi = free[0] if free else end
     start = _last(evs, lambda e: e[1].actor == freer and e[0] <= fi and (
@@ -345,6 +362,18 @@ def explain(tr: Trace) -> str:
         reasons = [f"{nm(freer)} freed it with no flush, and read no dirty flag before the free."]
     out += reasons
     return " ".join(out)
+
+
+def _in_memory(tr: Trace, zap, slot) -> int | None:
+    """The row where a zap's spte store reached memory (its own, or a later drain's), if footprints
+    say."""
+    if tr.layout is None or zap[2] != ev.ZAP or tr.rows[zap[0]].w is None:
+        return None
+    a = tr.layout["spte"].addr(slot)
+    for i in range(zap[0], len(tr.rows)):
+        if tr.rows[i].actor == zap[1].actor and tr.rows[i].w is not None and a in tr.rows[i].w:
+            return i
+    return None
 
 
 def _mark_after(evs, zap, nm, num) -> str:
@@ -366,7 +395,7 @@ def _flag_reasons(tr, evs, actor, lo: int, end: int, nm, num, skipped: bool = Fa
     read = _last([e for e in evs if e[0] >= lo], lambda e: e[1].actor == actor
                  and e[2] in (ev.NOTIFIER_DIRTY, ev.COUNT_READ))
     if read is None:
-        return ([f"{nm(actor)} read no dirty flag before it."] if not skipped else [])
+        return ([f"{nm(actor)} did not read dirty."] if not skipped else [])
     val = read[3]
     what = "dirty" if read[2] == ev.NOTIFIER_DIRTY else "the dirty count"
     s = (f"{nm(actor)}'s flush was skipped because it read {what} = {val} at {num(read[0])}"
@@ -376,30 +405,34 @@ def _flag_reasons(tr, evs, actor, lo: int, end: int, nm, num, skipped: bool = Fa
         return [s + ", its value from before the trace."]
     wrow = tr.rows[wi]
     who = nm(wrow.actor)
+    at = (f"at {num(store[0])} (in memory at {num(wi)})" if store is not None and store[0] != wi
+          else f"at {num(wi)}")
     if wrow.kind == DRAIN:
         s += (f", which reached memory at {num(wi)} (a drain of {who}'s store"
               + (f" at {num(store[0])}: {short(*store[2:])}" if store else "") + ")")
     elif store is not None and store[2] == ev.COUNT_CMPXCHG:
-        s += f", written at {num(wi)} by {who}'s {short(*store[2:])}"
+        s += f", written {at} by {who}'s cmpxchg(count, {store[3]}, 0), which found {store[4]}"
         cread = _last(evs, lambda e: e[1].actor == wrow.actor and e[2] == ev.COUNT_READ, before=wi)
         if cread:
-            bumps = [e for e in evs if cread[0] < e[0] < wi and e[2] == ev.SET_DIRTY]
-            s += (f": the count it had read at {num(cread[0])} ({cread[3]})"
-                  + (", though " + ", ".join(f"{nm(e[1].actor)} set dirty = {e[3]} at {num(e[0])}"
-                                             for e in bumps) + " in between" if bumps else ""))
+            others = [e for e in evs if cread[0] < e[0] < wi and e[1].actor != wrow.actor and e[2] in _DIRTY_WRITES
+                      and not (e[2] == ev.COUNT_CMPXCHG and e[3] != e[4])]
+            s += (f", the count it had read at {num(cread[0])}"
+                  + (" (" + ", then ".join(f"{nm(e[1].actor)} " + (f"set it to {e[3]}" if e[2] == ev.SET_DIRTY
+                                                                    else "cleared it") + f" at {num(e[0])}"
+                                            for e in others) + " in between: that update was lost)" if others else ""))
     elif store is not None:
-        s += f", written at {num(wi)} by {who}" + (
+        s += f", written {at} by {who}" + (
             "'s flush" if store[2] == ev.FLUSH_CLEARED else f" ({short(*store[2:])})")
         if store[2] == ev.FLUSH_CLEARED:
             acked = _last(evs, lambda e: e[1].actor == wrow.actor and e[2] == ev.FLUSH_ACKED and e[0] >= wi)
             sent = _last(evs, lambda e: e[1].actor == wrow.actor and e[2] == ev.FLUSH_SENT and e[0] >= wi)
             if acked is None:
-                s += (" in progress (its requests " + ("sent" if sent else "not yet sent")
-                      + ", not all acked, when the page was freed)")
+                s += (" in progress (its requests " + (f"sent at {num(sent[0])}, not all acked," if sent
+                                                       else "not yet sent") + " when the page was freed)")
             else:
                 s += f", which completed at {num(acked[0])}"
             if zap is not None and wi < zap[0]:
-                s += (f", but it had cleared dirty before the spte was zapped (at {num(zap[0])})"
+                s += (f", but it had cleared dirty before the zap reached memory (at {num(zap[0])})"
                       + (f": the fill at {num(fill[0])} came in between" if fill and wi < fill[0] < zap[0] else ""))
     else:
         s += f", written at {num(wi)} by {who}"
@@ -418,8 +451,10 @@ def _setup_line(tr: Trace, rows: list, width: int, kinds) -> list:
     per = {}
     for r in rows:
         for t in row_texts(r, tr, kinds):
-            per.setdefault(r.actor, []).append(t)
-    what = "; ".join(f"{tr.names[a]}: {', '.join(ts)}" for a, ts in per.items()) or "no events"
+            d = per.setdefault(r.actor, {})
+            d[t] = d.get(t, 0) + 1  # an event repeated: counted, once
+    what = "; ".join(f"{tr.names[a]}: " + ", ".join(t if k == 1 else f"{t} (x{k})" for t, k in ts.items())
+                     for a, ts in per.items()) or "no events"
     label = "setup" if tr.n_setup else "before"
     span = f"#{rows[0].n}-#{rows[-1].n}" if len(rows) > 1 else f"#{rows[0].n}"
     return _wrap(f"{label} ({span}): {what}", width, "    ")
@@ -434,11 +469,15 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
         shown, setup = list(range(len(rows))), []
     else:
         sl = slice_rows(tr)
+        _, refs = explain_refs(tr)
         first_race = min((i for i in sl if i >= tr.n_setup), default=len(rows))
-        if not tr.n_setup and rows and rows[0].r is None:  # a ring's events: the race starts at the fill
-            first_race = _race_start(tr, sl)
-        setup = [rows[i] for i in sorted(sl) if i < first_race and row_texts(rows[i], tr, kinds)]
-        shown = [i for i in sorted(sl) if i >= first_race and row_texts(rows[i], tr, kinds)]
+        if rows and rows[0].r is None and refs:  # a ring's events: the race starts at the first step cited
+            first_race = min(refs)
+        sl |= refs  # a row the paragraph cites is shown, with its number
+        # every preemption and drain too: the marks the counts count
+        sl |= {i for i, r in enumerate(rows) if r.kind != "event" and row_marks(r)}
+        setup = [rows[i] for i in sorted(sl) if i < first_race and i not in refs and row_texts(rows[i], tr, kinds)]
+        shown = [i for i in sorted(sl) if (i >= first_race or i in refs) and row_texts(rows[i], tr, kinds)]
     lines = []
     actors = sorted({rows[i].actor for i in shown})
     p, d, o = counts(tr)
@@ -464,26 +503,6 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
         lines.append("")
         lines += _wrap("What happened: " + para, width)
     return "\n".join(lines)
-
-
-def _race_start(tr: Trace, sl: set) -> int:
-    """A ring's events: the race starts at the earliest of the stale fill, the zap of its spte
-    and the writes of the dirty flag the paragraph cites (so the setup line holds the rest)."""
-    v = tr.violation or {}
-    evs = list(_events(tr, _last_violation_row(tr)))
-    cands = []
-    f = _last(evs, lambda e: e[1].actor == v.get("vcpu") and e[2] == ev.TLB_FILL and e[3] == v.get("slot"))
-    if f:
-        cands.append(f[0])
-    z = _last(evs, lambda e: e[2] == ev.ZAP and e[3] == v.get("slot"))
-    if z:
-        cands.append(z[0])
-    if cands:
-        lo = min(cands)
-        # the flushes in flight at that moment: back to the first dirty-flag event after the last free
-        return min([lo] + [i for i in sl if i < lo and any(c in ev.FLUSH_EVENTS for c, _, _ in tr.rows[i].events)
-                           and i >= lo - 6])
-    return 0
 
 
 def _columns(tr: Trace, shown: list, actors: list, width: int, kinds) -> list | None:
@@ -557,6 +576,18 @@ def trace_of(proto, rows, fps, choices, violation, n_setup: int) -> Trace:
     return Trace(out, names, violation, L, n_setup, "decision", bookkeeping(L))
 
 
+def term_width(default: int = 80) -> int:
+    """The width to render at: ``COLUMNS``, else the terminal's, else ``default`` (a pipe, a log)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((default, 24)).columns)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` with every line wrapped to ``width`` (continuations indented by two)."""
+    return "\n".join(x for line in text.split("\n") for x in _wrap(line, width, "  "))
+
+
 def from_events(events, n_vcpus: int, n_hosts: int, violation: dict | None) -> Trace:
     """A real run's merged event rings ((ts, cpu, code, a, b), oldest first) as a Trace: one row
     per event, numbered from 0, no footprints."""
@@ -568,5 +599,5 @@ def from_events(events, n_vcpus: int, n_hosts: int, violation: dict | None) -> T
     return Trace(rows, names, violation, unit="event")
 
 
-__all__ = ["Row", "Trace", "render_counterexample", "explain", "slice_rows", "word_name", "counts",
+__all__ = ["Row", "Trace", "render_counterexample", "explain", "explain_refs", "term_width", "fit", "trace_of", "slice_rows", "word_name", "counts",
            "counts_text", "from_events", "bookkeeping", "short"]

@@ -228,8 +228,10 @@ def summary_line(cr: CheckResult) -> str:
     if r.minimal is not None:
         m = r.minimal
         done = "" if r.complete else f" ({_stopped_text(r)}: the minimal among those explored)"
+        tr = (cr.counterexample or {}).get("trace")
+        cost = explain.counts_text(tr) if tr is not None else f"{m.bound} preemptions"  # as the diagram marks them
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
-                f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
+                f"minimal counterexample: schedule {m.schedule}, {cost}, {m.steps} steps{done}"
                 f"\n{speed}")
     skipped = "".join(f"\nskipped: {what} (an optional wait that did not end, and the ops after it) in "
                       f"{n:,} of the schedules" for what, n in sorted(r.skipped.items()))
@@ -279,6 +281,8 @@ def register(app, out, err, guard) -> None:
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                            help="Processes sharing each bound level's schedules (default: the "
                                                 "usable CPUs; the result is the same for any number)."),
+        full: bool = typer.Option(False, "--full", help="Print the counterexample's every decision, one column "
+                                  "per CPU (default: the steps that lead to the violation, and what happened)."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
@@ -303,20 +307,24 @@ def register(app, out, err, guard) -> None:
                   f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
         cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
                        notifier=notifier)
+        width = explain.term_width()
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
             out.print(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} pfn {v['pfn']}"
                       + (f" ({v['detail']})" if "detail" in v else ""), markup=False)
-            out.print(f"minimal counterexample ({m.bound} preemptions, {m.steps} steps):", markup=False)
-            out.print(cr.counterexample["rendered"], markup=False, highlight=False, soft_wrap=True)
+            ce = cr.counterexample
+            out.print(explain.fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
+                                  width), markup=False, soft_wrap=True)
+            out.print(ce["rendered_full"] if full else explain.render_counterexample(ce["trace"], width),
+                      markup=False, highlight=False, soft_wrap=True)
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
                 write_doc(cr.replay, replay_out)
                 out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
                           markup=False)
-        out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
+        out.print(explain.fit(summary_line(cr), width), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             with open(json_out, "w") as f:
                 json.dump(cr.as_dict(), f, indent=1)

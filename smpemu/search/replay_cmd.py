@@ -26,6 +26,32 @@ def _recorded_decisions(doc: dict) -> int | None:
     return n + 1 if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
 
+def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
+    """A file ``smpemu check`` wrote (a scenario's schedule): its decisions run again in the
+    explorer's world, in-process, for their footprints, rendered as ``check`` renders them (the
+    same decision numbers).  None for another file (a stress schedule: its run's events are
+    rendered instead), or if the world does not reach a violation."""
+    if (doc.get("schedule") or {}).get("strategy") != "check" or not isinstance(doc.get("script"), dict):
+        return None
+    from smpemu.harness import explain
+    from smpemu.sched.choices import parse
+    from smpemu.search.check_cmd import replay_schedule
+    from smpemu.search.scenarios import SCENARIOS, Scenario, load_scenario
+    from smpemu.search.world import Proto
+
+    name = doc.get("scenario", "file")
+    if name in SCENARIOS and {k: v for k, v in SCENARIOS[name].items() if k not in ("doc", "bound")} == doc["script"]:
+        sc = load_scenario(name)
+    else:
+        sc = Scenario(str(name), doc["script"], cfg.vcpus, cfg.reclaimers)
+    proto = Proto(sc, cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier)
+    chs = [parse(d)[0] for d in doc["decisions"]]
+    ce = replay_schedule(proto, chs, len(proto.setup_prefix()))
+    if ce["violation"] is None:
+        return None
+    return explain.render_counterexample(ce["trace"], width)
+
+
 def register(app, out, err, guard) -> None:
     import typer
 
@@ -36,6 +62,8 @@ def register(app, out, err, guard) -> None:
     def replay(
         file: str = typer.Argument(..., help="A replay file written by `smpemu stress --schedule pct`."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
+        full: bool = typer.Option(False, "--full", help="Print the violation's focused trace as one column per "
+                                  "CPU (default: the steps that lead to it, and what happened)."),
     ):
         """Replay a recorded controlled schedule and check that it reproduces."""
         # imported when the command runs, not when the CLI starts (numpy, the harness)
@@ -68,8 +96,22 @@ def register(app, out, err, guard) -> None:
                       f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}")
             tr = r.trace
             if tr:
-                out.print("the interleaving that led to it (focused trace, one column per CPU):")
-                out.print(tr["rendered"], markup=False, highlight=False, soft_wrap=True)
+                text = None
+                if not full:
+                    from smpemu.harness.explain import term_width
+
+                    try:
+                        text = focused_from_schedule(doc, cfg, term_width())
+                    except Exception as e:  # the rendering only: the run's own events are shown instead
+                        out.print(f"(the schedule did not run in-process: {type(e).__name__}: {e}; the run's "
+                                  "events follow)", markup=False)
+                    out.print("the steps that led to it (decision numbers as in the file):" if text else
+                              "the events that led to it:")
+                    text = text or tr.get("focused", tr["rendered"])
+                else:
+                    out.print("the interleaving that led to it (focused trace, one column per CPU):")
+                    text = tr["rendered"]
+                out.print(text, markup=False, highlight=False, soft_wrap=True)
         if r.schedule and r.schedule.get("divergence"):
             out.print(f"[red]{r.schedule['divergence']}[/red]")
         elif want is not None and got is not None:
