@@ -33,8 +33,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
-if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-    out = Console(width=160)  # logs and pipes: wide enough for the run tables (COLUMNS, when set, wins)
+if not out.is_terminal:
+    out = Console(width=160)  # logs and pipes: wide enough for the run tables
 err = Console(stderr=True)
 
 

@@ -302,17 +302,19 @@ def register(app, out, err, guard) -> None:
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
-        out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
+        width = explain.term_width()  # COLUMNS, the terminal's, else 80: every line below fits it
+        out.print(explain.fit(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
-                  f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
+                  f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}",
+                              width), markup=False, soft_wrap=True)
         cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
                        notifier=notifier)
-        width = explain.term_width()
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
-            out.print(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} pfn {v['pfn']}"
-                      + (f" ({v['detail']})" if "detail" in v else ""), markup=False)
+            out.print(explain.fit(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+                                  f"pfn {v['pfn']}" + (f" ({v['detail']})" if "detail" in v else ""), width),
+                      markup=False, soft_wrap=True)
             ce = cr.counterexample
             out.print(explain.fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
                                   width), markup=False, soft_wrap=True)
@@ -322,8 +324,8 @@ def register(app, out, err, guard) -> None:
                 from smpemu.search.replay_file import write_doc
 
                 write_doc(cr.replay, replay_out)
-                out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
-                          markup=False)
+                out.print(explain.fit(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real "
+                                      "processes)", width), markup=False, soft_wrap=True)
         out.print(explain.fit(summary_line(cr), width), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             with open(json_out, "w") as f:
