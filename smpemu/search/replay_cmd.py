@@ -77,10 +77,13 @@ def register(app, out, err, guard) -> None:
             check_writable(json_out, "--json")
         cfg, doc = load_replay(file)
         want = doc.get("violation")
-        out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
+        from smpemu.harness.explain import fit, term_width
+
+        width = term_width()  # the lines this command writes fit it (COLUMNS, the terminal's, else 80)
+        out.print(fit(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, {cfg.reclaimers} reclaimer(s), memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"notifier {cfg.notifier}{f', range share {cfg.range_share:g}' if cfg.range_share else ''}, "
-                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
+                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})", width), soft_wrap=True)
         from smpemu.harness.status import Status
 
         status = Status("replay", enabled=not err.is_terminal)
@@ -89,19 +92,17 @@ def register(app, out, err, guard) -> None:
         got = identity(r)
         if r.violations:
             v = r.violations[0]
-            out.print(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
-                      f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
-                      f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
-                      f"decision {r.schedule['last']['decision']} resumed "
-                      f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}")
+            out.print(fit(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+                          f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
+                          f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
+                          f"decision {r.schedule['last']['decision']} resumed "
+                          f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}", width), soft_wrap=True)
             tr = r.trace
             if tr:
                 text = None
                 if not full:
-                    from smpemu.harness.explain import term_width
-
                     try:
-                        text = focused_from_schedule(doc, cfg, term_width())
+                        text = focused_from_schedule(doc, cfg, width)
                     except Exception as e:  # the rendering only: the run's own events are shown instead
                         out.print(f"(the schedule did not run in-process: {type(e).__name__}: {e}; the run's "
                                   "events follow)", markup=False)
@@ -117,7 +118,8 @@ def register(app, out, err, guard) -> None:
         elif want is not None and got is not None:
             diff = [k for k in MATCH_KEYS if want.get(k) != got.get(k)]
             if not diff:
-                out.print(f"[bold]reproduced[/bold]: the recorded violation ({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})")
+                out.print(fit(f"[bold]reproduced[/bold]: the recorded violation "
+                              f"({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})", width), soft_wrap=True)
             else:
                 out.print("[red]a different violation[/red] than recorded: "
                           + "; ".join(f"{k} {got.get(k)} (recorded {want.get(k)})" for k in diff))
