@@ -228,3 +228,40 @@ def test_counterexample_at_80_columns_in_a_pty_and_a_pipe():
     f = subprocess.run([sys.executable, "-m", "smpemu.cli", *args, "--full"], capture_output=True, text=True,
                        timeout=150, env={**os.environ, "COLUMNS": "80"})
     assert f.returncode == 3 and "@lock.mmu_lock" in f.stdout and "What happened:" not in f.stdout
+
+
+@pytest.mark.timeout(200)
+def test_replay_of_a_check_file_renders_as_check(tmp_path):
+    """``replay`` runs a check file's decisions on real processes, and renders them as ``check``
+    does (the schedule again in-process, for its footprints): same paragraph, same numbers."""
+    rep = tmp_path / "r.json"
+    env = {**os.environ, "COLUMNS": "80"}
+    c = subprocess.run([sys.executable, "-m", "smpemu.cli", "check", "--policy", "tlbs-dirty-2.6.38", "--scenario",
+                        "sync-drop", "-j", "1", "--replay-out", str(rep)], capture_output=True, text=True,
+                       timeout=150, env=env)
+    assert c.returncode == 3, c.stdout[-2000:]
+    r = subprocess.run([sys.executable, "-m", "smpemu.cli", "replay", str(rep)], capture_output=True, text=True,
+                       timeout=150, env=env)
+    assert r.returncode == 3 and "reproduced" in r.stdout, r.stdout[-2000:]
+
+    def para(text):
+        return " ".join(text[text.index("What happened:"):].split("\n\n")[0].split("\n")[:8])
+    assert "What happened:" in r.stdout and para(r.stdout).split(". ")[:3] == para(c.stdout).split(". ")[:3]
+    assert max(map(len, r.stdout.splitlines())) <= 80, [x for x in r.stdout.splitlines() if len(x) > 80]
+
+
+@pytest.mark.timeout(200)
+def test_stress_prints_the_focused_events_and_what_happened(tmp_path):
+    """A real run's rings (no footprints): sliced on the words, slots and pfns the events name."""
+    p = subprocess.run([sys.executable, "-m", "smpemu.cli", "stress", "--policy", "deferred-v3", "--reclaimers", "1",
+                        "--seed", "1", "--timeout", "60", "--replay-out", str(tmp_path / "r.json")],
+                       capture_output=True, text=True, timeout=150, env={**os.environ, "COLUMNS": "80"})
+    assert p.returncode == 3, p.stdout[-2000:]
+    text = p.stdout[p.stdout.index("the events that led to it:"):]
+    text = text[:text.index("\nseed ")]  # the rendering ends where the replay file's line starts
+    assert max(map(len, text.splitlines())) <= 80, [x for x in text.splitlines() if len(x) > 80]
+    m = re.search(r"mapped it \(slot (\d+), filled at #(\d+)\)", " ".join(text.split()))
+    assert m, text
+    slot, fill = m.groups()
+    # the fill it cites is a row shown with that number: the victim's fill of that slot
+    assert re.search(rf"^#{fill} vCPU\d+ +.*TLB fill slot {slot} ", text, re.M), text
