@@ -44,6 +44,7 @@ _CTL_NAMES = {0: "stop", CTL_FLUSH_DIRTY: "dirty", 2: "notifier_seq", 3: "notifi
 # acquisition counts, counters, coverage, traces, the baton's rows)
 _BOOKKEEPING_FIELDS = ("counters", "points", "ack_hist", "viol", "errmsg", "trace", "trace_head", "sched")
 _BOOKKEEPING_CTL = (4, 5, 8, 9)
+_LOCK_SEMS = ("sem mmu_lock", "sem pfn_lock")  # search/world.py's pseudo-locations of the two locks
 _DIRTY_WRITES = (ev.SET_DIRTY, ev.FLUSH_CLEARED, ev.COUNT_CMPXCHG)  # events that store the dirty flag
 
 
@@ -215,7 +216,10 @@ def slice_rows(tr: Trace) -> set:
     for i in range(end - 1, -1, -1):
         r = rows[i]
         w = (r.w or frozenset()) - tr.ignore
-        writes_needed = any(not isinstance(x, str) or x.startswith("sem ") or x == "clock" for x in w & need)
+        # words, the clock, the protocol's semaphores (kicks, ack doorbells); not a lock's handoff, not
+        # an actor's own pseudo-location
+        writes_needed = any(not isinstance(x, str) or (x.startswith("sem ") and x not in _LOCK_SEMS) or x == "clock"
+                            for x in w & need)
         if writes_needed or r.actor in actors:
             keep.add(i)
             actors.add(r.actor)

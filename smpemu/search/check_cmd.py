@@ -134,8 +134,8 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     out_events = []
     for (k, d, preempt, evs), ch in zip(rows, choices):
         a = d[0]
-        if not ch.is_step:
-            texts = [f"~ drain: word {d[2]} reaches memory"]
+        if not ch.is_step:  # a drain names its word (harness/explain.py), another command its tag
+            texts = explain.row_texts(trace.rows[k], trace)[:1]
         else:
             texts = [("* " if preempt else "") + f"@{d[1]}"]
             for (_, code, x, y) in evs:
