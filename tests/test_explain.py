@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from smpemu.harness import explain
+from smpemu.harness.counterexample import render_counterexample
 from smpemu.kvm import events as ev
 from smpemu.sched.choices import parse
 from smpemu.search.check_cmd import replay_schedule, run_check
@@ -137,7 +138,7 @@ def test_stale_write_paragraph():
 def test_tso_marks_counted_and_drain_named():
     ce = from_file("replay-one-flusher-deferred-v3-tso.json")
     tr = ce["trace"]
-    text = explain.render_counterexample(tr, 80)
+    text = render_counterexample(tr, 80)
     full = ce["rendered_full"]
     p, d, _ = explain.counts(tr)
     # the counts are the marks of the complete diagram, and the focused one shows each mark
@@ -161,9 +162,9 @@ def test_focused_is_a_slice_and_fits():
     ce = from_file("replay-default-deferred-v4-native.json")
     tr = ce["trace"]
     for width in (60, 80, 160):
-        text = explain.render_counterexample(tr, width)
+        text = render_counterexample(tr, width)
         assert all(len(line) <= width for line in text.splitlines()), width
-    text = explain.render_counterexample(tr, 80)
+    text = render_counterexample(tr, 80)
     shown = [int(m) for m in re.findall(r"^\s*#(\d+) ", text, re.M)]
     assert shown == sorted(shown) and len(shown) < len(tr.rows)
     # no actor with nothing shown (vCPU2 never runs here), no event-less scheduling point

@@ -19,15 +19,15 @@ terminal:
   the stale TLB fill, the flush that should have removed it, and why it did
   not happen (the value it read and the decision that wrote that value).
 
-Columns when they fit, else a vertical list with the CPU as prefix.  The
-entry point is ``render_counterexample(trace, width, full=False)``; a trace
-is a ``Trace`` of ``Row`` s, built by ``search.check_cmd.replay_schedule``
-(decisions with footprints) or ``from_events`` (a real run's merged rings).
+The rendering (columns when they fit, else a vertical list with the CPU as
+prefix) is ``harness.counterexample.render_counterexample(trace, width,
+full=False)``; a trace is a ``Trace`` of ``Row`` s, built by ``trace_of``
+(``search.check_cmd.replay_schedule``: decisions with footprints) or
+``from_events`` (a real run's merged rings).
 """
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass, field
 
 from smpemu.kvm import events as ev
@@ -330,7 +330,7 @@ def _explain(tr: Trace, num) -> str:
             if sent:
                 out.append(f"{nm(flusher)}'s flush (requests sent at {num(sent[0])}) should have removed it.")
             else:
-                why = (f"found no spte to protect (protected=0)" if not wp[4] else "protected an spte")
+                why = ("found no spte to protect (protected=0)" if not wp[4] else "protected an spte")
                 out.append(f"The flush that should have removed it did not happen: {nm(flusher)}'s "
                            f"write-protect at {num(wp[0])} {why} and {nm(flusher)} did not flush.")
                 out += _flag_reasons(tr, evs, flusher, wp[0], end, nm, num)
@@ -443,109 +443,6 @@ def _flag_reasons(tr, evs, actor, lo: int, end: int, nm, num, skipped: bool = Fa
     return [s + "."]
 
 
-# -- rendering -------------------------------------------------------------------------------
-def _wrap(text: str, width: int, indent: str = "") -> list:
-    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False,
-                         break_long_words=True) or [""]
-
-
-def _setup_line(tr: Trace, rows: list, width: int, kinds) -> list:
-    if not rows:
-        return []
-    per = {}
-    for r in rows:
-        for t in row_texts(r, tr, kinds):
-            d = per.setdefault(r.actor, {})
-            d[t] = d.get(t, 0) + 1  # an event repeated: counted, once
-    what = "; ".join(f"{tr.names[a]}: " + ", ".join(t if k == 1 else f"{t} (x{k})" for t, k in ts.items())
-                     for a, ts in per.items()) or "no events"
-    label = "setup" if tr.n_setup else "before"
-    span = f"#{rows[0].n}-#{rows[-1].n}" if len(rows) > 1 else f"#{rows[0].n}"
-    return _wrap(f"{label} ({span}): {what}", width, "    ")
-
-
-def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds: dict | None = None) -> str:
-    """The counterexample as text no wider than ``width``: focused (the slice, the setup in one
-    line, the paragraph) or ``full`` (every row, as the complete diagram has them)."""
-    width = max(40, width)
-    rows = tr.rows
-    if full:
-        shown, setup = list(range(len(rows))), []
-    else:
-        sl = slice_rows(tr)
-        _, refs = explain_refs(tr)
-        first_race = min((i for i in sl if i >= tr.n_setup), default=len(rows))
-        if rows and rows[0].r is None and refs:  # a ring's events: the race starts at the first step cited
-            first_race = min(refs)
-        sl |= refs  # a row the paragraph cites is shown, with its number
-        # every preemption and drain too: the marks the counts count
-        sl |= {i for i, r in enumerate(rows) if r.kind != "event" and row_marks(r)}
-        setup = [rows[i] for i in sorted(sl) if i < first_race and i not in refs and row_texts(rows[i], tr, kinds)]
-        shown = [i for i in sorted(sl) if (i >= first_race or i in refs) and row_texts(rows[i], tr, kinds)]
-    lines = []
-    actors = sorted({rows[i].actor for i in shown})
-    p, d, o = counts(tr)
-    lines += _setup_line(tr, setup, width, kinds)
-    body = _columns(tr, shown, actors, width, kinds)
-    if body is None:
-        body = _vertical(tr, shown, width, kinds)
-    lines += body
-    legend = []
-    if p:
-        legend.append("* a preemption")
-    if d:
-        legend.append("~ a store-buffer drain")
-    if o:
-        legend.append("+ a command")
-    unit = "decision" if tr.unit == "decision" else "event"
-    legend.append(f"#: the {unit} number")
-    if not full:
-        legend.append(f"{len(shown) + len(setup)} of {len(rows)} {unit}s shown, --full for all")
-    lines += _wrap("(" + "; ".join(legend) + ")", width, " ")
-    para = explain(tr)
-    if para:
-        lines.append("")
-        lines += _wrap("What happened: " + para, width)
-    return "\n".join(lines)
-
-
-def _columns(tr: Trace, shown: list, actors: list, width: int, kinds) -> list | None:
-    """One column per actor (only those with a row shown), or None when they do not fit."""
-    if not actors:
-        return []
-    num_w = max(len(f"#{tr.rows[i].n}") for i in shown) if shown else 2
-    avail = width - num_w - 1
-    colw = avail // len(actors)
-    if colw < 30:
-        return None
-    head = " " * num_w + " " + "".join(f"{tr.names[a]:<{colw}}" for a in actors)
-    out = [head.rstrip(), (" " * num_w + " " + "".join(f"{'-' * (colw - 2):<{colw}}" for _ in actors)).rstrip()]
-    for i in shown:
-        r = tr.rows[i]
-        col = actors.index(r.actor)
-        cells = []
-        for t in row_texts(r, tr, kinds):
-            cells += _wrap(t, colw - 2, "  ")
-        for j, c in enumerate(cells):
-            lead = f"#{r.n}" if j == 0 else ""
-            out.append((f"{lead:>{num_w}} " + " " * (colw * col) + c).rstrip())
-    return out
-
-
-def _vertical(tr: Trace, shown: list, width: int, kinds) -> list:
-    """A vertical list, the CPU as prefix: ``#12 vCPU1  TLB fill slot 24 -> pfn 1``."""
-    num_w = max((len(f"#{tr.rows[i].n}") for i in shown), default=2)
-    name_w = max((len(tr.names[tr.rows[i].actor]) for i in shown), default=5)
-    out = []
-    for i in shown:
-        r = tr.rows[i]
-        pre = f"{'#' + str(r.n):>{num_w}} {tr.names[r.actor]:<{name_w}}  "
-        texts = row_texts(r, tr, kinds)
-        text = "; ".join(texts)
-        out += _wrap(pre + text, width, " " * len(pre))
-    return out
-
-
 def trace_of(proto, rows, fps, choices, violation, n_setup: int) -> Trace:
     """A schedule the explorer's world ran again (``search.check_cmd.replay_schedule``): ``rows``
     of (decision number, decision, preempted, events), ``fps`` each step's footprint (reads,
@@ -580,18 +477,6 @@ def trace_of(proto, rows, fps, choices, violation, n_setup: int) -> Trace:
     return Trace(out, names, violation, L, n_setup, "decision", bookkeeping(L))
 
 
-def term_width(default: int = 80) -> int:
-    """The width to render at: ``COLUMNS``, else the terminal's, else ``default`` (a pipe, a log)."""
-    import shutil
-
-    return max(40, shutil.get_terminal_size((default, 24)).columns)
-
-
-def fit(text: str, width: int) -> str:
-    """``text`` with every line wrapped to ``width`` (continuations indented by two)."""
-    return "\n".join(x for line in text.split("\n") for x in _wrap(line, width, "  "))
-
-
 def from_events(events, n_vcpus: int, n_hosts: int, violation: dict | None) -> Trace:
     """A real run's merged event rings ((ts, cpu, code, a, b), oldest first) as a Trace: one row
     per event, numbered from 0, no footprints."""
@@ -603,5 +488,5 @@ def from_events(events, n_vcpus: int, n_hosts: int, violation: dict | None) -> T
     return Trace(rows, names, violation, unit="event")
 
 
-__all__ = ["Row", "Trace", "render_counterexample", "explain", "explain_refs", "term_width", "fit", "trace_of", "slice_rows", "word_name", "counts",
+__all__ = ["Row", "Trace", "explain", "explain_refs", "trace_of", "row_texts", "row_marks", "slice_rows", "word_name", "counts",
            "counts_text", "from_events", "bookkeeping", "short"]

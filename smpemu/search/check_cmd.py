@@ -29,6 +29,7 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT
 from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
 from smpemu.harness import explain
+from smpemu.harness.counterexample import fit, render_counterexample, term_width
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
@@ -152,7 +153,7 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain)")
     # "rendered": the focused rendering at 80 columns (the command renders it again at the terminal's
     # width from "trace", harness/explain.py); "rendered_full": every row, as --full prints it
-    return {"decisions": decisions, "rendered": explain.render_counterexample(trace, 80),
+    return {"decisions": decisions, "rendered": render_counterexample(trace, 80),
             "rendered_full": "\n".join(lines), "trace": trace, "events": out_events, "violation": violation}
 
 
@@ -302,8 +303,8 @@ def register(app, out, err, guard) -> None:
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
-        width = explain.term_width()  # COLUMNS, the terminal's, else 80: every line below fits it
-        out.print(explain.fit(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
+        width = term_width()  # COLUMNS, the terminal's, else 80: every line below fits it
+        out.print(fit(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
                   f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}",
                               width), markup=False, soft_wrap=True)
@@ -312,21 +313,21 @@ def register(app, out, err, guard) -> None:
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
-            out.print(explain.fit(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+            out.print(fit(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
                                   f"pfn {v['pfn']}" + (f" ({v['detail']})" if "detail" in v else ""), width),
                       markup=False, soft_wrap=True)
             ce = cr.counterexample
-            out.print(explain.fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
+            out.print(fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
                                   width), markup=False, soft_wrap=True)
-            out.print(ce["rendered_full"] if full else explain.render_counterexample(ce["trace"], width),
+            out.print(ce["rendered_full"] if full else render_counterexample(ce["trace"], width),
                       markup=False, highlight=False, soft_wrap=True)
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
                 write_doc(cr.replay, replay_out)
-                out.print(explain.fit(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real "
+                out.print(fit(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real "
                                       "processes)", width), markup=False, soft_wrap=True)
-        out.print(explain.fit(summary_line(cr), width), markup=False, highlight=False, soft_wrap=True)
+        out.print(fit(summary_line(cr), width), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             with open(json_out, "w") as f:
                 json.dump(cr.as_dict(), f, indent=1)

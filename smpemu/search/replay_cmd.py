@@ -33,7 +33,7 @@ def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
     rendered instead), or if the world does not reach a violation."""
     if (doc.get("schedule") or {}).get("strategy") != "check" or not isinstance(doc.get("script"), dict):
         return None
-    from smpemu.harness import explain
+    from smpemu.harness.counterexample import render_counterexample
     from smpemu.sched.choices import parse
     from smpemu.search.check_cmd import replay_schedule
     from smpemu.search.scenarios import SCENARIOS, Scenario, load_scenario
@@ -49,7 +49,7 @@ def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
     ce = replay_schedule(proto, chs, len(proto.setup_prefix()))
     if ce["violation"] is None:
         return None
-    return explain.render_counterexample(ce["trace"], width)
+    return render_counterexample(ce["trace"], width)
 
 
 def register(app, out, err, guard) -> None:
@@ -77,7 +77,7 @@ def register(app, out, err, guard) -> None:
             check_writable(json_out, "--json")
         cfg, doc = load_replay(file)
         want = doc.get("violation")
-        from smpemu.harness.explain import fit, term_width
+        from smpemu.harness.counterexample import fit, term_width
 
         width = term_width()  # the lines this command writes fit it (COLUMNS, the terminal's, else 80)
         out.print(fit(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
