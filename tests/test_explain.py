@@ -165,8 +165,11 @@ def test_focused_is_a_slice_and_fits():
         text = render_counterexample(tr, width)
         assert all(len(line) <= width for line in text.splitlines()), width
     text = render_counterexample(tr, 80)
-    shown = [int(m) for m in re.findall(r"^\s*#(\d+) ", text, re.M)]
-    assert shown == sorted(shown) and len(shown) < len(tr.rows)
+    shown = [int(m) for m in re.findall(r"^\s*(\d+) ", text, re.M)]
+    assert shown == list(range(1, len(shown) + 1)) and len(shown) < len(tr.rows)  # numbered consecutively
+    rows_text = text[:text.index("What happened:")]
+    for n in set(re.findall(r"#(\d+)", explain.explain(tr))):  # every decision the paragraph cites has its row
+        assert re.search(rf"^\s*\d+ #{n} ", rows_text, re.M), n
     # no actor with nothing shown (vCPU2 never runs here), no event-less scheduling point
     assert "vCPU2" not in text and "@lock." not in text
     assert "--full" in text
@@ -265,4 +268,4 @@ def test_stress_prints_the_focused_events_and_what_happened(tmp_path):
     assert m, text
     slot, fill = m.groups()
     # the fill it cites is a row shown with that number: the victim's fill of that slot
-    assert re.search(rf"^#{fill} vCPU\d+ +.*TLB fill slot {slot} ", text, re.M), text
+    assert re.search(rf"^\s*\d+ #{fill} +vCPU\d+ +.*TLB fill slot {slot} ", text, re.M), text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 
+from smpemu.kvm import events as ev
 from smpemu.harness.explain import Trace, counts, explain_refs, row_marks, row_texts, slice_rows
 
 
@@ -42,6 +43,7 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
     line, the paragraph) or ``full`` (every row, as the complete diagram has them)."""
     width = max(40, width)
     rows = tr.rows
+    refs = set(range(len(rows)))  # the rows whose decision (event) number is shown: every one in full
     if full:
         shown, setup = list(range(len(rows))), []
     else:
@@ -59,9 +61,13 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
     actors = sorted({rows[i].actor for i in shown})
     p, d, o = counts(tr)
     lines += _setup_line(tr, setup, width, kinds)
-    body = _columns(tr, shown, actors, width, kinds)
+    # the decision numbers shown: the rows the paragraph cites, the marked ones, the violation's
+    refs = refs | {i for i in shown if row_marks(rows[i])} | {i for i in shown if any(
+        c == ev.VIOLATION for c, _, _ in rows[i].events)}
+    labels = _labels(tr, shown, refs, numbered=not full)
+    body = _columns(tr, shown, actors, width, kinds, labels)
     if body is None:
-        body = _vertical(tr, shown, width, kinds)
+        body = _vertical(tr, shown, width, kinds, labels)
     lines += body
     legend = []
     if p:
@@ -71,7 +77,8 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
     if o:
         legend.append("+ a command")
     unit = "decision" if tr.unit == "decision" else "event"
-    legend.append(f"#: the {unit} number")
+    legend.append(f"#: the {unit} number" if full else f"rows numbered in order, #: the {unit} number of a row "
+                  "cited or marked")
     if not full:
         legend.append(f"{len(shown) + len(setup)} of {len(rows)} {unit}s shown, --full for all")
     lines += _wrap("(" + "; ".join(legend) + ")", width, " ")
@@ -82,11 +89,22 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
     return "\n".join(lines)
 
 
-def _columns(tr: Trace, shown: list, actors: list, width: int, kinds) -> list | None:
+def _labels(tr: Trace, shown: list, refs: set, numbered: bool) -> dict:
+    """Row index -> its label: ``3 #14`` (the third row shown, decision 14, which the paragraph
+    cites), ``4`` (not cited: its row number only); ``#14`` alone when every row is shown."""
+    nums = {i: f"#{tr.rows[i].n}" if i in refs else "" for i in shown}
+    dw = max((len(x) for x in nums.values()), default=0)
+    if not numbered:
+        return {i: f"{nums[i]:>{dw}}" for i in shown}
+    kw = len(str(len(shown)))
+    return {i: f"{k:>{kw}} {nums[i]:<{dw}}".rstrip() if dw else f"{k:>{kw}}" for k, i in enumerate(shown, 1)}
+
+
+def _columns(tr: Trace, shown: list, actors: list, width: int, kinds, labels: dict) -> list | None:
     """One column per actor (only those with a row shown), or None when they do not fit."""
     if not actors:
         return []
-    num_w = max(len(f"#{tr.rows[i].n}") for i in shown) if shown else 2
+    num_w = max(len(x) for x in labels.values()) if labels else 2
     avail = width - num_w - 1
     colw = avail // len(actors)
     if colw < 30:
@@ -100,19 +118,19 @@ def _columns(tr: Trace, shown: list, actors: list, width: int, kinds) -> list | 
         for t in row_texts(r, tr, kinds):
             cells += _wrap(t, colw - 2, "  ")
         for j, c in enumerate(cells):
-            lead = f"#{r.n}" if j == 0 else ""
-            out.append((f"{lead:>{num_w}} " + " " * (colw * col) + c).rstrip())
+            lead = labels[i] if j == 0 else ""
+            out.append((f"{lead:<{num_w}} " + " " * (colw * col) + c).rstrip())
     return out
 
 
-def _vertical(tr: Trace, shown: list, width: int, kinds) -> list:
-    """A vertical list, the CPU as prefix: ``#12 vCPU1  TLB fill slot 24 -> pfn 1``."""
-    num_w = max((len(f"#{tr.rows[i].n}") for i in shown), default=2)
+def _vertical(tr: Trace, shown: list, width: int, kinds, labels: dict) -> list:
+    """A vertical list, the CPU as prefix: ``1 #12 vCPU1  TLB fill slot 24 -> pfn 1``."""
+    num_w = max((len(x) for x in labels.values()), default=2)
     name_w = max((len(tr.names[tr.rows[i].actor]) for i in shown), default=5)
     out = []
     for i in shown:
         r = tr.rows[i]
-        pre = f"{'#' + str(r.n):>{num_w}} {tr.names[r.actor]:<{name_w}}  "
+        pre = f"{labels[i]:<{num_w}} {tr.names[r.actor]:<{name_w}}  "
         texts = row_texts(r, tr, kinds)
         text = "; ".join(texts)
         out += _wrap(pre + text, width, " " * len(pre))

@@ -321,7 +321,8 @@ def _explain(tr: Trace, num) -> str:
                 or (e[2] == ev.NOTIFIER_ZAPPED and e[3] == gfn and e[4] > 0))
     if kind == "stale_write":
         wp = _last(evs, lambda e: e[2] == ev.WRITE_PROTECT and e[3] == gfn)
-        out.append(f"{victim} wrote pfn {pfn} (gfn {gfn}) through its TLB entry for slot {slot} ({filled})"
+        out.append(f"{victim} wrote pfn {pfn} (gfn {gfn}) at {num(end)} through its TLB entry for slot {slot} "
+                   f"({filled})"
                    + (f" after {nm(wp[1].actor)} write-protected gfn {gfn} at {num(wp[0])}" if wp else "")
                    + ".")
         if wp:
