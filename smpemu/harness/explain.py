@@ -341,8 +341,13 @@ def _explain(tr: Trace, num) -> str:
         return " ".join(out)
     free = _last(evs, lambda e: e[2] == ev.FREE and e[4] == pfn)
     freer = free[1].actor if free else v.get("reporter", -1)
-    out.append(f"{nm(freer)} freed pfn {pfn} (gfn {gfn})" + (f" at {num(free[0])}" if free else "")
-               + f" while {victim}'s TLB still mapped it (slot {slot}, {filled}).")
+    if kind == "stale_access":  # seen by the vCPU at its access, not by the host at the free
+        out.append(f"{victim} accessed pfn {pfn} (gfn {gfn}) at {num(end)} through its TLB entry for slot {slot} "
+                   f"({filled}), after {nm(freer)} freed it" + (f" at {num(free[0])}." if free else "."))
+    else:
+        out.append(f"{nm(freer)} freed pfn {pfn} (gfn {gfn})" + (f" at {num(free[0])}" if free else "")
+                   + f" while {victim}'s TLB still mapped it (slot {slot}, {filled}).")
+    zpos = next((k for k, e in enumerate(evs) if e is zap), None)  # the zap's place among the events
     if zap:
         mem = _in_memory(tr, zap, slot)
         out.append(f"The spte was zapped at {num(zap[0])} by {nm(zap[1].actor)}"
@@ -364,7 +369,19 @@ def _explain(tr: Trace, num) -> str:
         return " ".join(out)
     reasons = _flag_reasons(tr, evs, freer, lo, end, nm, num, skipped=True, zap=zap, fill=fill)
     if not reasons:
-        reasons = [f"{nm(freer)} freed it with no flush, and read no dirty flag before the free."]
+        found = _last(evs, lambda e: e[1].actor == freer and e[2] == ev.NOTIFIER_ZAPPED and e[3] == gfn
+                      and e[0] <= fi)
+        reasons = [(f"{nm(freer)}'s invalidation found no spte at {num(found[0])}" if found and found[4] == 0
+                    else f"{nm(freer)} read no dirty flag") + " and it freed the page with no flush."]
+        if zap and zap[1].actor != freer:
+            za = zap[1].actor
+            after = evs[zpos + 1:] if zpos is not None else []  # events after the zap (same row too)
+            zs = _last(after, lambda e: e[1].actor == za and e[2] == ev.FLUSH_SENT and e[0] <= fi)
+            zk = _last(after, lambda e: e[1].actor == za and e[2] == ev.FLUSH_ACKED and e[0] <= fi)
+            reasons.append(f"{nm(za)}, which zapped it, " + (
+                f"had flushed (all acked at {num(zk[0])})" if zk else
+                f"had sent its flush at {num(zs[0])}, not all acked," if zs else "had not flushed yet")
+                + " when the page was freed.")
     out += reasons
     return " ".join(out)
 
