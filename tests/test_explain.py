@@ -216,7 +216,7 @@ def _pty_run(args, cols=80, timeout=150):
 
 
 @pytest.mark.timeout(200)
-def test_counterexample_at_80_columns_in_a_pty_and_a_pipe():
+def test_counterexample_at_80_columns_in_a_pty_and_a_pipe(tmp_path):
     args = ["check", "--policy", "deferred-v3", "--scenario", "one-flusher", "--memory-model", "tso", "-j", "1"]
     text, code = _pty_run(args)
     assert code == 3, text[-2000:]
@@ -224,9 +224,15 @@ def test_counterexample_at_80_columns_in_a_pty_and_a_pipe():
     lines = plain.split("\n")
     assert "What happened:" in plain and "~ drain: dirty" in plain, plain
     assert max(map(len, lines)) <= 80, [x for x in lines if len(x) > 80]
-    p = subprocess.run([sys.executable, "-m", "smpemu.cli", *args], capture_output=True, text=True, timeout=150,
-                       env={**os.environ, "COLUMNS": "80"})
+    js = tmp_path / "c.json"
+    p = subprocess.run([sys.executable, "-m", "smpemu.cli", *args, "--json", str(js)], capture_output=True, text=True,
+                       timeout=150, env={**os.environ, "COLUMNS": "80"})
     assert p.returncode == 3 and "What happened:" in p.stdout
+    v = json.loads(js.read_text())["violation"]
+    # the counts in the JSON and in the header are the marks the rendering shows
+    assert v["marked_preemptions"] == len(re.findall(r"\* @", p.stdout)) and v["drains"] == p.stdout.count("~ drain")
+    assert f"({v['marked_preemptions']} preemption" in p.stdout and f", {v['drains']} drain" in p.stdout
+    assert " ".join(v["explanation"].split()[:12]) in " ".join(p.stdout.split())
     assert max(map(len, p.stdout.splitlines())) <= 80, [x for x in p.stdout.splitlines() if len(x) > 80]
     # --full: today's complete diagram, one column per CPU (wider than 80 on purpose)
     f = subprocess.run([sys.executable, "-m", "smpemu.cli", *args, "--full"], capture_output=True, text=True,

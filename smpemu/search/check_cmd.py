@@ -76,6 +76,10 @@ class CheckResult:
                      first_schedule=r.first.schedule, first_s=round(r.first.t_s, 3), trace=(self.counterexample or {}).get("events"))
             if "detail" in m.violation:
                 v["detail"] = m.violation["detail"]
+            tr = (self.counterexample or {}).get("trace")
+            if tr is not None:  # the marks as the diagram shows them, and what happened (harness/explain.py)
+                p, d, _ = explain.counts(tr)
+                v.update(marked_preemptions=p, drains=d, explanation=explain.explain(tr))
         return {
             "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
             "requests": self.requests, "notifier": self.notifier, "bound": self.bound, "complete": r.complete,
