@@ -144,9 +144,30 @@ def term_width(default: int = 80) -> int:
     return max(40, shutil.get_terminal_size((default, 24)).columns)
 
 
-def fit(text: str, width: int) -> str:
-    """``text`` with every line wrapped to ``width`` (continuations indented by two)."""
+def line_width() -> int | None:
+    """The width the other lines of a command (its header, its summary) are wrapped to: ``COLUMNS``
+    or the terminal's; None in a pipe with no ``COLUMNS``: those lines stay whole there, as logs and
+    scripts read them."""
+    import os
+    import sys
+
+    c = os.environ.get("COLUMNS", "")
+    if c.isdigit() and int(c) > 0:
+        return max(40, int(c))
+    try:
+        if sys.stdout.isatty():
+            return max(40, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def fit(text: str, width: int | None) -> str:
+    """``text`` with every line wrapped to ``width`` (continuations indented by two); as it is
+    when ``width`` is None."""
+    if width is None:
+        return text
     return "\n".join(x for line in text.split("\n") for x in _wrap(line, width, "  "))
 
 
-__all__ = ["render_counterexample", "term_width", "fit"]
+__all__ = ["render_counterexample", "term_width", "line_width", "fit"]

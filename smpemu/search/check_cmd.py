@@ -29,7 +29,7 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT
 from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
 from smpemu.harness import explain
-from smpemu.harness.counterexample import fit, render_counterexample, term_width
+from smpemu.harness.counterexample import fit, line_width, render_counterexample, term_width
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
@@ -307,22 +307,24 @@ def register(app, out, err, guard) -> None:
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
-        width = term_width()  # COLUMNS, the terminal's, else 80: every line below fits it
+        # the counterexample fits term_width() (COLUMNS, the terminal's, else 80); the other lines are
+        # wrapped to COLUMNS or the terminal's, and stay whole in a pipe (logs and scripts read them)
+        width, lw = term_width(), line_width()
         out.print(fit(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
                   f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}",
-                              width), markup=False, soft_wrap=True)
+                              lw), markup=False, soft_wrap=True)
         cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
                        notifier=notifier)
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
             out.print(fit(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
-                                  f"pfn {v['pfn']}" + (f" ({v['detail']})" if "detail" in v else ""), width),
+                                  f"pfn {v['pfn']}" + (f" ({v['detail']})" if "detail" in v else ""), lw),
                       markup=False, soft_wrap=True)
             ce = cr.counterexample
             out.print(fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
-                                  width), markup=False, soft_wrap=True)
+                                  lw), markup=False, soft_wrap=True)
             out.print(ce["rendered_full"] if full else render_counterexample(ce["trace"], width),
                       markup=False, highlight=False, soft_wrap=True)
             if replay_out:
@@ -330,8 +332,8 @@ def register(app, out, err, guard) -> None:
 
                 write_doc(cr.replay, replay_out)
                 out.print(fit(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real "
-                                      "processes)", width), markup=False, soft_wrap=True)
-        out.print(fit(summary_line(cr), width), markup=False, highlight=False, soft_wrap=True)
+                                      "processes)", lw), markup=False, soft_wrap=True)
+        out.print(fit(summary_line(cr), lw), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             with open(json_out, "w") as f:
                 json.dump(cr.as_dict(), f, indent=1)

@@ -77,13 +77,15 @@ def register(app, out, err, guard) -> None:
             check_writable(json_out, "--json")
         cfg, doc = load_replay(file)
         want = doc.get("violation")
-        from smpemu.harness.counterexample import fit, term_width
+        from smpemu.harness.counterexample import fit, line_width, term_width
 
-        width = term_width()  # the lines this command writes fit it (COLUMNS, the terminal's, else 80)
+        # the counterexample fits term_width() (COLUMNS, the terminal's, else 80); the other lines are
+        # wrapped to COLUMNS or the terminal's, and stay whole in a pipe
+        width, lw = term_width(), line_width()
         out.print(fit(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, {cfg.reclaimers} reclaimer(s), memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"notifier {cfg.notifier}{f', range share {cfg.range_share:g}' if cfg.range_share else ''}, "
-                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})", width), soft_wrap=True)
+                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})", lw), soft_wrap=True)
         from smpemu.harness.status import Status
 
         status = Status("replay", enabled=not err.is_terminal)
@@ -96,7 +98,7 @@ def register(app, out, err, guard) -> None:
                           f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
                           f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
                           f"decision {r.schedule['last']['decision']} resumed "
-                          f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}", width), soft_wrap=True)
+                          f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}", lw), soft_wrap=True)
             tr = r.trace
             if tr:
                 text = None
@@ -119,7 +121,7 @@ def register(app, out, err, guard) -> None:
             diff = [k for k in MATCH_KEYS if want.get(k) != got.get(k)]
             if not diff:
                 out.print(fit(f"[bold]reproduced[/bold]: the recorded violation "
-                              f"({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})", width), soft_wrap=True)
+                              f"({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})", lw), soft_wrap=True)
             else:
                 out.print("[red]a different violation[/red] than recorded: "
                           + "; ".join(f"{k} {got.get(k)} (recorded {want.get(k)})" for k in diff))
