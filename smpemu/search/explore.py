@@ -410,7 +410,7 @@ class Explorer:
                             if self._prunable(w, node, sleep[ch]):
                                 res.pruned += 1
                                 continue
-                        inc = 1 if (cur_en and ch != cur) else 0
+                        inc = ch.cost if ch.cost is not None else (1 if (cur_en and ch != cur) else 0)
                         node.incs[ch] = inc
                         if cost + inc <= k:
                             now.append(ch)
@@ -499,8 +499,9 @@ class Explorer:
         for a, f, en_after, inc in node.explored:
             if not a.is_step or a is ch or a in out:
                 continue
-            # bound safety at n: [c->t] + [t->b]_{n.alpha} <= [c->b]
-            if inc + (1 if en_after else 0) <= node.inc and not conflict(f, fp):
+            # bound safety at n: [c->t] + [t->b]_{n.alpha} <= [c->b] (b's own cost if it has one)
+            tb = ch.cost if ch.cost is not None else (1 if en_after else 0)
+            if inc + tb <= node.inc and not conflict(f, fp):
                 out[a] = f
         return out
 
