@@ -47,8 +47,6 @@ shootdown (x2APIC / PV send-IPI style); a vCPU that finished its run is
 
 from __future__ import annotations
 
-import time
-
 from smpemu.errors import AckTimeout
 from smpemu.kvm import events as ev
 from smpemu.kvm import shadow_sync
@@ -152,7 +150,7 @@ class Shootdowns:
         ctx = self.ctx
         mm = self.mm
         st = self.stats
-        t0 = time.perf_counter_ns()
+        t0 = ctx.clock.stamp()
         preemptions = ctx.counters[C["preempt_exits"]]
         a_gen = self._gen_addr(table)
         while True:  # I1: inc_mm_tlb_gen(), atomic64_inc_return: a full barrier after the pte change
@@ -170,7 +168,7 @@ class Shootdowns:
         if self.concurrent:
             self._local(table, slot, gen)  # 4ce94eabac16 (5.13): the local flush beside the remote ones
         self._wait(send)
-        ns = time.perf_counter_ns() - t0
+        ns = ctx.clock.stamp() - t0
         self.lat_ns.append(ns)
         if ctx.counters[C["preempt_exits"]] != preemptions:
             st[G["shootdowns_preempted"]] += 1
