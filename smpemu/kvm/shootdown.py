@@ -158,12 +158,15 @@ class Shootdowns:
             if mm.cmpxchg(a_gen, gen - 1, gen) == gen - 1:
                 break
         targets = [t for t in self.mask(table) if t != self.me]
-        st[G["shootdowns"]] += 1
-        st[G["shootdown_targets"]] += len(targets)
         if not self.concurrent:
             self._local(table, slot, gen)  # <= 5.12: the local flush before the remote ones
         send = self._pv_trim(targets) if self.method != "native" else self._peek(targets)
         self._send(send, table, slot, gen)
+        # counted with its IPIs, once they are sent, in one place: a run that
+        # stops mid-shootdown counts both or neither (ipis_per_shootdown is exact)
+        st[G["shootdown_ipis"]] += len(send)
+        st[G["shootdowns"]] += 1
+        st[G["shootdown_targets"]] += len(targets)
         self._point("shootdown.ipis_sent")
         if self.concurrent:
             self._local(table, slot, gen)  # 4ce94eabac16 (5.13): the local flush beside the remote ones
@@ -250,7 +253,6 @@ class Shootdowns:
         for t in targets:
             inject(ctx, t)
             ctx.ev(ev.GUEST_IPI, t)
-        self.stats[G["shootdown_ipis"]] += len(targets)
         cpu.enter_guest()
 
     def _wait(self, targets) -> None:
