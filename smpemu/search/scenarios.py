@@ -158,6 +158,20 @@ SCENARIOS = {
         "setup": {"0": 3, "1": 2},
         "bound": 2,  # each PV bug needs 2 here (docs/check.md)
     },
+    "two-shootdowns": {
+        "doc": "vCPU0 (setup: map P and Q, touch both) shoots P down, then Q; vCPU1 (setup: read P and Q) "
+               "reads P, spins until both frames are freed, reads P and Q; the host may preempt and resume "
+               "either vCPU: a target preempted, resumed and preempted again between the two shootdowns",
+        # the second shootdown finds vCPU1 preempted again (or running): each PV bug can lose either FLUSH
+        "events": ["filled", "freed"],
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, True], ["signal", "filled"],
+                       ["shootdown", U0], ["shootdown", U1], ["signal", "freed"]],
+                 "1": [["wait", "filled"], ["access", U0, False], ["access", U1, False], ["access", U0, False],
+                       ["spin", "freed"], ["access", U0, False], ["access", U1, False]]},
+        "hosts": {"0": []},
+        "setup": {"0": 5, "1": 3},
+        "bound": 2,  # each PV bug needs 2 here too (docs/check.md)
+    },
 }
 USER_BOUND = 2  # a user's scenario file: its default bound
 
