@@ -7,7 +7,7 @@ command runs the explorer (smpemu.search.explore) over a scenario
 with <= K preemptions, or where it stopped.  A violation is printed as its
 minimal counterexample (fewest preemptions, then fewest steps, among the
 schedules of the level where the first one appeared), as CPU columns, and
-can be written as a replay file (format 2) that ``smpemu replay`` runs on
+can be written as a replay file (format 3) that ``smpemu replay`` runs on
 real vCPU processes and POSIX semaphores.
 
 Exit codes: 3 a violation, 0 none and complete, 4 incomplete (the timeout,
