@@ -67,8 +67,8 @@ def test_pv_and_native_are_clean_and_complete(method):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("method", ["pv-writeback", "pv-overwrite"])
-def test_eager_masks_writeback_and_overwrite(method):
+@pytest.mark.parametrize("method", BUGS)
+def test_eager_masks_every_pv_bug(method):
     # docs/check.md: eager's trapped invlpg flushes every vCPU (kvm_flush_remote_tlbs), a
     # preempted one at its next entry: the lost FLUSH does not matter
     cr = _check(method, policy="eager")
