@@ -27,7 +27,7 @@ def test_no_pcpus_no_scheduler_no_new_fields():
     r = run(RunConfig(vcpus=2, iterations=500, seed=2, policy="mmu-lock"))
     d = r.as_dict()
     assert "pcpus" not in d and "preemptions" not in d["totals"] and d["totals"]["preempt_exits"] == 0
-    assert r.points["steal.set_preempted"] == 0
+    assert "steal.set_preempted" not in r.points  # no steal time: the point is not in play
 
 
 @pytest.mark.timeout(180)
