@@ -22,12 +22,12 @@ from dataclasses import fields
 
 from smpemu import __version__
 from smpemu.errors import UsageError, read_json_object
-from smpemu.sched.choices import DRAIN, parse
+from smpemu.sched.choices import DRAIN, Drain, parse
 from smpemu.harness.config import RunConfig
 from smpemu.search.strategies import who
 
-REPLAY_FORMAT = 2
-REPLAY_FORMATS = (1, 2)
+REPLAY_FORMAT = 3  # 2: drain decisions; 3: the host scheduler's [cpu, "sched.out"] and [cpu, "sched.in"]
+REPLAY_FORMATS = (1, 2, 3)
 
 
 def n_hosts(cfgd: dict, script=None) -> int:
@@ -137,15 +137,18 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: 'script' must be a script object")
     hosts = n_hosts(cfgd, script)
     n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
-    v2 = doc["smpemu_replay"] >= 2
+    fmt = doc["smpemu_replay"]
+    v2 = fmt >= 2
     for i, d in enumerate(dec):
         try:
             choice = parse(d)[0]
         except UsageError:
             choice = None
-        if choice is None or n_proc is None or not 0 <= choice.actor <= n_proc or not (choice.is_step or v2):
+        ok = choice is not None and (choice.is_step or (v2 and isinstance(choice, Drain)) or fmt >= 3)
+        if not ok or n_proc is None or not 0 <= choice.actor <= n_proc:
             raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
-                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
+                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else "")
+                             + (' or [cpu, "sched.out"] or [cpu, "sched.in"]' if fmt >= 3 else ""))
     want = doc.get("reclaimers", 1)
     if want != hosts:
         raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
