@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from smpemu import __version__
-from smpemu.errors import EXIT_INTERNAL, SmpemuError, UsageError
+from smpemu.errors import EXIT_ABORTED, EXIT_INTERNAL, SmpemuError, UsageError
 from smpemu.harness.status import Status
 
 app = typer.Typer(
@@ -33,8 +33,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
-if not out.is_terminal:
-    out = Console(width=160)  # logs and pipes: wide enough for the run tables
+if not out.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+    # logs and pipes: wide enough for the run tables, unless COLUMNS says
+    # otherwise (rich's Console reads COLUMNS itself)
+    out = Console(width=160)
 err = Console(stderr=True)
 
 
@@ -69,14 +71,30 @@ def _guard(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
-            return fn(*a, **kw)
+            fn(*a, **kw)
         except SmpemuError as e:
             err.print(f"smpemu: {e}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)
         except KeyboardInterrupt:
             raise typer.Exit(130)
+        except typer.Exit as e:
+            raise typer.Exit(_output_lost(e.exit_code))
+        raise typer.Exit(_output_lost(0))
 
     return wrapper
+
+
+def _output_lost(code: int) -> int:
+    """A clean verdict whose output file could not be written is incomplete
+    (exit 4); any other verdict keeps its code (harness/outputs.py)."""
+    from smpemu.harness.outputs import lost
+
+    files = lost()
+    if files and code == 0:
+        err.print(f"smpemu: incomplete: the result is clean but {', '.join(files)} was not written (exit 4)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return EXIT_ABORTED
+    return code
 
 
 def _trace_out(trace_out: Optional[str], alias: Optional[str]) -> Optional[str]:
@@ -240,6 +258,8 @@ def stress(
                                              "concurrently (default 2)."),
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
+    trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
+                                             "(see workloads/trace.py)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
     trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: write the violation's event "
                                             "window here (JSON)."),
@@ -268,6 +288,9 @@ def stress(
         raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
     if not round_s > 0:
         raise UsageError(f"--round must be > 0 seconds (got {round_s})")
+    if workload == "script":
+        raise UsageError("stress does not run --workload script: a script is one fixed scenario; explore its "
+                         "interleavings with smpemu check --scenario FILE.json, or run it with smpemu run --script")
     from smpemu.study.grid import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
@@ -286,9 +309,11 @@ def stress(
     if replay_out and schedule != "pct":
         raise UsageError("--replay-out needs --schedule pct")
     schedule = None if schedule == "delays" else schedule
-    if replay_out and os.path.exists(replay_out) and not force:
-        raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out"), (replay_out, "--replay-out")):
+    if replay_out:
+        from smpemu.harness.outputs import check_new_file
+
+        check_new_file(replay_out, "--replay-out", force)
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out")):
         if path:
             check_writable(path, opt)
     if schedule is not None and not replay_out and not os.access(os.getcwd(), os.W_OK):
@@ -297,7 +322,7 @@ def stress(
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
                      memory_model=memory_model, requests=requests, notifier=notifier, range_share=range_share,
                      seed=seed, guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
-                     duration=1.0,
+                     duration=1.0, trace_file=trace_file,
                      schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
                      pct_epoch=pct_epoch, sched_steps=sched_steps)
     for v in vlist:
@@ -354,10 +379,12 @@ def stress(
             from smpemu.search.replay_file import describe_last, write_doc
 
             path = replay_out or default_replay_name(policy, res.replay["seed"])
-            write_doc(res.replay, path)
-            out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
+            if write_doc(res.replay, path):
+                out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
         total = sum(r["steps"] for r in res.rounds)
+        if not total and not res.interrupted and not res.aborted:
+            res.aborted = "the rounds ran no guest step: nothing was explored (raise --timeout)"
         how = "[yellow]interrupted[/yellow]: no violation" if res.interrupted else (
             "[red]no verdict[/red]: no violation" if res.aborted else "[green]no violation[/green]")
         out.print(f"{how} in {res.elapsed_s:.1f} s, {len(res.rounds)} round(s), {total:,} guest steps")

@@ -242,11 +242,8 @@ def check_notifier(notifier) -> None:
 
 
 def check_writable(path: str, opt: str) -> None:
-    """Fail before the run, not after it, if an output path cannot be written."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
-        raise UsageError(f"{opt} {path}: is a directory")
-    if not os.path.isdir(d):
-        raise UsageError(f"{opt} {path}: directory {d} does not exist")
-    if not os.access(d, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"{opt} {path}: not writable")
+    """Fail before the run, not after it, if an output path cannot be written
+    (harness/outputs.py, the one place output files are checked and written)."""
+    from smpemu.harness.outputs import check_new_file
+
+    check_new_file(path, opt)

@@ -277,11 +277,12 @@ def register(app, out, err, guard) -> None:
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
 
-        if replay_out and os.path.exists(replay_out) and not force:  # as stress's --replay-out
-            raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-        for path, opt in ((json_out, "--json"), (replay_out, "--replay-out")):
-            if path:
-                check_writable(path, opt)
+        from smpemu.harness.outputs import check_new_file
+
+        if replay_out:  # as stress's --replay-out
+            check_new_file(replay_out, "--replay-out", force)
+        if json_out:
+            check_writable(json_out, "--json")
         from smpemu.kvm import policies
 
         policies.get(policy)
@@ -307,13 +308,14 @@ def register(app, out, err, guard) -> None:
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
-                write_doc(cr.replay, replay_out)
-                out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
-                          markup=False)
+                if write_doc(cr.replay, replay_out):
+                    out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
+                              markup=False)
         out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
         if json_out:
-            with open(json_out, "w") as f:
-                json.dump(cr.as_dict(), f, indent=1)
+            from smpemu.harness.outputs import write_json_file
+
+            write_json_file(cr.as_dict(), json_out, indent=1)
         raise typer.Exit(cr.exit_code)
 
 

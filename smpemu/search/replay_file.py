@@ -75,10 +75,14 @@ def identity(result) -> dict | None:
     return _identity(result.violations[0] if result.violations else None, (result.schedule or {}).get("last"))
 
 
-def write_doc(doc: dict, path: str) -> None:
-    """One line of JSON per decision would be long: the decisions go compact."""
+def write_doc(doc: dict, path: str) -> bool:
+    """One line of JSON per decision would be long: the decisions go compact.
+    False (said on stderr) when the file could not be written."""
+    from smpemu.harness.outputs import write_output
+
     head = {k: v for k, v in doc.items() if k != "decisions"}
-    with open(path, "w") as f:
+
+    def w(f):
         f.write(json.dumps(head, indent=1)[:-2])
         f.write(',\n "decisions": [\n')
         dec = doc["decisions"]
@@ -86,6 +90,8 @@ def write_doc(doc: dict, path: str) -> None:
             f.write("  " + ", ".join(json.dumps(d) for d in dec[i:i + 8]))
             f.write(",\n" if i + 8 < len(dec) else "\n")
         f.write(" ]\n}\n")
+
+    return write_output(path, w)
 
 
 def write_replay(result, path: str) -> dict:

@@ -22,6 +22,19 @@ def require_matplotlib():
         raise UsageError("--plot needs matplotlib: pip install -e .[plot]") from None
 
 
+def check_plot_format(path: str) -> None:
+    """--plot's extension names a format matplotlib writes (before the first run)."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext not in formats:
+        raise UsageError(f"--plot {path}: " + (f"unknown format {ext!r}" if ext else "no extension")
+                         + f"; use one of .{', .'.join(sorted(formats))} (e.g. out.png)")
+
+
 PANELS = (  # column, title, log y
     ("ipis_per_s", "IPIs sent per second", True),
     ("remote_flushes_per_s", "remote flushes per second", True),
