@@ -284,10 +284,11 @@ def stress(
     from smpemu.search.stress import stress as run_stress
 
     trace_out = _trace_out(trace_out, trace_alias)
-    if not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
-    if not round_s > 0:
-        raise UsageError(f"--round must be > 0 seconds (got {round_s})")
+    from smpemu.errors import check_number
+    from smpemu.harness.config import MAX_SECONDS
+
+    check_number("--timeout", timeout, 0, MAX_SECONDS, lo_open=True)
+    check_number("--round", round_s, 0, MAX_SECONDS, lo_open=True)
     if workload == "script":
         raise UsageError("stress does not run --workload script: a script is one fixed scenario; explore its "
                          "interleavings with smpemu check --scenario FILE.json, or run it with smpemu run --script")
@@ -474,12 +475,12 @@ def info(
     if vcpus > MAX_VCPUS:
         raise UsageError(f"--vcpus {vcpus} is too many: at most {MAX_VCPUS} (as for run)")
     cores = pinning.allowed_cores(cpus)
+    place = pinning.placement(vcpus, pin, cores)  # a bad --pin before any output
     out.print(f"smpemu {__version__}, Python {platform.python_version()}, {platform.machine()}")
     out.print(f"logical cpus: {psutil.cpu_count()}, physical cores: {psutil.cpu_count(logical=False)}, "
               f"allowed for this process: {sorted(os.sched_getaffinity(0))}")
     topo = pinning.topology(cores)
     out.print("topology (core: package/core id): " + ", ".join(f"{c}: {p}/{i}" for c, (p, i) in topo.items()))
-    place = pinning.placement(vcpus, pin, cores)
     t = Table(title=f"--vcpus {vcpus} --pin {pin}: oversubscription "
                     f"{pinning.oversubscription(vcpus, cores):.1f}x", header_style="bold")
     t.add_column("vcpu", justify="right")

@@ -265,9 +265,9 @@ def litmus_command(
     if iterations <= 0:
         raise UsageError(f"--iterations must be positive, got {iterations}")
     if json_path is not None:
-        parent = os.path.dirname(os.path.abspath(json_path))
-        if not os.path.isdir(parent):
-            raise UsageError(f"--json: directory {parent!r} does not exist")
+        from smpemu.harness.outputs import check_new_file
+
+        check_new_file(json_path, "--json")
     files = collect(paths)
     if seed is None:
         seed = secrets.randbelow(2**31)

@@ -155,24 +155,33 @@ def _check_jobs(jobs) -> None:
         raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
 
 
+def check_options(scenario, memory_model, requests, notifier, timeout, bound):
+    """Every option check of ``check``, before its header is printed:
+    (the scenario, the bound)."""
+    if memory_model not in MODELS:
+        raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
+    if requests not in ("modern", "2009"):
+        raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
+    check_notifier(notifier)
+    if timeout is not None:
+        from smpemu.errors import check_number
+
+        check_number("--timeout", timeout, 0, 7 * 86400.0, lo_open=True)  # finite: the explorer's deadline
+    sc = load_scenario(scenario)
+    if bound is None:
+        bound = sc.bound
+    if not isinstance(bound, int) or not 0 <= bound <= 20:
+        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    return sc, bound
+
+
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
               bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
               max_schedules: int | None = None, jobs: int = 1, notifier: str = "2009") -> CheckResult:
     """Explore; ``policy`` is a policy name or a Policy subclass (mutants).
     ``jobs``: processes sharing each level's work (the result is the same);
     ``notifier``: "2009" (flush after mmu_unlock) or "2012" (before it)."""
-    if memory_model not in MODELS:
-        raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
-    if requests not in ("modern", "2009"):
-        raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
-    check_notifier(notifier)
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
-    sc = load_scenario(scenario)
-    if bound is None:
-        bound = sc.bound
-    if not isinstance(bound, int) or not 0 <= bound <= 20:
-        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
     _check_jobs(jobs)
     proto = Proto(sc, policy, memory_model, requests, notifier)
     pname = policy if isinstance(policy, str) else policy.name
@@ -290,9 +299,7 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
-        sc = load_scenario(scenario)
-        if bound is None:
-            bound = sc.bound
+        sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
                   f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
