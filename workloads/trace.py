@@ -225,4 +225,4 @@ def run(cpu, guest, rng, cfg) -> None:
         for op in mine:
             _step(cpu, guest, L, op)
         if cpu.steps >= cpu.next_check:  # invlpg/cr3/halt-only traces never reach access()
-            cpu.periodic()
+            cpu.periodic(pending=0)
