@@ -128,8 +128,8 @@ def _progress_run(cfg):
     "smpemu run --vcpus 4 --policy eager --iterations 5000 --json out.json",
     "# vCPU 0 on core 0, vCPU 1 on core 1, stores drained in any order\n"
     "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
-    "# your own guest operations (format: workloads/trace.py)\n"
-    "smpemu run --workload trace --trace-file my.trace --vcpus 2",
+    "# your own guest operations (format: workloads/trace.py; this file is its example)\n"
+    "smpemu run --workload trace --trace-file workloads/examples/neighbours.trace --vcpus 2 --duration 3",
     "# 16 vCPUs on 2 emulated pCPUs: guest shootdowns with the paravirtual flush\n"
     "smpemu run --vcpus 16 --pcpus 2 --workload guest-shootdown --guest-flush pv",
 ))
@@ -145,7 +145,10 @@ def run(
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default 10 unless --iterations)."),
     iterations: Optional[int] = typer.Option(None, help="Guest steps per vCPU, instead of --duration."),
     guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M, 1G)."),
-    seed: int = typer.Option(1, help="Seed of every random choice (replayable runs)."),
+    seed: int = typer.Option(1, help="Seed of the workload's and the host's random choices (which pages, which "
+                             "reclaims). It does not fix the interleaving: the OS schedules the processes, so "
+                             "counts differ between runs of one seed (a replayable interleaving: smpemu stress "
+                             "--schedule pct, smpemu check)."),
     requests: str = typer.Option("modern", help="modern (mode-based waits) | 2009 (wait for every loaded vCPU)."),
     notifier: str = typer.Option("2009", help=NOTIFIER_HELP),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
@@ -225,10 +228,12 @@ def run(
 
 
 @app.command(epilog=examples(
-    "# find the seed's lost flush; show the interleaving, write its events as JSON\n"
-    "smpemu stress --policy deferred-v3 --seed 31 --trace-out t.json",
-    "# attack the fix for 60 s, cycling vCPU counts and two pinnings across rounds\n"
-    "smpemu stress --policy deferred-v4 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# find the seed's lost flush (one reclaimer: the seed's setting); show the interleaving, write its events\n"
+    "smpemu stress --policy deferred-v3 --reclaimers 1 --seed 31 --trace-out t.json",
+    "# attack the fix for 60 s with one reclaimer (flushes never overlap), cycling vCPU counts and pinnings\n"
+    "smpemu stress --policy deferred-v4 --reclaimers 1 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# with the default two reclaimers, two flushes overlap and v4 loses one (docs/protocol.md)\n"
+    "smpemu stress --policy deferred-v4 --vcpus 2",
     "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
     "# the missing smp_wmb() matters only under a relaxed memory model\n"
@@ -504,9 +509,9 @@ def clean(dry_run: bool = typer.Option(False, help="Only list what would be remo
     out.print(f"{verb} {len(removed)} object(s); {len(kept)} belong to live runs and were kept")
 
 
-@app.command(epilog=examples("# every .litmus file in a directory\nsmpemu litmus ../shared/litmus/",
+@app.command(epilog=examples("# every .litmus file of the shipped corpus\nsmpemu litmus tests/litmus/",
                              "# one test, under TSO, 20000 instances\n"
-                             "smpemu litmus MP+poonceonces.litmus --iterations 20000 --memory-model tso"))
+                             "smpemu litmus tests/litmus/MP+wmb+rmb.litmus --iterations 20000 --memory-model tso"))
 @_guard
 def litmus(
     files: List[str] = typer.Argument(..., help="Litmus files or directories."),

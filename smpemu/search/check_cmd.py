@@ -260,7 +260,15 @@ def _stopped_text(r) -> str:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("check")
+    @app.command("check", epilog="Examples:\n\n" + "\n\n".join((
+        "# the seed's race: v3 loses a flush (every interleaving of 2 preemptions)\n"
+        "smpemu check --policy deferred-v3 --scenario one-flusher",
+        "# v4 holds on the same scenario, at the same bound\n"
+        "smpemu check --policy deferred-v4 --scenario one-flusher",
+        "# the missing smp_wmb() loses a flush under a relaxed memory model; keep the counterexample\n"
+        "smpemu check --policy deferred-v4-nowmb --scenario one-flusher --memory-model relaxed --replay-out nowmb.json",
+        "# the same counterexample on real processes\nsmpemu replay nowmb.json",
+    )))
     @guard
     def check(
         policy: str = typer.Option("deferred-v4", help="Flush policy (smpemu list)."),
