@@ -112,12 +112,12 @@ def _progress_run(cfg):
         TextColumn("{task.fields[steps]:,} steps"), TimeElapsedColumn(),
         console=err, transient=True, disable=not err.is_terminal,
     ) as prog:
-        task = prog.add_task(f"{cfg.vcpus} vCPUs, {cfg.policy}", total=1.0, steps=0)
+        task = prog.add_task(f"{cfg.vcpus} vCPU{'s' if cfg.vcpus != 1 else ''}, {cfg.policy}", total=1.0, steps=0)
         status = Status("run", enabled=not err.is_terminal)
 
         def progress(f, steps):
             prog.update(task, completed=f, steps=steps)
-            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPUs, {cfg.policy}")
+            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPU{'s' if cfg.vcpus != 1 else ''}, {cfg.policy}")
 
         return run(cfg, progress=progress)
 
@@ -236,8 +236,9 @@ def run(
     "smpemu stress --policy deferred-v4 --vcpus 2",
     "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
-    "# the missing smp_wmb() matters only under a relaxed memory model\n"
-    "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+    "# with one reclaimer, the missing smp_wmb() loses a flush under a relaxed memory model (round 31, seed 31; "
+    "native and tso: nothing, README's table)\n"
+    "smpemu stress --policy deferred-v4-nowmb --reclaimers 1 --memory-model relaxed --timeout 120",
     "# the 2009 notifier race: range invalidations meet another reclaimer's (none with --notifier 2012)\n"
     "smpemu stress --policy eager --range-share 0.5",
 ))
@@ -532,12 +533,12 @@ def litmus(
 
 
 @app.command(epilog=examples(
-    "# every benchmark, short version (about a minute on 2 cores)\nsmpemu bench --quick",
+    "# every benchmark, short version (10 s to a minute on 2 cores, as busy as the host is)\nsmpemu bench --quick",
     "# only the IPI round trips, results as JSON\nsmpemu bench --quick --only ipi --json bench.json",
 ))
 @_guard
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
+    quick: bool = typer.Option(False, "--quick", help="Short version (10 s on an idle 2-core host; 48-53 s measured at load average 12)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
                                            "baseline_value, ratio, ...}} here."),
     only: str = typer.Option("ipi,guest_steps,deferral,scaling,pvflush", help="Comma-separated subset of "
