@@ -212,12 +212,12 @@ def test_columns_is_honoured_outside_a_terminal():
     assert p.returncode == 0
     assert max(map(len, p.stdout.splitlines())) <= 80
     wide = cli("list", env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
-    assert max(map(len, wide.stdout.splitlines())) > 80  # the default for logs stays wide
+    assert max(map(len, wide.stdout.splitlines())) > 80  # without COLUMNS a pipe gets 160 (smpemu/cli.py)
 
 
 # -- --iterations N is N steps ------------------------------------------------------------------------
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("workload", ["malloc-touch", "cr3-switch", "invlpg-storm"])
+@pytest.mark.parametrize("workload", ["malloc-touch", "cr3-switch"])  # cr3-switch: exits (cr3 writes) too
 def test_iterations_is_exactly_n_steps_per_vcpu(workload, tmp_path):
     js = tmp_path / "r.json"
     p = cli("run", "--vcpus", "3", "--iterations", "2000", "--workload", workload, "--policy", "mmu-lock",
