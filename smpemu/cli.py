@@ -128,8 +128,8 @@ def _progress_run(cfg):
     "smpemu run --vcpus 4 --policy eager --iterations 5000 --json out.json",
     "# vCPU 0 on core 0, vCPU 1 on core 1, stores drained in any order\n"
     "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
-    "# your own guest operations (format: workloads/trace.py; this file is its example)\n"
-    "smpemu run --workload trace --trace-file workloads/examples/neighbours.trace --vcpus 2 --duration 3",
+    "# your own guest operations (format and this example, for 2 vCPUs or more: workloads/trace.py)\n"
+    "smpemu run --workload trace --trace-file workloads/examples/ops.trace",
     "# 16 vCPUs on 2 emulated pCPUs: guest shootdowns with the paravirtual flush\n"
     "smpemu run --vcpus 16 --pcpus 2 --workload guest-shootdown --guest-flush pv",
 ))
@@ -230,15 +230,15 @@ def run(
 @app.command(epilog=examples(
     "# find the seed's lost flush (one reclaimer: the seed's setting); show the interleaving, write its events\n"
     "smpemu stress --policy deferred-v3 --reclaimers 1 --seed 31 --trace-out t.json",
-    "# attack the fix for 60 s with one reclaimer (flushes never overlap), cycling vCPU counts and pinnings\n"
-    "smpemu stress --policy deferred-v4 --reclaimers 1 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# attack the fix for 60 s with one reclaimer (flushes never overlap), cycling vCPU counts\n"
+    "smpemu stress --policy deferred-v4 --reclaimers 1 --vcpus 2,4,8",
     "# with the default two reclaimers, two flushes overlap and v4 loses one (docs/protocol.md)\n"
     "smpemu stress --policy deferred-v4 --vcpus 2",
     "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
-    "# with one reclaimer, the missing smp_wmb() loses a flush under a relaxed memory model (round 31, seed 31; "
-    "native and tso: nothing, README's table)\n"
-    "smpemu stress --policy deferred-v4-nowmb --reclaimers 1 --memory-model relaxed --timeout 120",
+    "# with one reclaimer, the missing smp_wmb() loses a flush under a relaxed memory model, in round 31 (12 s "
+    "idle, 55 s at load average 12: raise --timeout on a busy host); native and tso: nothing (README's table)\n"
+    "smpemu stress --policy deferred-v4-nowmb --reclaimers 1 --memory-model relaxed",
     "# the 2009 notifier race: range invalidations meet another reclaimer's (none with --notifier 2012)\n"
     "smpemu stress --policy eager --range-share 0.5",
 ))
@@ -512,7 +512,7 @@ def clean(dry_run: bool = typer.Option(False, help="Only list what would be remo
 
 @app.command(epilog=examples("# every .litmus file of the shipped corpus\nsmpemu litmus tests/litmus/",
                              "# one test, under TSO, 20000 instances\n"
-                             "smpemu litmus tests/litmus/MP+wmb+rmb.litmus --iterations 20000 --memory-model tso"))
+                             "smpemu litmus tests/litmus/MP.litmus --iterations 20000 --memory-model tso"))
 @_guard
 def litmus(
     files: List[str] = typer.Argument(..., help="Litmus files or directories."),

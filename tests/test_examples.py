@@ -188,7 +188,7 @@ def test_shipped_example_files_are_the_documented_ones():
     doc = T.__doc__
     block = doc[doc.index("Example, for 2 vCPUs"):]
     block = block[block.index("::\n\n") + 4:].split("\n\n")[0]
-    shipped = (ROOT / "workloads" / "examples" / "neighbours.trace").read_text()
+    shipped = (ROOT / "workloads" / "examples" / "ops.trace").read_text()
     assert [ln.strip() for ln in block.splitlines()] == shipped.strip().splitlines()
     text = (ROOT / "README.md").read_text()
     i = text.index("`workloads/examples/overlap.json` is this script")

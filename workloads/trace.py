@@ -26,8 +26,8 @@ Which vCPUs run a line: every vCPU, unless the line starts with
 only ``cpu SPEC:`` starts a section: the lines after it belong to SPEC until
 the next section (``cpu *:`` goes back to every vCPU).  A vCPU with nothing to
 replay finishes at once.  Example, for 2 vCPUs or more (shipped as
-``workloads/examples/neighbours.trace``: ``smpemu run --workload trace
---trace-file workloads/examples/neighbours.trace --vcpus 2``)::
+``workloads/examples/ops.trace``: ``smpemu run --workload trace
+--trace-file workloads/examples/ops.trace``)::
 
     # every vCPU: fault a page in, read a neighbour's
     touch 0 w
