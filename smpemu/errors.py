@@ -68,8 +68,12 @@ def check_number(name: str, value, lo: float | None = None, hi: float | None = N
     if math.isnan(value) or (finite and math.isinf(value)):
         raise UsageError(f"{what} must be a finite number (got {value})")
     if lo is not None and (value <= lo if lo_open else value < lo):
+        if hi is not None and not lo_open:
+            raise UsageError(f"{what} must be between {lo:g} and {hi:g} (got {value:g})")
         raise UsageError(f"{what} must be {'>' if lo_open else '>='} {lo:g}"
                          + (f" and <= {hi:g}" if hi is not None else "") + f" (got {value:g})")
     if hi is not None and value > hi:
+        if lo is not None and not lo_open:
+            raise UsageError(f"{what} must be between {lo:g} and {hi:g} (got {value:g})")
         raise UsageError(f"{what} must be <= {hi:g} (got {value:g})")
     return value
