@@ -160,6 +160,26 @@ def _check_jobs(jobs) -> None:
         raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
 
 
+def check_options(scenario, memory_model, requests, notifier, timeout, bound):
+    """Every option check of ``check``, before its header is printed:
+    (the scenario, the bound)."""
+    if memory_model not in MODELS:
+        raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
+    if requests not in ("modern", "2009"):
+        raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
+    check_notifier(notifier)
+    if timeout is not None:
+        from smpemu.errors import check_number
+
+        check_number("--timeout", timeout, 0, 7 * 86400.0, lo_open=True)  # finite: the explorer's deadline
+    sc = load_scenario(scenario)
+    if bound is None:
+        bound = sc.bound
+    if not isinstance(bound, int) or not 0 <= bound <= 20:
+        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    return sc, bound
+
+
 def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
               bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
               max_schedules: int | None = None, jobs: int = 1, notifier: str = "2009",
@@ -169,19 +189,8 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
     ``notifier``: "2009" (flush after mmu_unlock) or "2012" (before it);
     ``guest_flush``, ``local_flush``: a guest-shootdown scenario's guest
     (kvm/steal.py; default native), whose vCPUs the host may preempt."""
-    if memory_model not in MODELS:
-        raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
-    if requests not in ("modern", "2009"):
-        raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
-    check_notifier(notifier)
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
-    sc = load_scenario(scenario)
+    sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
     guest_flush, local_flush = guest_of(sc, guest_flush, local_flush)
-    if bound is None:
-        bound = sc.bound
-    if not isinstance(bound, int) or not 0 <= bound <= 20:
-        raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
     _check_jobs(jobs)
     proto = Proto(sc, policy, memory_model, requests, notifier, guest_flush or "native", local_flush or "concurrent")
     pname = policy if isinstance(policy, str) else policy.name
@@ -279,7 +288,15 @@ def _stopped_text(r) -> str:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("check")
+    @app.command("check", epilog="Examples:\n\n" + "\n\n".join((
+        "# the seed's race: v3 loses a flush (every interleaving of 2 preemptions)\n"
+        "smpemu check --policy deferred-v3 --scenario one-flusher",
+        "# v4 holds on the same scenario, at the same bound\n"
+        "smpemu check --policy deferred-v4 --scenario one-flusher",
+        "# keep v3's counterexample as a replay file, then run it on real processes\n"
+        "smpemu check --policy deferred-v3 --scenario one-flusher --replay-out v3.json\n"
+        "smpemu replay v3.json",
+    )))
     @guard
     def check(
         policy: Optional[str] = typer.Option(None, help="Flush policy (smpemu list; default deferred-v4, "
@@ -311,11 +328,12 @@ def register(app, out, err, guard) -> None:
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
 
-        if replay_out and os.path.exists(replay_out) and not force:  # as stress's --replay-out
-            raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-        for path, opt in ((json_out, "--json"), (replay_out, "--replay-out")):
-            if path:
-                check_writable(path, opt)
+        from smpemu.harness.outputs import check_new_file
+
+        if replay_out:  # as stress's --replay-out
+            check_new_file(replay_out, "--replay-out", force)
+        if json_out:
+            check_writable(json_out, "--json")
         from smpemu.kvm import policies
 
         if scenario is None:
@@ -329,8 +347,7 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
-        if bound is None:
-            bound = sc.bound
+        sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
                   f"notifier {notifier}, " + (f"guest flush {gf}, local flush {lf}, " if gf else "")
@@ -347,13 +364,14 @@ def register(app, out, err, guard) -> None:
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
-                write_doc(cr.replay, replay_out)
-                out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
-                          markup=False)
+                if write_doc(cr.replay, replay_out):
+                    out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
+                              markup=False)
         out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
         if json_out:
-            with open(json_out, "w") as f:
-                json.dump(cr.as_dict(), f, indent=1)
+            from smpemu.harness.outputs import write_json_file
+
+            write_json_file(cr.as_dict(), json_out, indent=1)
         raise typer.Exit(cr.exit_code)
 
 
