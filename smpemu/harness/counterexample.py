@@ -75,7 +75,7 @@ def render_counterexample(tr: Trace, width: int = 80, full: bool = False, kinds:
     if d:
         legend.append("~ a store-buffer drain")
     if o:
-        legend.append("+ a command")
+        legend.append("+ a command (sched.in...)")
     unit = "decision" if tr.unit == "decision" else "event"
     legend.append(f"#: the {unit} number" if full else f"rows numbered in order, #: the {unit} number of a row "
                   "cited or marked")

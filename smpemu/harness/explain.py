@@ -158,8 +158,10 @@ def short(code: int, a: int, b: int, kinds: dict | None = None) -> str:
 def row_marks(row: Row) -> str:
     if row.kind == DRAIN:
         return "~ "
-    if row.preempt:
+    if row.preempt:  # a step, or a command that preempts (the host scheduler's sched.out)
         return "* "
+    if row.kind not in ("step", "event"):
+        return "+ "
     return ""
 
 
@@ -168,8 +170,8 @@ def row_texts(row: Row, tr: Trace, kinds: dict | None = None) -> list:
     if row.kind == DRAIN:
         return [f"~ drain: {word_name(tr.layout, row.arg, tr.names)} reaches memory"]
     out = []
-    if row.kind not in ("step", "event"):  # a command this module does not know: shown as recorded
-        out.append(f"+ {row.kind}" + (f" {row.arg}" if row.arg is not None else ""))
+    if row.kind not in ("step", "event"):  # another command (sched.out / sched.in): shown as recorded
+        out.append(row_marks(row) + row.kind + (f" {row.arg}" if row.arg is not None else ""))
     elif row.preempt:
         out.append(f"* @{row.point}")
     out += [short(c, a, b, kinds) for c, a, b in row.events if c != "command"]
@@ -178,9 +180,9 @@ def row_texts(row: Row, tr: Trace, kinds: dict | None = None) -> list:
 
 def counts(tr: Trace) -> tuple:
     """(preemptions, drains, other commands) as the diagram marks them (``*``, ``~``, ``+``)."""
-    p = sum(1 for r in tr.rows if r.kind == "step" and r.preempt)
+    p = sum(1 for r in tr.rows if r.kind != DRAIN and r.preempt)
     d = sum(1 for r in tr.rows if r.kind == DRAIN)
-    o = sum(1 for r in tr.rows if r.kind not in ("step", "event", DRAIN))
+    o = sum(1 for r in tr.rows if r.kind not in ("step", "event", DRAIN) and not r.preempt)
     return p, d, o
 
 
@@ -338,6 +340,19 @@ def _explain(tr: Trace, num) -> str:
         if zap:
             out.append(f"The spte of slot {slot} had been dropped at {num(zap[0])} by {nm(zap[1].actor)}"
                        + _mark_after(evs, zap, nm, num) + ".")
+        return " ".join(out)
+    if kind == "guest_stale":  # the guest's own shootdown (issue 19): no host free
+        gf = _last(evs, lambda e: e[2] == ev.GUEST_FREED and e[3] == gfn)
+        out.append(f"{victim} accessed pfn {pfn} (gfn {gfn}) at {num(end)} through its TLB entry for slot {slot} "
+                   f"({filled})" + (f", after {nm(gf[1].actor)}'s shootdown returned and the guest freed gfn "
+                                    f"{gfn} at {num(gf[0])}" if gf else "") + ".")
+        pv = _last(evs, lambda e: e[2] == ev.PV_CMPXCHG and e[3] == vcpu and e[4])
+        if pv:
+            xr = _last(evs, lambda e: e[1].actor == vcpu and e[2] == ev.STEAL_RECORD and e[0] > pv[0])
+            out.append(f"{nm(pv[1].actor)} sent {victim} no IPI: its cmpxchg of FLUSH into {victim}'s preempted "
+                       f"took at {num(pv[0])}" + (f"; {victim}'s entry read preempted = {xr[3]} at {num(xr[0])}"
+                                                  if xr else "") + (", and its fill came after" if xr and fill and
+                                                                    fill[0] >= xr[0] else "") + ".")
         return " ".join(out)
     free = _last(evs, lambda e: e[2] == ev.FREE and e[4] == pfn)
     freer = free[1].actor if free else v.get("reporter", -1)

@@ -44,7 +44,8 @@ def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
         sc = load_scenario(name)
     else:
         sc = Scenario(str(name), doc["script"], cfg.vcpus, cfg.reclaimers)
-    proto = Proto(sc, cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier)
+    proto = Proto(sc, cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier,
+                  getattr(cfg, "guest_flush", None) or "native", getattr(cfg, "local_flush", None) or "concurrent")
     chs = [parse(d)[0] for d in doc["decisions"]]
     ce = replay_schedule(proto, chs, len(proto.setup_prefix()))
     if ce["violation"] is None:
@@ -55,12 +56,17 @@ def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("replay", epilog="Examples:\n\n# a file written by smpemu stress --schedule pct\n"
-                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json\n\n"
-                                  "# the replayed run's results as JSON\nsmpemu replay r.json --json replayed.json")
+    @app.command("replay", epilog="Examples:\n\n"
+                                  "# check's counterexample (v3's lost flush), then the same interleaving on real "
+                                  "processes, results as JSON\n"
+                                  "smpemu check --policy deferred-v3 --scenario one-flusher --replay-out r.json\n"
+                                  "smpemu replay r.json --json replayed.json\n\n"
+                                  "# a file written by smpemu stress (its name is printed; a new one each run)\n"
+                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json")
     @guard
     def replay(
-        file: str = typer.Argument(..., help="A replay file written by `smpemu stress --schedule pct`."),
+        file: str = typer.Argument(..., help="A replay file written by `smpemu stress` (--schedule pct, "
+                                  "the default) or `smpemu check --replay-out`."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
         full: bool = typer.Option(False, "--full", help="Print the violation's focused trace as one column per "
                                   "CPU (default: the steps that lead to it, and what happened)."),
