@@ -281,6 +281,8 @@ def stress(
                                              "here (default: smpemu-replay-POLICY-sSEED-TIME.json in the current "
                                              "directory, a new name every run)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --replay-out file."),
+    full: bool = typer.Option(False, "--full", help="Print the violation's focused trace as one column per CPU "
+                              "(default: the events that lead to it, and what happened)."),
 ):
     """Run a policy until the lost-flush oracle fires or the timeout passes."""
     from smpemu.harness.config import RunConfig, check_writable
@@ -378,8 +380,10 @@ def stress(
                   f"guest steps to it: ~{res.steps_to_violation:,}")
         tr = res.first.get("trace")
         if tr:
-            out.print("the interleaving that led to it (focused trace, one column per CPU):")
-            out.print(tr["rendered"], markup=False, highlight=False, soft_wrap=True)
+            out.print("the interleaving that led to it (every event, one column per CPU):" if full else
+                      "the events that led to it:")
+            out.print(tr["rendered"] if full else tr.get("focused", tr["rendered"]), markup=False,
+                      highlight=False, soft_wrap=True)
         if trace_out and tr:
             write_json({"config": res.first["config"], **tr}, trace_out)
         if res.replay is not None:

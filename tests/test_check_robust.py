@@ -181,9 +181,10 @@ def check_cli(tmp_path):
 
 
 def _ended(p, workers, timeout=30):
-    """The exit code, stdout, and that no worker outlived the run."""
+    """The exit code, stdout (its whitespace runs as one space: lines wrap to COLUMNS), and that no
+    worker outlived the run."""
     out, err = p.communicate(timeout=timeout)
-    return p.returncode, out + err, [w.pid for w in workers if w.is_running()]
+    return p.returncode, " ".join((out + err).split()), [w.pid for w in workers if w.is_running()]
 
 
 def _busy(w, cpu_s=0.2, timeout=60):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import workloads
-from smpemu.harness import guest_report, hostsched, pinning, resources, trace
+from smpemu.harness import counterexample, explain, guest_report, hostsched, pinning, resources, trace
 from smpemu.harness.router import Router
 from smpemu.harness.semaphores import semaphores
 from smpemu.kvm import layout as shared
@@ -438,6 +438,10 @@ def _trace_window(arena, cfg, result: RunResult) -> dict:
         "violation": v,
         "events": trace.as_json(win, cfg.vcpus, t0, cfg.reclaimers),
         "rendered": trace.render(trace.focus(win, v), cfg.vcpus, t0, mark, n_hosts=cfg.reclaimers),
+        # what stress and replay print (harness/explain.py): the events that lead to the violation, at the
+        # terminal's width, and what happened; "rendered" is --full's
+        "focused": counterexample.render_counterexample(explain.from_events(win, cfg.vcpus, cfg.reclaimers, v),
+                                                 counterexample.term_width()),
         "events_recorded": len(events),
     }
 

@@ -28,6 +28,8 @@ from smpemu import __version__
 from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError
 from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
+from smpemu.harness import explain
+from smpemu.harness.counterexample import fit, line_width, render_counterexample, term_width
 from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
@@ -76,6 +78,10 @@ class CheckResult:
                      first_schedule=r.first.schedule, first_s=round(r.first.t_s, 3), trace=(self.counterexample or {}).get("events"))
             if "detail" in m.violation:
                 v["detail"] = m.violation["detail"]
+            tr = (self.counterexample or {}).get("trace")
+            if tr is not None:  # the marks as the diagram shows them, and what happened (harness/explain.py)
+                p, d, _ = explain.counts(tr)
+                v.update(marked_preemptions=p, drains=d, explanation=explain.explain(tr))
         return {
             "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
             "requests": self.requests, "notifier": self.notifier, "bound": self.bound, "complete": r.complete,
@@ -113,7 +119,7 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     (the first ``n_setup`` choices are the scenario's setup: no preemptions)."""
     events = []
     w = proto.world(trace=events)
-    decisions, rows, cur = [], [], None
+    decisions, rows, cur, fps = [], [], None, []
     try:
         for k, ch in enumerate(choices):
             if k == n_setup:
@@ -122,12 +128,14 @@ def replay_schedule(proto, choices, n_setup: int = 0):
                                          cur is not None and cur.is_step and w.enabled(cur) and ch is not cur)
             decisions.append(w.decision(ch))
             n0 = len(events)
-            w.step(ch)
+            fp = w.step(ch)
             cur = ch
             rows.append((k, decisions[-1], preempt, events[n0:]))
+            fps.append(fp)
         violation = w.violation
     finally:
         w.close()
+    trace = explain.trace_of(proto, rows, fps, choices, violation, n_setup)
     names = _names(proto)
     width = 31
     lines = [f"{'#':>4}  " + "".join(f"{n:<{width}}" for n in names),
@@ -135,8 +143,8 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     out_events = []
     for (k, d, preempt, evs), ch in zip(rows, choices):
         a = d[0]
-        if not ch.is_step and len(d) == 3:
-            texts = [f"~ drain: word {d[2]} reaches memory"]
+        if not ch.is_step and len(d) == 3:  # a drain names its word (harness/explain.py)
+            texts = explain.row_texts(trace.rows[k], trace)[:1]
         else:  # a step, or the host scheduler's sched.out (a preemption) / sched.in
             texts = [("* " if preempt else "") + (f"@{d[1]}" if ch.is_step else d[1])]
             for (_, code, x, y) in evs:
@@ -152,7 +160,10 @@ def replay_schedule(proto, choices, n_setup: int = 0):
             lines.append(f"{k if j == 0 else '':>4}  " + "".join(f"{c:<{width}}" for c in cells))
     lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain; sched.out/in: the "
                  "host preempts a vCPU / gives it its pCPU back)")
-    return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
+    # "rendered": the focused rendering at 80 columns (the command renders it again at the terminal's
+    # width from "trace", harness/counterexample.py); "rendered_full": every row, as --full prints it
+    return {"decisions": decisions, "rendered": render_counterexample(trace, 80),
+            "rendered_full": "\n".join(lines), "trace": trace, "events": out_events, "violation": violation}
 
 
 def _check_jobs(jobs) -> None:
@@ -259,8 +270,10 @@ def summary_line(cr: CheckResult) -> str:
     if r.minimal is not None:
         m = r.minimal
         done = "" if r.complete else f" ({_stopped_text(r)}: the minimal among those explored)"
+        tr = (cr.counterexample or {}).get("trace")
+        cost = explain.counts_text(tr) if tr is not None else f"{m.bound} preemptions"  # as the diagram marks them
         return (f"VIOLATION {m.violation['kind']}: first at schedule {r.first.schedule}, bound {r.first.bound}; "
-                f"minimal counterexample: schedule {m.schedule}, {m.bound} preemptions, {m.steps} steps{done}"
+                f"minimal counterexample: schedule {m.schedule}, {cost}, {m.steps} steps{done}"
                 f"\n{speed}")
     skipped = "".join(f"\nskipped: {what} (an optional wait that did not end, and the ops after it) in "
                       f"{n:,} of the schedules" for what, n in sorted(r.skipped.items()))
@@ -324,6 +337,8 @@ def register(app, out, err, guard) -> None:
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                            help="Processes sharing each bound level's schedules (default: the "
                                                 "usable CPUs; the result is the same for any number)."),
+        full: bool = typer.Option(False, "--full", help="Print the counterexample's every decision, one column "
+                                  "per CPU (default: the steps that lead to the violation, and what happened)."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
@@ -348,26 +363,34 @@ def register(app, out, err, guard) -> None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
         sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
-        out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
-                  f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
-                  f"notifier {notifier}, " + (f"guest flush {gf}, local flush {lf}, " if gf else "")
-                  + f"bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
+        # the counterexample fits term_width() (COLUMNS, the terminal's, else 80); the other lines are
+        # wrapped to COLUMNS or the terminal's, and stay whole in a pipe (logs and scripts read them)
+        width, lw = term_width(), line_width()
+        out.print(fit(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
+                      f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
+                      f"notifier {notifier}, " + (f"guest flush {gf}, local flush {lf}, " if gf else "")
+                      + f"bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", lw),
+                  markup=False, soft_wrap=True)
         cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
                        notifier=notifier, guest_flush=guest_flush, local_flush=local_flush)
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
-            out.print(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} pfn {v['pfn']}"
-                      + (f" ({v['detail']})" if "detail" in v else ""), markup=False)
-            out.print(f"minimal counterexample ({m.bound} preemptions, {m.steps} steps):", markup=False)
-            out.print(cr.counterexample["rendered"], markup=False, highlight=False, soft_wrap=True)
+            out.print(fit(f"VIOLATION {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+                                  f"pfn {v['pfn']}" + (f" ({v['detail']})" if "detail" in v else ""), lw),
+                      markup=False, soft_wrap=True)
+            ce = cr.counterexample
+            out.print(fit(f"minimal counterexample ({explain.counts_text(ce['trace'])}, {m.steps} steps):",
+                                  lw), markup=False, soft_wrap=True)
+            out.print(ce["rendered_full"] if full else render_counterexample(ce["trace"], width),
+                      markup=False, highlight=False, soft_wrap=True)
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
                 if write_doc(cr.replay, replay_out):
-                    out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
-                              markup=False)
-        out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
+                    out.print(fit(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real "
+                                  "processes)", lw), markup=False, soft_wrap=True)
+        out.print(fit(summary_line(cr), lw), markup=False, highlight=False, soft_wrap=True)
         if json_out:
             from smpemu.harness.outputs import write_json_file
 

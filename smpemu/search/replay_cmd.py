@@ -26,6 +26,33 @@ def _recorded_decisions(doc: dict) -> int | None:
     return n + 1 if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
 
+def focused_from_schedule(doc: dict, cfg, width: int) -> str | None:
+    """A file ``smpemu check`` wrote (a scenario's schedule): its decisions run again in the
+    explorer's world, in-process, for their footprints, rendered as ``check`` renders them (the
+    same decision numbers).  None for another file (a stress schedule: its run's events are
+    rendered instead), or if the world does not reach a violation."""
+    if (doc.get("schedule") or {}).get("strategy") != "check" or not isinstance(doc.get("script"), dict):
+        return None
+    from smpemu.harness.counterexample import render_counterexample
+    from smpemu.sched.choices import parse
+    from smpemu.search.check_cmd import replay_schedule
+    from smpemu.search.scenarios import SCENARIOS, Scenario, load_scenario
+    from smpemu.search.world import Proto
+
+    name = doc.get("scenario", "file")
+    if name in SCENARIOS and {k: v for k, v in SCENARIOS[name].items() if k not in ("doc", "bound")} == doc["script"]:
+        sc = load_scenario(name)
+    else:
+        sc = Scenario(str(name), doc["script"], cfg.vcpus, cfg.reclaimers)
+    proto = Proto(sc, cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier,
+                  getattr(cfg, "guest_flush", None) or "native", getattr(cfg, "local_flush", None) or "concurrent")
+    chs = [parse(d)[0] for d in doc["decisions"]]
+    ce = replay_schedule(proto, chs, len(proto.setup_prefix()))
+    if ce["violation"] is None:
+        return None
+    return render_counterexample(ce["trace"], width)
+
+
 def register(app, out, err, guard) -> None:
     import typer
 
@@ -41,6 +68,8 @@ def register(app, out, err, guard) -> None:
         file: str = typer.Argument(..., help="A replay file written by `smpemu stress` (--schedule pct, "
                                   "the default) or `smpemu check --replay-out`."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
+        full: bool = typer.Option(False, "--full", help="Print the violation's focused trace as one column per "
+                                  "CPU (default: the steps that lead to it, and what happened)."),
     ):
         """Replay a recorded controlled schedule and check that it reproduces."""
         # imported when the command runs, not when the CLI starts (numpy, the harness)
@@ -54,10 +83,15 @@ def register(app, out, err, guard) -> None:
             check_writable(json_out, "--json")
         cfg, doc = load_replay(file)
         want = doc.get("violation")
-        out.print(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
+        from smpemu.harness.counterexample import fit, line_width, term_width
+
+        # the counterexample fits term_width() (COLUMNS, the terminal's, else 80); the other lines are
+        # wrapped to COLUMNS or the terminal's, and stay whole in a pipe
+        width, lw = term_width(), line_width()
+        out.print(fit(f"replay {file}: smpemu {doc['smpemu_version']}, policy {cfg.policy}, workload {cfg.workload}, "
                   f"{cfg.vcpus} vCPUs, {cfg.reclaimers} reclaimer(s), memory model {cfg.memory_model}, requests {cfg.requests}, "
                   f"notifier {cfg.notifier}{f', range share {cfg.range_share:g}' if cfg.range_share else ''}, "
-                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})")
+                  f"{len(cfg.replay):,} decisions recorded ({describe_last(doc)})", lw), soft_wrap=True)
         from smpemu.harness.status import Status
 
         status = Status("replay", enabled=not err.is_terminal)
@@ -66,21 +100,34 @@ def register(app, out, err, guard) -> None:
         got = identity(r)
         if r.violations:
             v = r.violations[0]
-            out.print(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
-                      f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
-                      f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
-                      f"decision {r.schedule['last']['decision']} resumed "
-                      f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}")
+            out.print(fit(f"[red]VIOLATION[/red] {v['kind']}: vcpu {v['vcpu']} slot {v['slot']} gfn {v['gfn']} "
+                          f"pfn {v['pfn']} gen {v['entry_gen']}->{v['cur_gen']}, seen by "
+                          f"{who(v['reporter'], cfg.vcpus, cfg.reclaimers)}, "
+                          f"decision {r.schedule['last']['decision']} resumed "
+                          f"{who(got['cpu'], cfg.vcpus, cfg.reclaimers)} at {got['point']}", lw), soft_wrap=True)
             tr = r.trace
             if tr:
-                out.print("the interleaving that led to it (focused trace, one column per CPU):")
-                out.print(tr["rendered"], markup=False, highlight=False, soft_wrap=True)
+                text = None
+                if not full:
+                    try:
+                        text = focused_from_schedule(doc, cfg, width)
+                    except Exception as e:  # the rendering only: the run's own events are shown instead
+                        out.print(f"(the schedule did not run in-process: {type(e).__name__}: {e}; the run's "
+                                  "events follow)", markup=False)
+                    out.print("the steps that led to it (decision numbers as in the file):" if text else
+                              "the events that led to it:")
+                    text = text or tr.get("focused", tr["rendered"])
+                else:
+                    out.print("the interleaving that led to it (focused trace, one column per CPU):")
+                    text = tr["rendered"]
+                out.print(text, markup=False, highlight=False, soft_wrap=True)
         if r.schedule and r.schedule.get("divergence"):
             out.print(f"[red]{r.schedule['divergence']}[/red]")
         elif want is not None and got is not None:
             diff = [k for k in MATCH_KEYS if want.get(k) != got.get(k)]
             if not diff:
-                out.print(f"[bold]reproduced[/bold]: the recorded violation ({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})")
+                out.print(fit(f"[bold]reproduced[/bold]: the recorded violation "
+                              f"({', '.join(f'{k} {got[k]}' for k in MATCH_KEYS)})", lw), soft_wrap=True)
             else:
                 out.print("[red]a different violation[/red] than recorded: "
                           + "; ".join(f"{k} {got.get(k)} (recorded {want.get(k)})" for k in diff))
