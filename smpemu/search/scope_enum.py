@@ -196,6 +196,15 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
         vl, hl = vcpu_letters(start.pages), host_letters(start.pages)
         vby = _by_len(vl, n, 0)
         hby = _by_len(hl, n, 1)
+        memo = {}
+
+        def group(by, count, total, min_len, kind):
+            key = (kind, count, total)
+            if key not in memo:
+                gen = _multisets if reduce else _tuples
+                memo[key] = list(gen(by, count, total, min_len))
+            return memo[key]
+
         for nc in range(lim.vcpus):
             for nh in range(lim.hosts + 1):
                 for n0 in range(n + 1):
@@ -203,19 +212,16 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
                         nhops = n - n0 - nv
                         if (nh == 0) != (nhops == 0) or nhops < nh or (nc == 0 and nv):
                             continue
+                        cgroups = group(vby, nc, nv, 0, "v")
+                        hgroups = group(hby, nh, nhops, 1, "h")
                         for v0 in vby.get(n0, []):
-                            cgen = (_multisets(vby, nc, nv, 0) if reduce
-                                    else _tuples(vby, nc, nv, 0))
-                            for cs in cgen:
-                                hgen = (_multisets(hby, nh, nhops, 1) if reduce
-                                        else _tuples(hby, nh, nhops, 1))
-                                for hs in hgen:
+                            for cs in cgroups:
+                                for hs in hgroups:
                                     s = Scn(start, v0, cs, hs)
                                     if not well_formed(s):
                                         continue
-                                    if reduce:
-                                        if not relevant(s) or canonical(s) != s:
-                                            continue
+                                    if reduce and (not relevant(s) or canonical(s) != s):
+                                        continue
                                     yield s
 
 
