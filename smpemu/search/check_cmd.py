@@ -264,7 +264,8 @@ def register(app, out, err, guard) -> None:
                                             "(default: the scenario's, docs/check.md: "
                                             + ", ".join(f"{n} {d['bound']}" for n, d in SCENARIOS.items())
                                             + f", a file {USER_BOUND})."),
-        timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
+        timeout: Optional[float] = typer.Option(None, help=f"Give up (exit 4, INCOMPLETE) after this many seconds "
+                                                f"(default {DEFAULT_TIMEOUT:g}; with --scope: none)."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
                                                  help="Write the counterexample as a replay file (smpemu replay)."),
@@ -273,6 +274,16 @@ def register(app, out, err, guard) -> None:
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                            help="Processes sharing each bound level's schedules (default: the "
                                                 "usable CPUs; the result is the same for any number)."),
+        scope: Optional[str] = typer.Option(None, "--scope", help="Explore every scenario of up to N operations "
+                                            "instead of one scenario ('default': the default scope; docs/check.md)."),
+        max_flushers: Optional[int] = typer.Option(None, "--max-flushers", help="With --scope: only scenarios in "
+                                                   "which at most K actors have an op that can flush."),
+        scenario_out: Optional[str] = typer.Option(None, "--scenario-out", help="With --scope: write the minimal "
+                                                   "scenario (script format) here."),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --scope: run on this dask "
+                                                "scheduler (host:port) instead of --jobs processes."),
+        vcpus: int = typer.Option(3, "--vcpus", help="With --scope: at most this many vCPUs."),
+        hosts: int = typer.Option(2, "--hosts", help="With --scope: at most this many host processes."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
@@ -289,6 +300,12 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
+        if scope is not None or scenario_out or max_flushers is not None or scheduler:
+            from smpemu.search.scope_cmd import scope_options
+
+            raise typer.Exit(scope_options(out, locals()))
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound
