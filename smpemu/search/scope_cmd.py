@@ -57,9 +57,10 @@ def check_settings(st: ScopeSettings) -> None:
     if st.timeout is not None and not st.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {st.timeout})")
     if st.scheduler:
-        from smpemu.study.remote import require_dask
-
-        require_dask()
+        try:
+            import distributed  # noqa: F401  (only: is it installed)
+        except ImportError:
+            raise UsageError('--scheduler needs dask.distributed: pip install "dask[distributed]"') from None
 
 
 def clean_line(r: ScopeResult) -> str:
