@@ -133,12 +133,11 @@ def test_cli_minimal_scenario_files_and_replay_on_real_processes(tmp_path):
 
 
 def test_cli_clean_and_usage_errors():
-    p = _cli("check", "--policy", "mmu-lock", "--notifier", "2012", "--scope", "1", "--jobs", "1")
+    p = _cli("check", "--policy", "mmu-lock", "--notifier", "2012", "--scope", "1", "--vcpus", "1", "--jobs", "1")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "no violation: " in p.stdout and "scenarios of up to 1 operations, each explored to <= 1 " \
                                            "preemptions (complete)" in p.stdout
-    for args in (["--scope", "x"], ["--scope", "0"], ["--max-flushers", "1"], ["--scope", "1", "--scenario", "sync"],
-                 ["--scope", "1", "--vcpus", "9"]):
+    for args in (["--scope", "x"], ["--max-flushers", "1"], ["--scope", "1", "--scenario", "sync"]):
         p = _cli("check", "--policy", "mmu-lock", *args)
         assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stdout, p.stderr)
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(os.getpid()) in f]
