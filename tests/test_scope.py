@@ -141,3 +141,17 @@ def test_cli_clean_and_usage_errors():
         p = _cli("check", "--policy", "mmu-lock", *args)
         assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stdout, p.stderr)
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(os.getpid()) in f]
+
+
+def test_settings_mistakes_are_usage_errors():
+    from smpemu.errors import UsageError
+    from smpemu.search.scope import DEFAULT_SCOPE
+    from smpemu.search.scope_cmd import check_settings, parse_scope
+
+    assert parse_scope("default") == DEFAULT_SCOPE and parse_scope("3") == 3
+    for bad in ("0", "9", "x"):
+        with pytest.raises(UsageError):
+            parse_scope(bad)
+    for kw in ({"vcpus": 9}, {"hosts": 5}, {"bound": 7}, {"max_flushers": -1}, {"memory_model": "x"}):
+        with pytest.raises(UsageError):
+            check_settings(ScopeSettings("mmu-lock", 1, **kw))
