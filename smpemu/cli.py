@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from smpemu import __version__
-from smpemu.errors import EXIT_INTERNAL, SmpemuError, UsageError
+from smpemu.errors import EXIT_ABORTED, EXIT_INTERNAL, SmpemuError, UsageError
 from smpemu.harness.status import Status
 
 app = typer.Typer(
@@ -33,8 +33,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
-if not out.is_terminal:
-    out = Console(width=160)  # logs and pipes: wide enough for the run tables
+if not out.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+    # logs and pipes: wide enough for the run tables, unless COLUMNS says
+    # otherwise (rich's Console reads COLUMNS itself)
+    out = Console(width=160)
 err = Console(stderr=True)
 
 
@@ -69,14 +71,30 @@ def _guard(fn):
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
-            return fn(*a, **kw)
+            fn(*a, **kw)
         except SmpemuError as e:
             err.print(f"smpemu: {e}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code)
         except KeyboardInterrupt:
             raise typer.Exit(130)
+        except typer.Exit as e:
+            raise typer.Exit(_output_lost(e.exit_code))
+        raise typer.Exit(_output_lost(0))
 
     return wrapper
+
+
+def _output_lost(code: int) -> int:
+    """A clean verdict whose output file could not be written is incomplete
+    (exit 4); any other verdict keeps its code (harness/outputs.py)."""
+    from smpemu.harness.outputs import lost
+
+    files = lost()
+    if files and code == 0:
+        err.print(f"smpemu: incomplete: the result is clean but {', '.join(files)} was not written (exit 4)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return EXIT_ABORTED
+    return code
 
 
 def _trace_out(trace_out: Optional[str], alias: Optional[str]) -> Optional[str]:
@@ -94,12 +112,12 @@ def _progress_run(cfg):
         TextColumn("{task.fields[steps]:,} steps"), TimeElapsedColumn(),
         console=err, transient=True, disable=not err.is_terminal,
     ) as prog:
-        task = prog.add_task(f"{cfg.vcpus} vCPUs, {cfg.policy}", total=1.0, steps=0)
+        task = prog.add_task(f"{cfg.vcpus} vCPU{'s' if cfg.vcpus != 1 else ''}, {cfg.policy}", total=1.0, steps=0)
         status = Status("run", enabled=not err.is_terminal)
 
         def progress(f, steps):
             prog.update(task, completed=f, steps=steps)
-            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPUs, {cfg.policy}")
+            status(lambda: f"{f:.0%} done, {steps:,} guest steps, {cfg.vcpus} vCPU{'s' if cfg.vcpus != 1 else ''}, {cfg.policy}")
 
         return run(cfg, progress=progress)
 
@@ -110,8 +128,8 @@ def _progress_run(cfg):
     "smpemu run --vcpus 4 --policy eager --iterations 5000 --json out.json",
     "# vCPU 0 on core 0, vCPU 1 on core 1, stores drained in any order\n"
     "smpemu run --vcpus 2 --pin 0,1 --memory-model relaxed --duration 3",
-    "# your own guest operations (format: workloads/trace.py)\n"
-    "smpemu run --workload trace --trace-file my.trace --vcpus 2",
+    "# your own guest operations (format and this example, for 2 vCPUs or more: workloads/trace.py)\n"
+    "smpemu run --workload trace --trace-file workloads/examples/ops.trace",
     "# 16 vCPUs on 2 emulated pCPUs: guest shootdowns with the paravirtual flush\n"
     "smpemu run --vcpus 16 --pcpus 2 --workload guest-shootdown --guest-flush pv",
 ))
@@ -127,7 +145,10 @@ def run(
     duration: Optional[float] = typer.Option(None, help="Seconds to run (default 10 unless --iterations)."),
     iterations: Optional[int] = typer.Option(None, help="Guest steps per vCPU, instead of --duration."),
     guest_mem: str = typer.Option("64M", help="Guest memory (e.g. 64M, 1G)."),
-    seed: int = typer.Option(1, help="Seed of every random choice (replayable runs)."),
+    seed: int = typer.Option(1, help="Seed of the workload's and the host's random choices (which pages, which "
+                             "reclaims). It does not fix the interleaving: the OS schedules the processes, so "
+                             "counts differ between runs of one seed (a replayable interleaving: smpemu stress "
+                             "--schedule pct, smpemu check)."),
     requests: str = typer.Option("modern", help="modern (mode-based waits) | 2009 (wait for every loaded vCPU)."),
     notifier: str = typer.Option("2009", help=NOTIFIER_HELP),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before the run aborts."),
@@ -207,14 +228,17 @@ def run(
 
 
 @app.command(epilog=examples(
-    "# find the seed's lost flush; show the interleaving, write its events as JSON\n"
-    "smpemu stress --policy deferred-v3 --seed 31 --trace-out t.json",
-    "# attack the fix for 60 s, cycling vCPU counts and two pinnings across rounds\n"
-    "smpemu stress --policy deferred-v4 --vcpus 2,4,8 --pin \"compact;spread\"",
+    "# find the seed's lost flush (one reclaimer: the seed's setting); show the interleaving, write its events\n"
+    "smpemu stress --policy deferred-v3 --reclaimers 1 --seed 31 --trace-out t.json",
+    "# attack the fix for 60 s with one reclaimer (flushes never overlap), cycling vCPU counts\n"
+    "smpemu stress --policy deferred-v4 --reclaimers 1 --vcpus 2,4,8",
+    "# with the default two reclaimers, two flushes overlap and v4 loses one (docs/protocol.md)\n"
+    "smpemu stress --policy deferred-v4 --vcpus 2",
     "# a controlled schedule; a violation writes a file for `smpemu replay FILE`\n"
     "smpemu stress --policy deferred-v3 --vcpus 2 --schedule pct --seed 1",
-    "# the missing smp_wmb() matters only under a relaxed memory model\n"
-    "smpemu stress --policy deferred-v4-nowmb --memory-model relaxed",
+    "# with one reclaimer, the missing smp_wmb() loses a flush under a relaxed memory model, in round 31 (12 s "
+    "idle, 55 s at load average 12: raise --timeout on a busy host); native and tso: nothing (README's table)\n"
+    "smpemu stress --policy deferred-v4-nowmb --reclaimers 1 --memory-model relaxed",
     "# the 2009 notifier race: range invalidations meet another reclaimer's (none with --notifier 2012)\n"
     "smpemu stress --policy eager --range-share 0.5",
 ))
@@ -240,6 +264,8 @@ def stress(
                                              "concurrently (default 2)."),
     guest_mem: str = typer.Option("64M", help="Guest memory."),
     ack_timeout: float = typer.Option(5.0, help="Seconds a flush waits for an ack before aborting."),
+    trace_file: Optional[str] = typer.Option(None, help="Input: the operations file of --workload trace "
+                                             "(see workloads/trace.py)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the stress summary here."),
     trace_out: Optional[str] = typer.Option(None, "--trace-out", help="Output: write the violation's event "
                                             "window here (JSON)."),
@@ -264,10 +290,14 @@ def stress(
     from smpemu.search.stress import stress as run_stress
 
     trace_out = _trace_out(trace_out, trace_alias)
-    if not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
-    if not round_s > 0:
-        raise UsageError(f"--round must be > 0 seconds (got {round_s})")
+    from smpemu.errors import check_number
+    from smpemu.harness.config import MAX_SECONDS
+
+    check_number("--timeout", timeout, 0, MAX_SECONDS, lo_open=True)
+    check_number("--round", round_s, 0, MAX_SECONDS, lo_open=True)
+    if workload == "script":
+        raise UsageError("stress does not run --workload script: a script is one fixed scenario; explore its "
+                         "interleavings with smpemu check --scenario FILE.json, or run it with smpemu run --script")
     from smpemu.study.grid import parse_list
 
     vlist = parse_list(vcpus, "--vcpus", int)
@@ -286,9 +316,11 @@ def stress(
     if replay_out and schedule != "pct":
         raise UsageError("--replay-out needs --schedule pct")
     schedule = None if schedule == "delays" else schedule
-    if replay_out and os.path.exists(replay_out) and not force:
-        raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out"), (replay_out, "--replay-out")):
+    if replay_out:
+        from smpemu.harness.outputs import check_new_file
+
+        check_new_file(replay_out, "--replay-out", force)
+    for path, opt in ((json_out, "--json"), (trace_out, "--trace-out")):
         if path:
             check_writable(path, opt)
     if schedule is not None and not replay_out and not os.access(os.getcwd(), os.W_OK):
@@ -297,7 +329,7 @@ def stress(
     base = RunConfig(vcpus=vlist[0], workload=workload, policy=policy, pin=plist[0],
                      memory_model=memory_model, requests=requests, notifier=notifier, range_share=range_share,
                      seed=seed, guest_mem=guest_mem, ack_timeout=ack_timeout, reclaim=reclaim, reclaimers=reclaimers,
-                     duration=1.0,
+                     duration=1.0, trace_file=trace_file,
                      schedule=schedule, max_decisions=max_decisions, pct_depth=pct_depth,
                      pct_epoch=pct_epoch, sched_steps=sched_steps)
     for v in vlist:
@@ -354,10 +386,12 @@ def stress(
             from smpemu.search.replay_file import describe_last, write_doc
 
             path = replay_out or default_replay_name(policy, res.replay["seed"])
-            write_doc(res.replay, path)
-            out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
+            if write_doc(res.replay, path):
+                out.print(f"{describe_last(res.replay)}; replay file: {path} (smpemu replay {path})")
     else:
         total = sum(r["steps"] for r in res.rounds)
+        if not total and not res.interrupted and not res.aborted:
+            res.aborted = "the rounds ran no guest step: nothing was explored (raise --timeout)"
         how = "[yellow]interrupted[/yellow]: no violation" if res.interrupted else (
             "[red]no verdict[/red]: no violation" if res.aborted else "[green]no violation[/green]")
         out.print(f"{how} in {res.elapsed_s:.1f} s, {len(res.rounds)} round(s), {total:,} guest steps")
@@ -447,12 +481,12 @@ def info(
     if vcpus > MAX_VCPUS:
         raise UsageError(f"--vcpus {vcpus} is too many: at most {MAX_VCPUS} (as for run)")
     cores = pinning.allowed_cores(cpus)
+    place = pinning.placement(vcpus, pin, cores)  # a bad --pin before any output
     out.print(f"smpemu {__version__}, Python {platform.python_version()}, {platform.machine()}")
     out.print(f"logical cpus: {psutil.cpu_count()}, physical cores: {psutil.cpu_count(logical=False)}, "
               f"allowed for this process: {sorted(os.sched_getaffinity(0))}")
     topo = pinning.topology(cores)
     out.print("topology (core: package/core id): " + ", ".join(f"{c}: {p}/{i}" for c, (p, i) in topo.items()))
-    place = pinning.placement(vcpus, pin, cores)
     t = Table(title=f"--vcpus {vcpus} --pin {pin}: oversubscription "
                     f"{pinning.oversubscription(vcpus, cores):.1f}x", header_style="bold")
     t.add_column("vcpu", justify="right")
@@ -476,9 +510,9 @@ def clean(dry_run: bool = typer.Option(False, help="Only list what would be remo
     out.print(f"{verb} {len(removed)} object(s); {len(kept)} belong to live runs and were kept")
 
 
-@app.command(epilog=examples("# every .litmus file in a directory\nsmpemu litmus ../shared/litmus/",
+@app.command(epilog=examples("# every .litmus file of the shipped corpus\nsmpemu litmus tests/litmus/",
                              "# one test, under TSO, 20000 instances\n"
-                             "smpemu litmus MP+poonceonces.litmus --iterations 20000 --memory-model tso"))
+                             "smpemu litmus tests/litmus/MP.litmus --iterations 20000 --memory-model tso"))
 @_guard
 def litmus(
     files: List[str] = typer.Argument(..., help="Litmus files or directories."),
@@ -499,12 +533,12 @@ def litmus(
 
 
 @app.command(epilog=examples(
-    "# every benchmark, short version (about a minute on 2 cores)\nsmpemu bench --quick",
+    "# every benchmark, short version (10 s to a minute on 2 cores, as busy as the host is)\nsmpemu bench --quick",
     "# only the IPI round trips, results as JSON\nsmpemu bench --quick --only ipi --json bench.json",
 ))
 @_guard
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Short version (about a minute on 2 cores)."),
+    quick: bool = typer.Option(False, "--quick", help="Short version (10 s on an idle 2-core host; 48-53 s measured at load average 12)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write {name: {value, unit, baseline, "
                                            "baseline_value, ratio, ...}} here."),
     only: str = typer.Option("ipi,guest_steps,deferral,scaling,pvflush", help="Comma-separated subset of "

@@ -51,3 +51,29 @@ def read_json_object(path: str, what: str) -> dict:
     if not isinstance(doc, dict):
         raise UsageError(f"{what} {path}: expected a JSON object")
     return doc
+
+
+def check_number(name: str, value, lo: float | None = None, hi: float | None = None, *,
+                 lo_open: bool = False, finite: bool = True, where: str = "") -> float:
+    """``value`` as a number between ``lo`` and ``hi`` (``lo_open``: > lo), or
+    one UsageError line naming the option (``--ack-timeout``) or the file and
+    key (``where="script s.json: "``, ``name="timeout"``).  NaN, infinities
+    (unless ``finite=False``), booleans and strings are refused here, before
+    they reach a semaphore's timeout or a C int."""
+    import math
+
+    what = f"{where}{name}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{what} must be a number (got {value!r})")
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise UsageError(f"{what} must be a finite number (got {value})")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        if hi is not None and not lo_open:
+            raise UsageError(f"{what} must be between {lo:g} and {hi:g} (got {value:g})")
+        raise UsageError(f"{what} must be {'>' if lo_open else '>='} {lo:g}"
+                         + (f" and <= {hi:g}" if hi is not None else "") + f" (got {value:g})")
+    if hi is not None and value > hi:
+        if lo is not None and not lo_open:
+            raise UsageError(f"{what} must be between {lo:g} and {hi:g} (got {value:g})")
+        raise UsageError(f"{what} must be <= {hi:g} (got {value:g})")
+    return value

@@ -12,7 +12,10 @@ decisions under tso and relaxed:
 - one-flusher: deferred-v4-nowmb under relaxed (drain decisions);
 - one-flusher: deferred-v3 under tso (a drain decision);
 - three-flushers: tlbs-dirty's cmpxchg ABA (3 hosts; about 75 s with 2 processes);
-- sync: sync-protected-only's stale write.
+- sync: sync-protected-only's stale write;
+- guest-shootdown: each PV flush bug under mmu-lock (format 3: the host's
+  sched.out / sched.in decisions, replayed with the preempted vCPU's
+  process blocked).
 
 Rewriting them is only right when the protocol code changed on purpose (a
 replay file holds a schedule of the code that recorded it).
@@ -32,10 +35,11 @@ CASES = (
     ("three-flushers", "tlbs-dirty", "native"),
     ("sync", "sync-protected-only", "native"),
 )
+PV_CASES = tuple(("guest-shootdown", "mmu-lock", "native", m) for m in ("pv-writeback", "pv-overwrite", "pv-no-sync"))
 
 
-def name(scenario, policy, model) -> str:
-    return f"replay-{scenario}-{policy}-{model}.json"
+def name(scenario, policy, model, guest_flush=None) -> str:
+    return f"replay-{scenario}-{policy}-{model}{'-' + guest_flush if guest_flush else ''}.json"
 
 
 def main(argv=None) -> int:
@@ -46,14 +50,15 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="one scenario")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
-    for scenario, policy, model in CASES:
+    for scenario, policy, model, *gf in CASES + PV_CASES:
         if a.only and scenario != a.only:
             continue
-        cr = run_check(policy, scenario, model, "modern", None, timeout=600, jobs=a.jobs)
+        gf = gf[0] if gf else None
+        cr = run_check(policy, scenario, model, "modern", None, timeout=600, jobs=a.jobs, guest_flush=gf)
         if cr.replay is None:
-            print(f"{scenario} {policy} {model}: no counterexample", file=sys.stderr)
+            print(f"{scenario} {policy} {model} {gf}: no counterexample", file=sys.stderr)
             return 1
-        path = DATA / name(scenario, policy, model)
+        path = DATA / name(scenario, policy, model, gf)
         write_doc(cr.replay, str(path))
         m = cr.res.minimal
         print(f"{path}: {m.violation['kind']}, {m.bound} preemptions, {len(cr.replay['decisions'])} decisions")

@@ -230,8 +230,6 @@ TIME_ALLOWED = {
     "smpemu.kvm.ipi": {"perf_counter_ns"},  # ack latency, reported, never compared
     "smpemu.kvm.points": {"sleep", "perf_counter"},  # stress delays at protocol points
     "smpemu.kvm.host": {"monotonic"},  # free-running reclaim pacing (time is decisions under a schedule)
-    "smpemu.kvm.shootdown": {"perf_counter_ns"},  # shootdown latency, reported, never compared
-    "smpemu.kvm.steal": {"monotonic_ns"},  # time spent preempted, reported, never compared
 }
 
 

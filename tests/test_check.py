@@ -315,7 +315,7 @@ def _replays(cr, tmp_path):
     path = tmp_path / "r.json"
     write_doc(cr.replay, str(path))
     cfg, doc = load_replay(str(path))
-    assert doc["smpemu_replay"] == 2 and doc["scenario"] == cr.scenario
+    assert doc["smpemu_replay"] == 3 and doc["scenario"] == cr.scenario  # format 3: sched.out/in (2: drains)
     r = run(cfg)
     assert r.aborted is None, r.aborted
     got = identity(r)
@@ -462,7 +462,7 @@ def test_format_1_replay_files_still_load(tmp_path):
     bad = dict(doc, decisions=doc["decisions"] + [[0, "sb.drain", 5]])
     write_doc(bad, str(path))
     with pytest.raises(Exception, match="decision"):
-        load_replay(str(path))  # drain decisions are format 2 only
+        load_replay(str(path))  # drain decisions are format 2 and later only
 
 
 @pytest.mark.timeout(60)
@@ -474,4 +474,4 @@ def test_check_refuses_to_overwrite_a_replay_file_unless_forced(tmp_path):
     assert f.read_text() == "{}"
     p = cli("check", "--policy", "sync-protected-only", "--scenario", "sync", "--replay-out", str(f), "--force")
     assert p.returncode == 3, (p.stdout, p.stderr)
-    assert json.loads(f.read_text())["smpemu_replay"] == 2
+    assert json.loads(f.read_text())["smpemu_replay"] == 3

@@ -27,7 +27,7 @@ def test_no_pcpus_no_scheduler_no_new_fields():
     r = run(RunConfig(vcpus=2, iterations=500, seed=2, policy="mmu-lock"))
     d = r.as_dict()
     assert "pcpus" not in d and "preemptions" not in d["totals"] and d["totals"]["preempt_exits"] == 0
-    assert r.points["steal.set_preempted"] == 0
+    assert "steal.set_preempted" not in r.points  # no steal time: the point is not in play
 
 
 @pytest.mark.timeout(180)
@@ -41,7 +41,10 @@ def test_pv_sends_fewer_ipis_per_shootdown_under_oversubscription():
         res[method] = t = r.as_dict()["totals"]
         assert t["shootdowns"] > 0 and t["preemptions"] > 0
     n, p = res["native"], res["pv"]
-    assert n["ipis_per_shootdown"] == 5  # every other vCPU of the mm, preempted or not
+    # native: an IPI to every target, preempted or not (counted together with its shootdown:
+    # exact even when the run stops mid-shootdown); the targets are every other vCPU of the
+    # mm but those that finished already (offline: kvm/shootdown.py), so at most 5 per shootdown
+    assert n["shootdown_ipis"] == n["shootdown_targets"] and n["ipis_per_shootdown"] <= 5
     assert n["shootdown_ipis_avoided"] == 0 and n["targets_preempted"] > 0
     assert p["shootdown_ipis_avoided"] > 0 and p["pv_flushes"] > 0  # FLUSH left, honoured at entry
     assert p["ipis_per_shootdown"] < n["ipis_per_shootdown"]

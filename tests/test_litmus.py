@@ -283,7 +283,7 @@ def test_command_rejects_bad_input(tmp_path):
         litmus_command([str(tmp_path / "empty")])
     with pytest.raises(UsageError, match="no litmus file"):
         litmus_command([])
-    with pytest.raises(UsageError, match="--json: directory"):
+    with pytest.raises(UsageError, match="--json .*: directory .* does not exist"):
         litmus_command([str(good)], json_path=str(tmp_path / "no" / "x.json"))
 
 

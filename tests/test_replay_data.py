@@ -38,3 +38,30 @@ def test_replay_file_reproduces(path):
     assert got is not None, f"{path.name}: not reproduced ({r.schedule})"
     assert {k: got[k] for k in MATCH_KEYS} == {k: doc["violation"][k] for k in MATCH_KEYS}
     assert r.schedule["decisions"] == len(doc["decisions"])
+
+
+PV_FILES = [p for p in FILES if "-pv-" in p.name]
+
+
+def test_the_pv_bugs_are_there():
+    assert {p.name.rsplit("-native-", 1)[1] for p in PV_FILES} == {"pv-writeback.json", "pv-overwrite.json",
+                                                                   "pv-no-sync.json"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("path", PV_FILES, ids=[p.stem for p in PV_FILES])
+def test_pv_replay_preempts_for_real(path):
+    # format 3: the host's sched.out / sched.in decisions; on real processes each
+    # sched.out ran the host scheduler's exit and steal-time store in vCPU1's own
+    # process, which then stayed blocked until its sched.in
+    cfg, doc = load_replay(str(path))
+    assert doc["smpemu_replay"] == 3
+    outs = sum(1 for d in doc["decisions"] if d[1:] == ["sched.out"])
+    ins = sum(1 for d in doc["decisions"] if d[1:] == ["sched.in"])
+    assert outs >= 1 and ins == outs
+    r = run(cfg)
+    assert r.aborted is None, r.aborted
+    assert identity(r) is not None
+    vc = r.as_dict()["vcpus"]
+    assert sum(v["preemptions"] for v in vc) == outs
+    assert r.points["steal.record"] >= 1  # the re-entries ran record_steal_time

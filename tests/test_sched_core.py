@@ -5,7 +5,7 @@ explorer's world (greenlets in one process) are two transports over one
 ``sched.core.Sched``.  Here both run the decisions of each stored
 counterexample of ``smpemu check`` (tests/data/replay-<scenario>-*.json:
 every built-in scenario, two and three host processes, drains under tso and
-relaxed) and record the enabled set before every decision: they must be
+relaxed, the host's sched.out / sched.in on guest-shootdown) and record the enabled set before every decision: they must be
 equal at every one.  Then the core's own rules, on their own.
 """
 
@@ -52,7 +52,8 @@ def baton_enabled(path, monkeypatch) -> list:
 def explorer_enabled(doc) -> list:
     """The explorer's enabled set before each decision, in its world."""
     c = doc["config"]
-    proto = Proto(load_scenario(doc["scenario"]), c["policy"], c["memory_model"], c["requests"])
+    proto = Proto(load_scenario(doc["scenario"]), c["policy"], c["memory_model"], c["requests"],
+                  c.get("notifier", "2009"), c.get("guest_flush", "native"), c.get("local_flush", "concurrent"))
     w = proto.world()
     seen = []
     try:
@@ -69,7 +70,7 @@ def explorer_enabled(doc) -> list:
 
 def test_there_is_a_counterexample_of_each_scenario():
     scenarios = {json.loads(p.read_text())["scenario"] for p in CHECK_FILES}
-    assert scenarios == {"default", "one-flusher", "three-flushers", "sync"}
+    assert scenarios == {"default", "one-flusher", "three-flushers", "sync", "guest-shootdown"}
 
 
 @pytest.mark.timeout(120)

@@ -49,7 +49,8 @@ BAD = [
     ({"hosts": {"x": []}}, "hosts key 'x' is not a reclaimer number"),
     ({"host": [], "hosts": {"0": []}}, "not both"),
     ({"cpus": {}, "colour": 1}, "unknown key(s) 'colour'"),
-    ({"cpus": {}, "timeout": "soon"}, "timeout 'soon' is not a number"),
+    ({"cpus": {}, "timeout": "soon"}, "\"timeout\" must be a number (got 'soon')"),
+    ({"cpus": {}, "timeout": -1}, "\"timeout\" must be > 0"),  # refused at load time, naming file and key
 ]
 
 

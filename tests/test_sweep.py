@@ -129,7 +129,7 @@ BAD = [
     (["--guest-mem", "1K"], "too small"),
     (["--memory-model", "arm"], "unknown memory model 'arm'"),
     (["--workload", "trace"], "needs a trace file"),
-    (["--workload", "script"], "driven from Python"),
+    (["--workload", "script"], "use smpemu run --workload script --script FILE"),
 ]
 
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import json
 
-from smpemu.errors import AckTimeout, UsageError, read_json_object
+from smpemu.errors import AckTimeout, UsageError, check_number, read_json_object
 from smpemu.kvm.layout import C, proc_name
 from smpemu.kvm.points import POINT_NAMES
 from smpemu.kvm.waits import try_take
@@ -89,8 +89,19 @@ MAX_PROCS = 8
 
 
 def load(path: str) -> dict:
-    """Read a script file (JSON); every problem is one UsageError line."""
-    return read_json_object(path, "--script")
+    """Read a script file (JSON); every problem is one UsageError line (its
+    numbers here, naming the file and the key)."""
+    doc = read_json_object(path, "--script")
+    check_timeout(doc, f"--script {path}: ")
+    return doc
+
+
+MAX_TIMEOUT = 7 * 86400.0  # seconds (as harness/config.py's MAX_SECONDS)
+
+
+def check_timeout(script: dict, where: str) -> None:
+    """"timeout": seconds > 0 and finite (it bounds every wait of the script)."""
+    check_number('"timeout"', script.get("timeout", 20), 0, MAX_TIMEOUT, lo_open=True, where=where)
 
 
 def host_scripts(script: dict) -> dict:
@@ -143,10 +154,7 @@ def validate(script: dict, n_vcpus: int, guest=None) -> list[str]:
     cpus = script.get("cpus", {})
     if not isinstance(cpus, dict):
         raise UsageError('script: "cpus" must be an object {"0": [op, ...], ...}')
-    try:
-        float(script.get("timeout", 20))
-    except (TypeError, ValueError):
-        raise UsageError(f"script: timeout {script.get('timeout')!r} is not a number of seconds") from None
+    check_timeout(script, "script: ")
     d = script.get("dirty", 0)
     if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= MAX_DIRTY:
         raise UsageError(f'script: "dirty" is the starting value of the dirty flag or counter, an integer '

@@ -25,7 +25,9 @@ Which vCPUs run a line: every vCPU, unless the line starts with
 ``cpu SPEC:`` where SPEC is ``N``, ``N,M``, ``N-M`` or ``*``.  A line that is
 only ``cpu SPEC:`` starts a section: the lines after it belong to SPEC until
 the next section (``cpu *:`` goes back to every vCPU).  A vCPU with nothing to
-replay finishes at once.  Example::
+replay finishes at once.  Example, for 2 vCPUs or more (shipped as
+``workloads/examples/ops.trace``: ``smpemu run --workload trace
+--trace-file workloads/examples/ops.trace``)::
 
     # every vCPU: fault a page in, read a neighbour's
     touch 0 w
@@ -35,7 +37,7 @@ replay finishes at once.  Example::
     cr3 next
     cr3 home
     cpu *:
-    cpu 1-3: halt 100
+    cpu 1: halt 100
 
 The file is ``--trace-file FILE`` (``RunConfig.trace_file``).  Malformed input raises UsageError
 naming the file and the line.
@@ -225,4 +227,4 @@ def run(cpu, guest, rng, cfg) -> None:
         for op in mine:
             _step(cpu, guest, L, op)
         if cpu.steps >= cpu.next_check:  # invlpg/cr3/halt-only traces never reach access()
-            cpu.periodic()
+            cpu.periodic(pending=0)

@@ -25,6 +25,7 @@ from smpemu.kvm.vcpu import StopRun
 from smpemu.kvm.waits import Waits, try_take
 from smpemu.sched import row
 from smpemu.sched.conds import Wait
+from smpemu.sched.preempt import resume
 
 PID = {name: i for i, name in enumerate(SCHED_POINTS)}
 
@@ -35,6 +36,8 @@ class SchedEnd(StopRun):
 
 class Baton(Waits):
     """One process's end of the baton (``ctx.waits`` under ``--schedule``)."""
+
+    atomic = False  # inside a decision (a sched.out: sched.preempt): no scheduling point
 
     def __init__(self, ctx, spec):
         idx = ctx.pid_index
@@ -51,6 +54,8 @@ class Baton(Waits):
 
     def park(self, ctx, point: int, wait=None) -> None:
         """Publish where we are, hand the baton back, run again when told to."""
+        if self.atomic:
+            return
         W = self.W
         r = self.row
         self.n += 1
@@ -66,11 +71,15 @@ class Baton(Waits):
             cmd = row.take(W, r, self.me)
             if cmd is None:
                 break
-            cmd.apply(ctx)  # a command (a drain): we stay parked at the same point
+            # a command (a drain, a sched.out or sched.in): we stay parked at the
+            # same point; preempted (sched.out), this process stays blocked on its
+            # go semaphore until the coordinator's sched.in and then a step
+            cmd.apply(ctx)
             self.post.release()  # pairs with the coordinator's wait after it sent the command
         if W[self.end]:
             ctx.trace = None  # nothing after the schedule's end is part of its interleaving
             raise SchedEnd()
+        resume(ctx)  # scheduled in since the last step: enter guest mode again
 
     def start(self, ctx) -> None:
         self.park(ctx, PID["start"])

@@ -13,6 +13,7 @@ from smpemu.harness.hostsched import HostSched
 from smpemu.harness.worker import hist_bucket
 from smpemu.kvm.host import reclaim
 from smpemu.kvm.shootdown import attach as attach_shootdowns
+from smpemu.sched import preempt
 from smpemu.kvm.mmu import MMU
 from smpemu.kvm.vcpu import StopRun, build_vcpu
 from workloads.script import run_host
@@ -50,6 +51,7 @@ def _attach_pv(cpu, guest, spec):
     if not spec.layout.geometry.pv:
         return None
     pv = attach_shootdowns(cpu, guest, cfg)
+    preempt.attach(cpu.ctx, cpu)  # sched.out / sched.in decisions (smpemu check, replay)
     if not cfg.host_scheduled:
         return None
     pv.host_sched = HostSched(cpu, spec)

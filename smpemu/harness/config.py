@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 import workloads
-from smpemu.errors import UsageError
+from smpemu.errors import UsageError, check_number
 from smpemu.harness import pinning
 from smpemu.memory.model import MODELS
 
@@ -19,6 +19,7 @@ STRATEGIES = ("pct", "replay")  # controlled schedules (smpemu.search.strategies
 
 MAX_VCPUS = 256
 MAX_GUEST_PAGES = (1 << 22) - 1  # an spte holds gfn and pfn in 22 bits each (kvm/spte.py)
+MAX_SECONDS = 7 * 86400.0  # a duration or timeout (finite: inf would overflow a semaphore wait)
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?[bB])?\s*$")
 
 
@@ -110,21 +111,18 @@ class RunConfig:
         if self.requests not in ("modern", "2009"):
             raise UsageError(f"unknown --requests {self.requests!r}; choose modern or 2009")
         check_notifier(self.notifier)
-        if not isinstance(self.range_share, (int, float)) or isinstance(self.range_share, bool) \
-                or not 0.0 <= self.range_share <= 1.0:
-            raise UsageError(f"--range-share must be between 0 and 1 (got {self.range_share})")
-        if self.duration is not None and not self.duration > 0:
-            raise UsageError(f"--duration must be > 0 seconds (got {self.duration})")
+        check_number("--range-share", self.range_share, 0.0, 1.0)
+        if self.duration is not None:
+            # finite: a run ends on its own (inf is refused; give a large number, or Ctrl-C)
+            check_number("--duration", self.duration, 0, MAX_SECONDS, lo_open=True)
         if self.iterations is not None and self.iterations < 1:
             raise UsageError(f"--iterations must be >= 1 (got {self.iterations})")
         if self.duration is not None and self.iterations is not None:
             raise UsageError("give --duration or --iterations, not both")
         if self.duration is None and self.iterations is None:
             self.duration = 10.0
-        if not self.ack_timeout > 0:
-            raise UsageError(f"--ack-timeout must be > 0 seconds (got {self.ack_timeout})")
-        if not 0 <= self.spin_us <= 1e6:
-            raise UsageError(f"--spin-us must be between 0 and 1000000 (got {self.spin_us})")
+        check_number("--ack-timeout", self.ack_timeout, 0, MAX_SECONDS, lo_open=True)
+        check_number("--spin-us", self.spin_us, 0, 1e6)
         if self.reclaim not in ("mixed", "freed"):
             raise UsageError(f"unknown --reclaim {self.reclaim!r}; choose mixed or freed")
         if self.ipi_route not in ("direct", "coordinator"):
@@ -132,8 +130,7 @@ class RunConfig:
         if not isinstance(self.preempt_exit, int) or self.preempt_exit < 0:
             raise UsageError(f"--preempt-exit must be a number of guest steps >= 0 (got {self.preempt_exit})")
         self._validate_pv()
-        if self.swap_rate < 0:
-            raise UsageError(f"--swap-rate must be >= 0 (got {self.swap_rate})")
+        check_number("--swap-rate", self.swap_rate, 0, 1e7)
         self._resolve_reclaimers()
         if isinstance(self.script, dict) and self.procs is None and "procs" in self.script:
             self.procs = self.script["procs"]  # a script's guest processes (workloads/script.py validates it)
@@ -160,8 +157,7 @@ class RunConfig:
 
         if not isinstance(self.pcpus, int) or isinstance(self.pcpus, bool) or not 0 <= self.pcpus <= MAX_VCPUS:
             raise UsageError(f"--pcpus must be between 0 (no host scheduler) and {MAX_VCPUS} (got {self.pcpus})")
-        if not isinstance(self.quantum, (int, float)) or not 0.05 <= self.quantum <= 10000:
-            raise UsageError(f"--quantum must be between 0.05 and 10000 ms (got {self.quantum})")
+        check_number("--quantum", self.quantum, 0.05, 10000)
         if self.guest_flush not in METHODS:
             raise UsageError(f"unknown --guest-flush {self.guest_flush!r}; choose one of: {', '.join(METHODS)}")
         if self.local_flush not in ("first", "concurrent"):
@@ -242,11 +238,8 @@ def check_notifier(notifier) -> None:
 
 
 def check_writable(path: str, opt: str) -> None:
-    """Fail before the run, not after it, if an output path cannot be written."""
-    d = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
-        raise UsageError(f"{opt} {path}: is a directory")
-    if not os.path.isdir(d):
-        raise UsageError(f"{opt} {path}: directory {d} does not exist")
-    if not os.access(d, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"{opt} {path}: not writable")
+    """Fail before the run, not after it, if an output path cannot be written
+    (harness/outputs.py, the one place output files are checked and written)."""
+    from smpemu.harness.outputs import check_new_file
+
+    check_new_file(path, opt)

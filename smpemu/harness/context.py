@@ -104,6 +104,8 @@ class ProcContext:
         self.lat_ns = []
         self.handle_requests = None
         self.op = -1
+        self.pv_cpu = None  # a vCPU with steal time: sched.out / sched.in decisions apply to it (sched.preempt)
+        self.reenter = False  # scheduled out from guest mode by a decision: enter it at the next step
         self.parent = os.getppid()
 
     # -- shared words of the request protocol ---------------------------------

@@ -36,7 +36,7 @@ from smpemu.errors import (
 from smpemu.kvm.guest import GuestLayout
 from smpemu.harness.bodies import host_body, vcpu_body
 from smpemu.kvm.oracle import gather as gather_violations
-from smpemu.kvm.points import POINT_NAMES
+from smpemu.kvm.points import POINT_NAMES, points_in_play
 from smpemu.kvm.layout import C, CTL_STOP, CTL_T0, COUNTER_NAMES, N_HIST
 from smpemu.harness.worker import process_main, read_error
 from workloads.script import describe_op
@@ -286,7 +286,7 @@ def run(cfg: RunConfig, progress=None, monitor=None) -> RunResult:
                 result.routed_ipis = router.delivered
             if sig.got and not result.interrupted:
                 result.interrupted = sig.got
-            _gather(arena, procs, result, wall, cfg.script)
+            _gather(arena, procs, result, wall, cfg)
             if cfg.trace:
                 result.trace = _trace_window(arena, cfg, result)
             return result
@@ -442,7 +442,8 @@ def _trace_window(arena, cfg, result: RunResult) -> dict:
     }
 
 
-def _gather(arena, procs, result: RunResult, wall: float, script=None) -> None:
+def _gather(arena, procs, result: RunResult, wall: float, cfg) -> None:
+    script = cfg.script
     g = arena.layout.geometry
     N = g.n_vcpus
     cnt = arena.counters.copy()
@@ -471,7 +472,8 @@ def _gather(arena, procs, result: RunResult, wall: float, script=None) -> None:
         guest_report.gather(arena, result, _percentiles)
     # coverage: a point never reached is a window this run never tried
     pts = arena.points.sum(axis=0)
-    result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES)}
+    in_play = points_in_play(bool(g.pv), cfg.guest_flush, cfg.guest_shootdowns)
+    result.points = {name: int(pts[i]) for i, name in enumerate(POINT_NAMES) if name in in_play}
 
 
 __all__ = ["run", "plan", "build_spec", "init_arena", "Spec", "RunResult", "COUNTER_NAMES", "N_HIST"]

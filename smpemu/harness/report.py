@@ -239,7 +239,8 @@ def points_line(points: dict) -> str:
             + ("; never reached: " + ", ".join(miss) if miss else "; every point reached"))
 
 
-def write_json(result: dict, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+def write_json(result: dict, path: str) -> bool:
+    """False (said on stderr) when the file could not be written (harness/outputs.py)."""
+    from smpemu.harness.outputs import write_json_file
+
+    return write_json_file(result, path)

@@ -15,7 +15,8 @@ itself; it asks ``ctx.clock``, with one operation per use:
     the write-protect time of a sync (``MMU.sync_children``, before any spte
     is write-protected): a later fill must read a larger value;
 ``clock.stamp() -> int``
-    the time of an oracle record (reports only: never compared).
+    the time of an oracle record, and the steal time a vCPU spent preempted
+    (kvm/steal.py) and a guest shootdown's latency (kvm/shootdown.py): reports only, never compared.
 
 ``WallClock`` (the default of every context) answers all three with
 ``time.monotonic_ns()``.  Latency measurements (``ipi``'s perf_counter),

@@ -33,6 +33,25 @@ POINT_NAMES = (
 POINT_ID = {name: i for i, name in enumerate(POINT_NAMES)}  # row index of the arena's "points" field
 I_FILL = POINT_ID["tlb.fill"]
 
+
+def points_in_play(pv: bool, guest_flush: str = "native", shootdowns: bool = False) -> tuple:
+    """The protocol points a run of this configuration can reach.
+
+    Coverage reports "never reached" for a window the run could have tried
+    and did not; a point of a feature the run does not have (steal time
+    without the PV machinery, the write-back window of another PV variant, a
+    shootdown without a guest that shoots down) is not such a window, so it is
+    left out rather than reported as a miss.
+    """
+    needs = {
+        "steal.set_preempted": pv, "steal.record": pv,
+        "steal.record.writeback": pv and guest_flush == "pv-writeback",
+        "pvflush.cmpxchg": shootdowns and guest_flush.startswith("pv"),
+        "shootdown.ipis_sent": shootdowns,
+    }
+    return tuple(p for p in POINT_NAMES if needs.get(p, True))
+
+
 # Scheduling points: what every wait and point of the protocol code is called
 # (names are what replay files record; the baton's ids are positions here).
 SCHED_POINTS = (

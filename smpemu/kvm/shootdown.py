@@ -47,8 +47,6 @@ shootdown (x2APIC / PV send-IPI style); a vCPU that finished its run is
 
 from __future__ import annotations
 
-import time
-
 from smpemu.errors import AckTimeout
 from smpemu.kvm import events as ev
 from smpemu.kvm import shadow_sync
@@ -152,7 +150,7 @@ class Shootdowns:
         ctx = self.ctx
         mm = self.mm
         st = self.stats
-        t0 = time.perf_counter_ns()
+        t0 = ctx.clock.stamp()
         preemptions = ctx.counters[C["preempt_exits"]]
         a_gen = self._gen_addr(table)
         while True:  # I1: inc_mm_tlb_gen(), atomic64_inc_return: a full barrier after the pte change
@@ -160,17 +158,20 @@ class Shootdowns:
             if mm.cmpxchg(a_gen, gen - 1, gen) == gen - 1:
                 break
         targets = [t for t in self.mask(table) if t != self.me]
-        st[G["shootdowns"]] += 1
-        st[G["shootdown_targets"]] += len(targets)
         if not self.concurrent:
             self._local(table, slot, gen)  # <= 5.12: the local flush before the remote ones
         send = self._pv_trim(targets) if self.method != "native" else self._peek(targets)
         self._send(send, table, slot, gen)
+        # counted with its IPIs, once they are sent, in one place: a run that
+        # stops mid-shootdown counts both or neither (ipis_per_shootdown is exact)
+        st[G["shootdown_ipis"]] += len(send)
+        st[G["shootdowns"]] += 1
+        st[G["shootdown_targets"]] += len(targets)
         self._point("shootdown.ipis_sent")
         if self.concurrent:
             self._local(table, slot, gen)  # 4ce94eabac16 (5.13): the local flush beside the remote ones
         self._wait(send)
-        ns = time.perf_counter_ns() - t0
+        ns = ctx.clock.stamp() - t0
         self.lat_ns.append(ns)
         if ctx.counters[C["preempt_exits"]] != preemptions:
             st[G["shootdowns_preempted"]] += 1
@@ -252,7 +253,6 @@ class Shootdowns:
         for t in targets:
             inject(ctx, t)
             ctx.ev(ev.GUEST_IPI, t)
-        self.stats[G["shootdown_ipis"]] += len(targets)
         cpu.enter_guest()
 
     def _wait(self, targets) -> None:

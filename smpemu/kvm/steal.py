@@ -54,8 +54,6 @@ with exactly one bug put back):
 
 from __future__ import annotations
 
-import time
-
 from smpemu.kvm import events as ev
 from smpemu.kvm import shadow_sync
 from smpemu.kvm.layout import G
@@ -101,7 +99,7 @@ class StealTime:
         if not preempted:
             self.t_out = 0  # blocked: not runnable, no steal time until it is woken
             return
-        self.t_out = time.monotonic_ns()
+        self.t_out = self.ctx.clock.stamp()
         if self.host_preempted and self.method != "pv-overwrite":
             return  # O0 (8c6de56a42e0): already stored; storing again would wipe a FLUSH added since
         self.ctx.point("steal.set_preempted")
@@ -113,13 +111,13 @@ class StealTime:
     def queued(self) -> None:
         """Runnable and waiting for a pCPU from now on (steal time runs)."""
         if not self.t_out:
-            self.t_out = time.monotonic_ns()
+            self.t_out = self.ctx.clock.stamp()
 
     def sched_in(self) -> None:
         """kvm_sched_in -> kvm_arch_vcpu_load: raise KVM_REQ_STEAL_UPDATE on
         ourselves; ``record`` serves it in ``vcpu_enter_guest``."""
         if self.t_out:
-            self.pending_ns += time.monotonic_ns() - self.t_out
+            self.pending_ns += self.ctx.clock.stamp() - self.t_out
             self.t_out = 0
         self.cpu.pre_entry = self.record
         self.ctx.ev(ev.SCHED_IN)

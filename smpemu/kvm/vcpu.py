@@ -242,8 +242,14 @@ class VCPU:
             )
 
     # -- exits the guest asks for ---------------------------------------------------------
-    def invlpg(self, slot: int) -> None:
+    def _exit_step(self) -> None:
+        """An exit is a guest step too: none past --iterations."""
+        if self.max_steps and self.steps >= self.max_steps:
+            self.periodic(pending=0)  # raises StopRun
         self.steps += 1
+
+    def invlpg(self, slot: int) -> None:
+        self._exit_step()
         self.exit_steps += 1
         self.exit_guest()
         self.mmu.invlpg(slot)
@@ -251,7 +257,7 @@ class VCPU:
         self.enter_guest()
 
     def write_cr3(self, table: int, pt_gfns) -> None:
-        self.steps += 1
+        self._exit_step()
         self.exit_steps += 1
         self.exit_guest()
         self.ctx.counters[C["cr3_writes"]] += 1
@@ -316,16 +322,20 @@ class VCPU:
         c[_I_MISSES] = self.misses
         self._counters_row[:] = c
 
-    def periodic(self) -> None:
+    def periodic(self, pending: int = 1) -> None:
+        """``pending``: steps counted but not yet taken (access() counts its
+        step first), so that --iterations N stops after exactly N steps."""
         ctx = self.ctx
         self.next_check = self.steps + ctx.waits.step_every
         if self.max_steps:
-            self.next_check = min(self.next_check, self.max_steps)
+            self.next_check = min(self.next_check, self.max_steps + pending)
         self.publish()
         ctx.check_alive()
         if ctx.stopping():
             raise StopRun()
-        if self.max_steps and self.steps >= self.max_steps:
+        if self.max_steps and self.steps - pending >= self.max_steps:
+            self.steps -= pending  # the pending step is not taken
+            self.publish()
             raise StopRun()
         ctx.waits.point(ctx, "step")  # a guest step is a scheduling point
         if self.pv is not None and self.pv.host_sched is not None:

@@ -265,9 +265,9 @@ def litmus_command(
     if iterations <= 0:
         raise UsageError(f"--iterations must be positive, got {iterations}")
     if json_path is not None:
-        parent = os.path.dirname(os.path.abspath(json_path))
-        if not os.path.isdir(parent):
-            raise UsageError(f"--json: directory {parent!r} does not exist")
+        from smpemu.harness.outputs import check_new_file
+
+        check_new_file(json_path, "--json")
     files = collect(paths)
     if seed is None:
         seed = secrets.randbelow(2**31)
@@ -297,9 +297,9 @@ def litmus_command(
     if len(rows) > 1 or interrupted is not None:
         print(summary(rows), flush=True)
     if json_path is not None:
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"tests": [r.as_json() for r in rows]}, f, indent=1)
-            f.write("\n")
+        from smpemu.harness.outputs import write_json_file
+
+        write_json_file({"tests": [r.as_json() for r in rows]}, json_path, indent=1)
     if interrupted is not None:
         name = "SIGINT" if interrupted == EXIT_SIGINT else "SIGTERM"
         print(f"smpemu litmus: interrupted by {name}: {len(rows)} of {len(files)} tests finished", file=sys.stderr, flush=True)

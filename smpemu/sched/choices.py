@@ -9,7 +9,10 @@ one is and does.  A choice is
   resumed);
 - a ``Command`` applied to a parked actor, which stays parked: a ``Drain``
   lets the oldest buffered store to one word reach memory (decision
-  ``[cpu, "sb.drain", word]``, replay format 2).
+  ``[cpu, "sb.drain", word]``, replay format 2); a ``SchedOut`` preempts a
+  vCPU (the host scheduler takes its pCPU: ``[cpu, "sched.out"]``) and a
+  ``SchedIn`` gives it back (``[cpu, "sched.in"]``, replay format 3):
+  ``sched.preempt`` holds what they run.
 
 A new kind of choice is a new subclass here: its decision tag, its code on
 the baton's row (``sched.row``), whether its decision has an argument, and
@@ -60,6 +63,13 @@ class Choice:
 
     __slots__ = ("actor", "loc", "__weakref__")
     is_step = False
+    # what choosing it costs of the preemption bound: None, the explorer's
+    # rule (1 when it is made while the actor stepped last is still enabled,
+    # of anything else); or always this (search/explore.py)
+    cost = None
+
+    def on_sched(self, sched) -> None:
+        """What it changes in the scheduler state (``sched.core.Sched``) once applied."""
 
     def name(self, point: str) -> list:
         """Its decision name, the actor being parked at ``point``."""
@@ -164,6 +174,69 @@ def register(kind):
 register(Drain)
 
 
+_RUNNABLE_LOCS: list = []
+
+
+def runnable_loc(a: int) -> Loc:
+    """Whether vCPU ``a`` holds a pCPU: written by its sched.out and sched.in,
+    read by each of its steps (they change what is enabled without writing a
+    watched word: search/explore.py)."""
+    while len(_RUNNABLE_LOCS) <= a:
+        _RUNNABLE_LOCS.append(Loc(f"runnable {len(_RUNNABLE_LOCS)}"))
+    return _RUNNABLE_LOCS[a]
+
+
+class SchedOut(Command):
+    """The host scheduler preempts vCPU ``actor`` where it is parked (a
+    point where Linux can preempt a vCPU thread: ``sched.preempt``): it
+    leaves guest mode, is scheduled out (steal time: PREEMPTED) and runs no
+    more until its SchedIn.  Always one preemption of the bound."""
+
+    __slots__ = ()
+    tag = "sched.out"
+    code = 2
+    has_arg = False
+    cost = 1
+
+    def apply(self, ctx) -> None:
+        from smpemu.sched.preempt import sched_out
+
+        sched_out(ctx)
+
+    def on_sched(self, sched) -> None:
+        sched.preempted[self.actor] = True
+
+    def __repr__(self):
+        return f"SchedOut({self.actor})"
+
+
+class SchedIn(Command):
+    """The host scheduler gives preempted vCPU ``actor`` a pCPU back (steal
+    time: KVM_REQ_STEAL_UPDATE); it re-enters guest mode at its next step.
+    Its cost is a drain's (the explorer's rule): a switch away from an
+    actor that could go on is one preemption, whatever comes next."""
+
+    __slots__ = ()
+    tag = "sched.in"
+    code = 3
+    has_arg = False
+
+    def apply(self, ctx) -> None:
+        from smpemu.sched.preempt import sched_in
+
+        sched_in(ctx)
+
+    def on_sched(self, sched) -> None:
+        sched.preempted[self.actor] = False
+
+    def __repr__(self):
+        return f"SchedIn({self.actor})"
+
+
+register(SchedOut)
+register(SchedIn)
+
+
 _DRAINS: list = []  # actor -> {word: its Drain} (drains, per explored node: no key tuple to build)
 
 
@@ -201,5 +274,5 @@ def parse(d) -> tuple:
     return Step(d[0]), d[1]
 
 
-__all__ = ["Choice", "Step", "Command", "Drain", "DRAIN", "COMMANDS", "BY_CODE", "register", "Loc", "CLOCK",
+__all__ = ["Choice", "Step", "Command", "Drain", "SchedOut", "SchedIn", "runnable_loc", "DRAIN", "COMMANDS", "BY_CODE", "register", "Loc", "CLOCK",
            "actor_loc", "drain_word", "drains", "parse"]

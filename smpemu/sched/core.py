@@ -11,6 +11,8 @@ finished and ask it:
   plain scheduling point may; a waiting one when its condition holds.  If
   none may, and some are in timed waits, their time is up: they may (time,
   under a schedule, is decisions).
+  A vCPU preempted by a ``sched.out`` decision may not run until its
+  ``sched.in`` (``preempted``, set by the choices' ``on_sched``).
 - ``over(enabled)``: the run is over (the end rule, per workload): every
   actor finished, or, for a workload whose hosts loop for ever (stress),
   every vCPU; or nobody may run and every actor left waits in an
@@ -37,7 +39,7 @@ class Sched:
     of a semaphore now, untracked.  The lists are mutated in place (``reset``
     too), so a transport may keep references to them."""
 
-    __slots__ = ("N", "n", "every_actor", "count", "live", "cond", "point", "op", "last", "names")
+    __slots__ = ("N", "n", "every_actor", "count", "live", "cond", "point", "op", "last", "names", "preempted")
 
     def __init__(self, n_vcpus: int, n_hosts: int, every_actor: bool, count):
         self.N = n_vcpus
@@ -49,6 +51,7 @@ class Sched:
         self.point = [START] * n  # where each actor is parked (index in SCHED_POINTS)
         self.op = [-1] * n  # a script actor's op (index in its list; -1: none)
         self.last = -1  # the actor chosen last
+        self.preempted = [False] * n  # scheduled out by a sched.out decision, until its sched.in
         self.names = [proc_name(p, n_vcpus, n_hosts) for p in range(n)]
 
     def reset(self) -> None:
@@ -58,6 +61,7 @@ class Sched:
         self.cond[:] = [None] * n
         self.point[:] = [START] * n
         self.op[:] = [-1] * n
+        self.preempted[:] = [False] * n
         self.last = -1
 
     # -- what the transports report --------------------------------------------------
@@ -72,8 +76,11 @@ class Sched:
 
     # -- the rules --------------------------------------------------------------------
     def enabled(self, mem) -> list:
-        """The actors that may run now (the timed-wait rule included)."""
+        """The actors that may run now (the timed-wait rule included); a
+        preempted vCPU may not (only its sched.in may be chosen)."""
         live, cond, count, last = self.live, self.cond, self.count, self.last
+        if True in self.preempted:
+            live = [a and not b for a, b in zip(live, self.preempted)]
         en = [p for p in range(self.n) if live[p] and ((c := cond[p]) is None or c.ready(mem, count, last, p))]
         if not en:  # only timed waits left: their time is up
             en = [p for p in range(self.n) if live[p] and (c := cond[p]) is not None and c.timed]
@@ -96,7 +103,7 @@ class Sched:
     def where(self, p: int, mem=None, holder=None) -> str:
         """'host0 at script.wait (op 0)', 'vcpu 1 at wait.mmu_lock (held by pid 42)'."""
         c = self.cond[p]
-        what = f"{self.names[p]} at {SCHED_POINTS[self.point[p]]}"
+        what = f"{self.names[p]} at {SCHED_POINTS[self.point[p]]}" + (" (preempted)" if self.preempted[p] else "")
         if holder is not None and c is not None and self.point[p] in LOCK_WAITS and c.wait.words:
             what += f" (held by {holder(mem[c.wait.words[0]])})"  # a lock's first watched word: its holder
         if self.op[p] >= 0:

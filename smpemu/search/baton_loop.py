@@ -228,6 +228,7 @@ class BatonLoop:
                         self._abort(result, f"schedule: {who(p, N, self.K)} did not run {choice.name()} at "
                                             f"decision {k}")
                         break
+                    choice.on_sched(sched)  # a sched.out: not runnable until its sched.in
                     k += 1
                     continue
                 sched.last = p

@@ -7,7 +7,7 @@ command runs the explorer (smpemu.search.explore) over a scenario
 with <= K preemptions, or where it stopped.  A violation is printed as its
 minimal counterexample (fewest preemptions, then fewest steps, among the
 schedules of the level where the first one appeared), as CPU columns, and
-can be written as a replay file (format 2) that ``smpemu replay`` runs on
+can be written as a replay file (format 3) that ``smpemu replay`` runs on
 real vCPU processes and POSIX semaphores.
 
 Exit codes: 3 a violation, 0 none and complete, 4 incomplete (the timeout,
@@ -18,7 +18,6 @@ explored so far is reported, marked incomplete), 2 a usage error.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -51,6 +50,8 @@ class CheckResult:
     extra: dict = field(default_factory=dict)
     jobs: int = 1  # processes that shared the exploration
     notifier: str = "2009"  # the mmu notifier's flush ordering (--notifier)
+    guest_flush: str | None = None  # a guest-shootdown scenario's --guest-flush (and --local-flush)
+    local_flush: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -74,6 +75,7 @@ class CheckResult:
         return {
             "policy": self.policy, "scenario": self.scenario, "memory_model": self.memory_model,
             "requests": self.requests, "notifier": self.notifier, "bound": self.bound, "complete": r.complete,
+            **({"guest_flush": self.guest_flush, "local_flush": self.local_flush} if self.guest_flush else {}),
             "explored_bound": r.done_bound, "exhausted": r.exhausted,
             "timed_out": r.timed_out, "interrupted": r.interrupted, "lost": r.lost,
             "unexplored_items": r.unexplored,
@@ -102,26 +104,39 @@ def _check_jobs(jobs) -> None:
         raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
 
 
-def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
-              bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
-              max_schedules: int | None = None, jobs: int = 1, notifier: str = "2009") -> CheckResult:
-    """Explore; ``policy`` is a policy name or a Policy subclass (mutants).
-    ``jobs``: processes sharing each level's work (the result is the same);
-    ``notifier``: "2009" (flush after mmu_unlock) or "2012" (before it)."""
+def check_options(scenario, memory_model, requests, notifier, timeout, bound):
+    """Every option check of ``check``, before its header is printed:
+    (the scenario, the bound)."""
     if memory_model not in MODELS:
         raise UsageError(f"unknown memory model {memory_model!r}; choose one of: {', '.join(MODELS)}")
     if requests not in ("modern", "2009"):
         raise UsageError(f"unknown --requests {requests!r}; choose modern or 2009")
     check_notifier(notifier)
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"--timeout must be > 0 seconds (got {timeout})")
+    if timeout is not None:
+        from smpemu.errors import check_number
+
+        check_number("--timeout", timeout, 0, 7 * 86400.0, lo_open=True)  # finite: the explorer's deadline
     sc = load_scenario(scenario)
     if bound is None:
         bound = sc.bound
     if not isinstance(bound, int) or not 0 <= bound <= 20:
         raise UsageError(f"--bound must be between 0 and 20 (got {bound})")
+    return sc, bound
+
+
+def run_check(policy, scenario: str = "default", memory_model: str = "native", requests: str = "modern",
+              bound: int | None = None, timeout: float | None = DEFAULT_TIMEOUT, prune: bool = True,
+              max_schedules: int | None = None, jobs: int = 1, notifier: str = "2009",
+              guest_flush: str | None = None, local_flush: str = "concurrent") -> CheckResult:
+    """Explore; ``policy`` is a policy name or a Policy subclass (mutants).
+    ``jobs``: processes sharing each level's work (the result is the same);
+    ``notifier``: "2009" (flush after mmu_unlock) or "2012" (before it);
+    ``guest_flush``, ``local_flush``: a guest-shootdown scenario's guest
+    (kvm/steal.py; default native), whose vCPUs the host may preempt."""
+    sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
+    guest_flush, local_flush = guest_of(sc, guest_flush, local_flush)
     _check_jobs(jobs)
-    proto = Proto(sc, policy, memory_model, requests, notifier)
+    proto = Proto(sc, policy, memory_model, requests, notifier, guest_flush or "native", local_flush or "concurrent")
     pname = policy if isinstance(policy, str) else policy.name
     # SIGINT/SIGTERM stop the exploration between two schedules (or the wait
     # for the workers): what was explored is reported, marked interrupted
@@ -131,13 +146,32 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
                       prefix=setup, jobs=jobs, counters=proto.cover, interrupted=lambda: sig.got)
         res = ex.run()
         cr = CheckResult(pname, sc.name, memory_model, requests, bound, res, proto.cover, jobs=ex.jobs,
-                         notifier=notifier)
+                         notifier=notifier, guest_flush=guest_flush, local_flush=local_flush)
         if res.minimal is not None:
             cr.counterexample = replay_schedule(proto, res.minimal.choices, len(setup))
             cr.replay = _replay_doc(cr, proto, sc)
         if sig.got and not res.interrupted:  # after the exploration: still asked to stop
             res.interrupted, res.complete = sig.got, False
     return cr
+
+
+def guest_of(sc, guest_flush, local_flush):
+    """(--guest-flush, --local-flush) for scenario ``sc``: None, None for a
+    scenario with no guest shootdown (refusing them), else the method (default native)."""
+    from smpemu.kvm.steal import METHODS
+    from smpemu.search.scenarios import uses_shootdowns
+
+    if not uses_shootdowns(sc):
+        if guest_flush is not None:
+            raise UsageError(f"--guest-flush: scenario {sc.name} has no guest shootdown (try --scenario "
+                             f"guest-shootdown)")
+        return None, None
+    guest_flush = guest_flush or "native"
+    if guest_flush not in METHODS:
+        raise UsageError(f"unknown --guest-flush {guest_flush!r}; choose one of: {', '.join(METHODS)}")
+    if local_flush not in ("first", "concurrent"):
+        raise UsageError(f"unknown --local-flush {local_flush!r}; choose first or concurrent")
+    return guest_flush, local_flush
 
 
 def summary_line(cr: CheckResult) -> str:
@@ -180,11 +214,25 @@ def _stopped_text(r) -> str:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("check")
+    @app.command("check", epilog="Examples:\n\n" + "\n\n".join((
+        "# the seed's race: v3 loses a flush (every interleaving of 2 preemptions)\n"
+        "smpemu check --policy deferred-v3 --scenario one-flusher",
+        "# v4 holds on the same scenario, at the same bound\n"
+        "smpemu check --policy deferred-v4 --scenario one-flusher",
+        "# keep v3's counterexample as a replay file, then run it on real processes\n"
+        "smpemu check --policy deferred-v3 --scenario one-flusher --replay-out v3.json\n"
+        "smpemu replay v3.json",
+    )))
     @guard
     def check(
-        policy: str = typer.Option("deferred-v4", help="Flush policy (smpemu list)."),
-        scenario: str = typer.Option("default", help=" | ".join(SCENARIOS) + " | FILE.json (script format)."),
+        policy: Optional[str] = typer.Option(None, help="Flush policy (smpemu list; default deferred-v4, "
+                                             "mmu-lock for a guest-shootdown scenario: docs/check.md)."),
+        scenario: Optional[str] = typer.Option(None, help=" | ".join(SCENARIOS) + " | FILE.json (script format; "
+                                               "default: default, guest-shootdown with --guest-flush)."),
+        guest_flush: Optional[str] = typer.Option(None, help="A guest-shootdown scenario's TLB shootdowns: native | "
+                                                  "pv | pv-writeback | pv-overwrite | pv-no-sync (kvm/steal.py)."),
+        local_flush: str = typer.Option("concurrent", help="The initiator's own flush: first (<= 5.12) | "
+                                        "concurrent (5.13+, 4ce94eabac16)."),
         memory_model: str = typer.Option("native", help="native | tso | relaxed (drains explored)."),
         requests: str = typer.Option("modern", help="modern | 2009 request semantics."),
         notifier: str = typer.Option("2009", help="2009 (the mmu notifier flushes after mmu_unlock) | 2012 (before "
@@ -217,13 +265,20 @@ def register(app, out, err, guard) -> None:
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
 
-        if replay_out and os.path.exists(replay_out) and not force:  # as stress's --replay-out
-            raise UsageError(f"--replay-out {replay_out}: the file exists; pass --force to overwrite it")
-        for path, opt in ((json_out, "--json"), (replay_out, "--replay-out")):
-            if path:
-                check_writable(path, opt)
+        from smpemu.harness.outputs import check_new_file
+
+        if replay_out:  # as stress's --replay-out
+            check_new_file(replay_out, "--replay-out", force)
+        if json_out:
+            check_writable(json_out, "--json")
         from smpemu.kvm import policies
 
+        if scenario is None:
+            scenario = "guest-shootdown" if guest_flush is not None else "default"
+        sc = load_scenario(scenario)
+        gf, lf = guest_of(sc, guest_flush, local_flush)
+        if policy is None:  # eager masks pv-writeback and pv-overwrite (docs/check.md)
+            policy = "mmu-lock" if gf else "deferred-v4"
         policies.get(policy)
         check_notifier(notifier)
         if jobs is None:
@@ -235,14 +290,13 @@ def register(app, out, err, guard) -> None:
             raise typer.Exit(scope_options(out, locals()))
         if timeout is None:
             timeout = DEFAULT_TIMEOUT
-        sc = load_scenario(scenario)
-        if bound is None:
-            bound = sc.bound
+        sc, bound = check_options(scenario, memory_model, requests, notifier, timeout, bound)
         out.print(f"check: policy {policy}, scenario {sc.name} ({sc.n_vcpus} vCPUs, {sc.n_hosts} host "
                   f"process{'es' if sc.n_hosts > 1 else ''}), memory model {memory_model}, requests {requests}, "
-                  f"notifier {notifier}, bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
+                  f"notifier {notifier}, " + (f"guest flush {gf}, local flush {lf}, " if gf else "")
+                  + f"bound {bound}, timeout {timeout:g} s, {jobs} process{'es' if jobs > 1 else ''}", markup=False)
         cr = run_check(policy, scenario, memory_model, requests, bound, timeout, prune=not no_prune, jobs=jobs,
-                       notifier=notifier)
+                       notifier=notifier, guest_flush=guest_flush, local_flush=local_flush)
         if cr.counterexample is not None:
             m = cr.res.minimal
             v = m.violation
@@ -253,13 +307,14 @@ def register(app, out, err, guard) -> None:
             if replay_out:
                 from smpemu.search.replay_file import write_doc
 
-                write_doc(cr.replay, replay_out)
-                out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
-                          markup=False)
+                if write_doc(cr.replay, replay_out):
+                    out.print(f"replay file: {replay_out} (smpemu replay {replay_out} runs it on real processes)",
+                              markup=False)
         out.print(summary_line(cr), markup=False, highlight=False, soft_wrap=True)
         if json_out:
-            with open(json_out, "w") as f:
-                json.dump(cr.as_dict(), f, indent=1)
+            from smpemu.harness.outputs import write_json_file
+
+            write_json_file(cr.as_dict(), json_out, indent=1)
         raise typer.Exit(cr.exit_code)
 
 

@@ -31,7 +31,8 @@ def replay_schedule(proto, choices, n_setup: int = 0):
         for k, ch in enumerate(choices):
             if k == n_setup:
                 cur = None  # exploration starts free after the setup
-            preempt = k >= n_setup and cur is not None and cur.is_step and w.enabled(cur) and ch is not cur
+            preempt = k >= n_setup and (ch.cost == 1 if ch.cost is not None else
+                                         cur is not None and cur.is_step and w.enabled(cur) and ch is not cur)
             decisions.append(w.decision(ch))
             n0 = len(events)
             w.step(ch)
@@ -47,10 +48,10 @@ def replay_schedule(proto, choices, n_setup: int = 0):
     out_events = []
     for (k, d, preempt, evs), ch in zip(rows, choices):
         a = d[0]
-        if not ch.is_step:
+        if not ch.is_step and len(d) == 3:
             texts = [f"~ drain: word {d[2]} reaches memory"]
-        else:
-            texts = [("* " if preempt else "") + f"@{d[1]}"]
+        else:  # a step, or the host scheduler's sched.out (a preemption) / sched.in
+            texts = [("* " if preempt else "") + (f"@{d[1]}" if ch.is_step else d[1])]
             for (_, code, x, y) in evs:
                 if code == "command":
                     continue
@@ -62,7 +63,8 @@ def replay_schedule(proto, choices, n_setup: int = 0):
             cells = ["" for _ in names]
             cells[a] = t[:width - 1]
             lines.append(f"{k if j == 0 else '':>4}  " + "".join(f"{c:<{width}}" for c in cells))
-    lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain)")
+    lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain; sched.out/in: the "
+                 "host preempts a vCPU / gives it its pCPU back)")
     return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
 
 

@@ -54,7 +54,28 @@ alpha).  Then the difference is <= 0: every pruned schedule has an
 equivalent one of no greater cost in an earlier-explored subtree of the
 same level, and by induction on the exploration order every equivalence
 class of schedules with <= K preemptions keeps a representative.  Drains are
-never put to sleep (they only wake sleepers).  Waits whose enabledness
+never put to sleep (they only wake sleepers).
+
+The host's preemptions (sched.choices ``SchedOut``, ``SchedIn``: a vCPU
+scheduled out where Linux can preempt it, and given its pCPU back) are
+commands too: never put to sleep, never pruned.  A choice may carry its own
+cost (``choice.cost``): a sched.out is always one preemption (it takes the
+vCPU off its pCPU whoever ran last), a sched.in follows the rule above.  In
+the argument, a fixed-cost b or y costs the same wherever it is moved
+([t->b] is taken as b's own cost at n, and [x->y] = [t->y] at m), so the
+two conditions stay sufficient.  They change what is enabled without
+writing a watched word: a preempted vCPU may not step, whatever its wait
+condition says (``sched.core.Sched.preempted``).  So each writes a
+RUNNABLE pseudo-location of its vCPU (``choices.runnable_loc``), which
+every step of that vCPU reads: a step and a sched.out/in of the same vCPU
+conflict (as every choice of one actor does, through its own location), so
+neither is carried past the other in a sleep set, and the third pruning
+condition (alpha writes nothing x's wait watches) cannot be met by a
+change of x's runnability, which only x's own sched.out/in make.  A
+sched.out's enabledness depends only on its own vCPU (parked at a
+preemptible point, in guest mode or scheduled in and not yet re-entered:
+``sched.preempt.can_preempt``), never on the other actors, so no step of
+another actor enables or disables it.  Waits whose enabledness
 depends on history (a timed wait, "another process ran") switch pruning off
 for the run.  ``tests/test_check.py`` compares pruned and unpruned
 exploration: same final states, same violations.
@@ -410,7 +431,7 @@ class Explorer:
                             if self._prunable(w, node, sleep[ch]):
                                 res.pruned += 1
                                 continue
-                        inc = 1 if (cur_en and ch != cur) else 0
+                        inc = ch.cost if ch.cost is not None else (1 if (cur_en and ch != cur) else 0)
                         node.incs[ch] = inc
                         if cost + inc <= k:
                             now.append(ch)
@@ -499,8 +520,9 @@ class Explorer:
         for a, f, en_after, inc in node.explored:
             if not a.is_step or a is ch or a in out:
                 continue
-            # bound safety at n: [c->t] + [t->b]_{n.alpha} <= [c->b]
-            if inc + (1 if en_after else 0) <= node.inc and not conflict(f, fp):
+            # bound safety at n: [c->t] + [t->b]_{n.alpha} <= [c->b] (b's own cost if it has one)
+            tb = ch.cost if ch.cost is not None else (1 if en_after else 0)
+            if inc + tb <= node.inc and not conflict(f, fp):
                 out[a] = f
         return out
 

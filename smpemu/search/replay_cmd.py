@@ -29,12 +29,17 @@ def _recorded_decisions(doc: dict) -> int | None:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("replay", epilog="Examples:\n\n# a file written by smpemu stress --schedule pct\n"
-                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json\n\n"
-                                  "# the replayed run's results as JSON\nsmpemu replay r.json --json replayed.json")
+    @app.command("replay", epilog="Examples:\n\n"
+                                  "# check's counterexample (v3's lost flush), then the same interleaving on real "
+                                  "processes, results as JSON\n"
+                                  "smpemu check --policy deferred-v3 --scenario one-flusher --replay-out r.json\n"
+                                  "smpemu replay r.json --json replayed.json\n\n"
+                                  "# a file written by smpemu stress (its name is printed; a new one each run)\n"
+                                  "smpemu replay smpemu-replay-deferred-v3-s1-20261201-230501.json")
     @guard
     def replay(
-        file: str = typer.Argument(..., help="A replay file written by `smpemu stress --schedule pct`."),
+        file: str = typer.Argument(..., help="A replay file written by `smpemu stress` (--schedule pct, "
+                                  "the default) or `smpemu check --replay-out`."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the run's results here."),
     ):
         """Replay a recorded controlled schedule and check that it reproduces."""

@@ -22,12 +22,12 @@ from dataclasses import fields
 
 from smpemu import __version__
 from smpemu.errors import UsageError, read_json_object
-from smpemu.sched.choices import DRAIN, parse
+from smpemu.sched.choices import DRAIN, Drain, parse
 from smpemu.harness.config import RunConfig
 from smpemu.search.strategies import who
 
-REPLAY_FORMAT = 2
-REPLAY_FORMATS = (1, 2)
+REPLAY_FORMAT = 3  # 2: drain decisions; 3: the host scheduler's [cpu, "sched.out"] and [cpu, "sched.in"]
+REPLAY_FORMATS = (1, 2, 3)
 
 
 def n_hosts(cfgd: dict, script=None) -> int:
@@ -75,10 +75,14 @@ def identity(result) -> dict | None:
     return _identity(result.violations[0] if result.violations else None, (result.schedule or {}).get("last"))
 
 
-def write_doc(doc: dict, path: str) -> None:
-    """One line of JSON per decision would be long: the decisions go compact."""
+def write_doc(doc: dict, path: str) -> bool:
+    """One line of JSON per decision would be long: the decisions go compact.
+    False (said on stderr) when the file could not be written."""
+    from smpemu.harness.outputs import write_output
+
     head = {k: v for k, v in doc.items() if k != "decisions"}
-    with open(path, "w") as f:
+
+    def w(f):
         f.write(json.dumps(head, indent=1)[:-2])
         f.write(',\n "decisions": [\n')
         dec = doc["decisions"]
@@ -86,6 +90,8 @@ def write_doc(doc: dict, path: str) -> None:
             f.write("  " + ", ".join(json.dumps(d) for d in dec[i:i + 8]))
             f.write(",\n" if i + 8 < len(dec) else "\n")
         f.write(" ]\n}\n")
+
+    return write_output(path, w)
 
 
 def write_replay(result, path: str) -> dict:
@@ -123,6 +129,8 @@ def load_replay(path: str):
     if unknown:
         raise UsageError(f"replay file {path}: unknown configuration field(s) {', '.join(unknown)}")
     n_vcpus = cfgd.get("vcpus")
+    if not isinstance(n_vcpus, int) or isinstance(n_vcpus, bool):
+        raise UsageError(f"replay file {path}: config.vcpus is {n_vcpus!r}, expected a number of vCPUs")
     cfgd = dict(cfgd)
     # files written before --reclaimers had one host process (requester N)
     cfgd.setdefault("reclaimers", 1)
@@ -137,15 +145,18 @@ def load_replay(path: str):
         raise UsageError(f"replay file {path}: 'script' must be a script object")
     hosts = n_hosts(cfgd, script)
     n_proc = (n_vcpus + hosts - 1) if isinstance(n_vcpus, int) else None
-    v2 = doc["smpemu_replay"] >= 2
+    fmt = doc["smpemu_replay"]
+    v2 = fmt >= 2
     for i, d in enumerate(dec):
         try:
             choice = parse(d)[0]
         except UsageError:
             choice = None
-        if choice is None or n_proc is None or not 0 <= choice.actor <= n_proc or not (choice.is_step or v2):
+        ok = choice is not None and (choice.is_step or (v2 and isinstance(choice, Drain)) or fmt >= 3)
+        if not ok or n_proc is None or not 0 <= choice.actor <= n_proc:
             raise UsageError(f"replay file {path}: decision {i} is {d!r}, expected [cpu 0..{n_proc}, point name]"
-                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else ""))
+                             + (f" or [cpu, {DRAIN!r}, word]" if v2 else "")
+                             + (' or [cpu, "sched.out"] or [cpu, "sched.in"]' if fmt >= 3 else ""))
     want = doc.get("reclaimers", 1)
     if want != hosts:
         raise UsageError(f"replay file {path}: it needs {want} host processes (reclaimers), "
@@ -162,8 +173,25 @@ def load_replay(path: str):
         cfg.script = script
     cfg.reclaimers = hosts
     cfg.json_path = None
-    cfg.validate()
+    try:
+        cfg.validate()
+    except UsageError as e:  # blame the file and its key, not an option the user never passed
+        raise UsageError(f"replay file {path}: {_as_key(str(e), cfgd)}") from None
     return cfg, doc
+
+
+def _as_key(msg: str, cfgd: dict) -> str:
+    """A RunConfig message about ``--vcpus`` as one about ``config.vcpus``; a
+    message naming no option gets the key whose value it quotes."""
+    import re
+
+    named = re.sub(r"--([a-z][a-z0-9-]*)", lambda m: "config." + m.group(1).replace("-", "_"), msg)
+    if named != msg:
+        return named
+    for k, v in cfgd.items():
+        if isinstance(v, str) and repr(v) in msg:
+            return f"config.{k}: {msg}"
+    return f"config: {msg}"
 
 
 __all__ = ["REPLAY_FORMAT", "replay_doc", "write_doc", "write_replay", "describe_last", "load_replay",

@@ -138,6 +138,40 @@ SCENARIOS = {
         "setup": {"0": 1, "2": 1},
         "bound": 2,  # tlbs-dirty-2.6.38 needs 1
     },
+    # issue 19: guest shootdowns; the host's preemptions are the explorer's own
+    # choices (sched.out / sched.in, smpemu/sched/preempt.py), not script ops
+    "guest-shootdown": {
+        "doc": "vCPU0 (setup: map P, touch P) shoots P down (munmap: guest pte cleared, the guest's TLB "
+               "flush by --guest-flush, the frame freed); vCPU1 (setup: read P) reads P, spins until the "
+               "frame is freed, reads P again; the host may preempt either vCPU where Linux can (a guest "
+               "step, a guest-mode wait) and resume it (sched.out / sched.in decisions)",
+        # pv-writeback: vCPU1 preempted, resumed, its entry reads the steal-time copy, vCPU0's cmpxchg adds
+        # FLUSH, the write-back wipes it; pv-overwrite: FLUSH added while vCPU1 is preempted, resumed and
+        # preempted again before its entry; pv-no-sync: vCPU1 enters (FLUSH: TLB only) and re-fills P from
+        # the unsynced spte before vCPU0's own (concurrent) flush zaps it
+        "events": ["filled", "freed"],
+        "cpus": {"0": [["map", U0], ["touch", U0, True], ["signal", "filled"], ["shootdown", U0],
+                       ["signal", "freed"]],
+                 "1": [["wait", "filled"], ["access", U0, False], ["access", U0, False], ["spin", "freed"],
+                       ["access", U0, False]]},
+        "hosts": {"0": []},
+        "setup": {"0": 3, "1": 2},
+        "bound": 2,  # each PV bug needs 2 here (docs/check.md)
+    },
+    "two-shootdowns": {
+        "doc": "vCPU0 (setup: map P and Q, touch both) shoots P down, then Q; vCPU1 (setup: read P and Q) "
+               "reads P, spins until both frames are freed, reads P and Q; the host may preempt and resume "
+               "either vCPU: a target preempted, resumed and preempted again between the two shootdowns",
+        # the second shootdown finds vCPU1 preempted again (or running): each PV bug can lose either FLUSH
+        "events": ["filled", "freed"],
+        "cpus": {"0": [["map", U0], ["map", U1], ["touch", U0, True], ["touch", U1, True], ["signal", "filled"],
+                       ["shootdown", U0], ["shootdown", U1], ["signal", "freed"]],
+                 "1": [["wait", "filled"], ["access", U0, False], ["access", U1, False], ["access", U0, False],
+                       ["spin", "freed"], ["access", U0, False], ["access", U1, False]]},
+        "hosts": {"0": []},
+        "setup": {"0": 5, "1": 3},
+        "bound": 2,  # each PV bug needs 2 here too (docs/check.md)
+    },
 }
 USER_BOUND = 2  # a user's scenario file: its default bound
 
@@ -174,9 +208,10 @@ def load_scenario(name: str) -> Scenario:
     sc = Scenario(name, script, n, host_count(script), doc, bound)
     cfg = run_config(sc, policies.DEFAULT, "native", "modern")
     validate_script(script, n, GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs))  # pages, processes
-    if uses_pv(script):
-        raise UsageError(f"scenario {name}: shootdown and preempt ops run on real processes (smpemu run "
-                         f"--workload script); smpemu check does not explore them yet")
+    if any(isinstance(op, list) and op[:1] == ["preempt"] for ops in cpus.values() if isinstance(ops, list)
+           for op in ops):
+        raise UsageError(f"scenario {name}: preempt ops run on real processes (smpemu run --workload script); "
+                         f"smpemu check explores the host's preemptions itself (sched.out / sched.in)")
     setup = script.get("setup", {})
     if not isinstance(setup, dict) or not all(str(k) in cpus and isinstance(v, int) and 0 <= v <= len(cpus[str(k)])
                                               for k, v in setup.items()):
@@ -185,13 +220,19 @@ def load_scenario(name: str) -> Scenario:
     return sc
 
 
-def run_config(sc: Scenario, policy: str, memory_model: str, requests: str, notifier: str = "2009") -> RunConfig:
+def uses_shootdowns(sc: Scenario) -> bool:
+    """Does the scenario shoot TLBs down (then --guest-flush matters, and the host may preempt vCPUs)?"""
+    return uses_pv(sc.script)
+
+
+def run_config(sc: Scenario, policy: str, memory_model: str, requests: str, notifier: str = "2009",
+               guest_flush: str = "native", local_flush: str = "concurrent") -> RunConfig:
     """The RunConfig the baton replays a counterexample of ``sc`` with."""
-    return RunConfig(reclaimers=sc.n_hosts, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
+    return RunConfig(guest_flush=guest_flush, local_flush=local_flush, reclaimers=sc.n_hosts, vcpus=sc.n_vcpus, workload="script", policy=policy, pin="none", memory_model=memory_model,
                      requests=requests, notifier=notifier, guest_mem="256K", tlb_size=8, rmap_size=4,
                      procs=sc.script.get("procs", 1), seed=1,
                      script=sc.script, schedule="replay", sched_steps=1, trace=True,
                      stop_on_violation=True, controlled_drains=True, ack_timeout=10.0)
 
 
-__all__ = ["SCENARIOS", "Scenario", "load_scenario", "run_config", "USER_BOUND"]
+__all__ = ["SCENARIOS", "Scenario", "load_scenario", "run_config", "uses_shootdowns", "USER_BOUND"]

@@ -46,9 +46,10 @@ from smpemu.kvm.oracle import FIELDS as VIOL_FIELDS, KIND_NAMES
 from smpemu.kvm.points import SCHED_POINTS
 from smpemu.kvm.vcpu import StopRun
 from smpemu.memory.arena import Arena
-from smpemu.sched.choices import Loc, Step, drains
+from smpemu.sched.choices import Loc, SchedIn, SchedOut, Step, drains, runnable_loc
 from smpemu.sched.conds import Cond
 from smpemu.sched.core import START, Sched
+from smpemu.sched.preempt import can_preempt, resume
 from smpemu.search.greenlets import DONE, new_worker
 from smpemu.search.scenarios import Scenario, run_config
 from smpemu.search.tracked import LocalSem, LogicalClock, Mirror, TrackedOracle, TrackedSem, TrackedWords
@@ -68,6 +69,8 @@ class _Park(Baton):
         self.world = None  # the World running now (one _Park per actor of a Proto)
 
     def park(self, ctx, point, wait=None):
+        if self.atomic:
+            return
         w = self.world
         i = self.me
         w.point[i] = point
@@ -91,6 +94,8 @@ class _Park(Baton):
         if w.ending:
             ctx.trace = None
             raise SchedEnd()
+        if ctx.reenter:
+            resume(ctx)  # scheduled in since: enter guest mode again (sched.preempt)
 
     def start(self, ctx) -> None:
         """The baton's start park, already made: World.__init__ recorded every
@@ -199,6 +204,15 @@ class World:
         for a, mm in self.p.buffered_models:
             if mm.n_buffered:
                 out += drains(a, mm)
+        if self.p.preemptible:  # the host scheduler's choices (sched.preempt)
+            sched, ctxs, point = self.sched, self.ctxs, self.point
+            for a in range(self.N):
+                if not self.live[a]:
+                    continue
+                if sched.preempted[a]:
+                    out.append(SchedIn(a))
+                elif can_preempt(ctxs[a], point[a]):
+                    out.append(SchedOut(a))
         return out
 
     def cond_fp(self, ch):
@@ -210,14 +224,19 @@ class World:
         r = tw.r = set()
         wr = tw.w = set()
         a = ch.actor
-        if not ch.is_step:  # a command (a drain): applied to the parked actor's context
+        if not ch.is_step:  # a command (a drain, a sched.out/in): applied to the parked actor's context
             ch.apply(self.ctxs[a])
+            ch.on_sched(self.sched)
             wr.add(ch.loc)
+            if self.p.preemptible:
+                wr.add(runnable_loc(a))  # what is enabled changed (explore.py: bound safety)
             if self.trace is not None:
                 self.trace.append((a, "command", ch, 0))
             return (r, wr)
         cs = self.cond_set
         r.update(cs[a])
+        if self.p.preemptible:
+            r.add(runnable_loc(a))  # it could run: it held a pCPU (sched.out / sched.in write this)
         self.sched.last = a
         self._run(a)
         r.update(cs[a])
@@ -323,10 +342,12 @@ class World:
 class Proto:
     """What every World of one (scenario, policy, model, requests) shares."""
 
-    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str, notifier: str = "2009"):
+    def __init__(self, sc: Scenario, policy, memory_model: str, requests: str, notifier: str = "2009",
+                 guest_flush: str = "native", local_flush: str = "concurrent"):
         self.sc = sc
         pname = policy if isinstance(policy, str) else policy.name
-        self.cfg = run_config(sc, pname, memory_model, requests, notifier)  # what a replay of its schedules runs
+        # what a replay of its schedules runs
+        self.cfg = run_config(sc, pname, memory_model, requests, notifier, guest_flush, local_flush)
         # a policy name, or a Policy class (a mutant): start_run builds one per world
         self.policy_cls = None if isinstance(policy, str) else policy
         # the explorer's run: it records events itself (World's trace) and
@@ -338,7 +359,9 @@ class Proto:
         guest = GuestLayout.plan(cfg.vcpus, cfg.guest_pages, cfg.procs)
         self.guest = guest
         geo = Geometry(n_vcpus=self.N, n_slots=guest.n_slots, n_gfns=cfg.guest_pages, n_pfns=cfg.guest_pages,
-                       tlb_size=cfg.tlb_size, rmap_size=cfg.rmap_size, n_hosts=self.H)
+                       tlb_size=cfg.tlb_size, rmap_size=cfg.rmap_size, n_hosts=self.H, pv=cfg.guest_shootdowns)
+        # guest shootdowns: the host may preempt a vCPU (sched.out / sched.in choices, sched.preempt)
+        self.preemptible = cfg.guest_shootdowns
         self.layout = L = Layout(geo)
         buf = bytearray(L.n_bytes)
         a = Arena(L, buf)

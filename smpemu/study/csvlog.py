@@ -88,6 +88,7 @@ class RowLog:
         self.header: list[str] | None = None
         self.f = None
         self.w = None
+        self.written = 0  # rows written to the file by this process
         if path and resume and os.path.exists(path) and os.path.getsize(path) > 0:
             self._load(path)
 
@@ -110,10 +111,18 @@ class RowLog:
         self.rows.append(row)
         if not self.path:
             return
-        if self.w is None:
-            self._open(row)
-        self.w.writerow({k: _cell(v) for k, v in row.items()})
-        self.f.flush()
+        try:
+            if self.w is None:
+                self._open(row)
+            self.w.writerow({k: _cell(v) for k, v in row.items()})
+            self.f.flush()
+            self.written += 1
+        except OSError as e:  # a full disk: say so once, keep the rows in memory, go on
+            from smpemu.harness.outputs import report_lost
+
+            report_lost(self.path, e)
+            self.path = None
+            self._close_quietly()
 
     def _open(self, first: dict) -> None:
         appending = self.header is not None
@@ -137,5 +146,19 @@ class RowLog:
 
     def close(self) -> None:
         if self.f is not None:
-            self.f.close()
+            try:
+                self.f.close()
+            except OSError as e:
+                from smpemu.harness.outputs import report_lost
+
+                report_lost(self.path, e)
+            self.f = None
+
+    def _close_quietly(self) -> None:
+        f, self.f, self.w = self.f, None, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
             self.f = None

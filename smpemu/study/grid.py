@@ -18,7 +18,7 @@ from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_VIOLATION, UsageError
 from smpemu.harness.config import RunConfig, check_writable
 from smpemu.harness.coordinator import plan, run
 from smpemu.study.csvlog import RowLog
-from smpemu.study.plot import require_matplotlib
+from smpemu.study.plot import check_plot_format, require_matplotlib
 from smpemu.study.remote import require_dask
 
 
@@ -113,7 +113,8 @@ def validate(o: SweepOptions) -> list[Point]:
     if o.duration is not None and o.iterations is not None:
         raise UsageError("give --duration or --iterations, not both")
     if o.workload == "script":
-        raise UsageError("the script workload is driven from Python (tests); see workloads/script.py")
+        raise UsageError("sweep does not run --workload script (a script is one scenario, not a grid): "
+                         "use smpemu run --workload script --script FILE")
     if o.trace_file and o.workload != "trace":
         raise UsageError(f"--trace-file is for --workload trace (not {o.workload})")
     if o.resume and not o.csv_path:
@@ -123,6 +124,7 @@ def validate(o: SweepOptions) -> list[Point]:
             check_writable(path, opt)
     if o.plot_path:
         require_matplotlib()
+        check_plot_format(o.plot_path)
     if o.scheduler:
         require_dask()
     pts = points(o)

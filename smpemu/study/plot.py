@@ -22,6 +22,19 @@ def require_matplotlib():
         raise UsageError("--plot needs matplotlib: pip install -e .[plot]") from None
 
 
+def check_plot_format(path: str) -> None:
+    """--plot's extension names a format matplotlib writes (before the first run)."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext not in formats:
+        raise UsageError(f"--plot {path}: " + (f"unknown format {ext!r}" if ext else "no extension")
+                         + f"; use one of .{', .'.join(sorted(formats))} (e.g. out.png)")
+
+
 PANELS = (  # column, title, log y
     ("ipis_per_s", "IPIs sent per second", True),
     ("remote_flushes_per_s", "remote flushes per second", True),
@@ -80,7 +93,7 @@ def _figure(runs, path, title, panels, x, xlabel, name, tick, mark_cores) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
     plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
     xs = sorted({float(r[x]) if x != "vcpus" else int(r[x]) for r in runs})
@@ -100,7 +113,12 @@ def _figure(runs, path, title, panels, x, xlabel, name, tick, mark_cores) -> Non
         ax.set_xticklabels([tick(v) for v in xs] or [tick(1)])
         if logy:
             ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            lo, hi = ax.get_ylim()
+            if hi < lo * 100:  # under two decades: one labelled tick, or none; label 2x and 5x too
+                ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+                ax.yaxis.set_minor_formatter(plain)
+            else:
+                ax.yaxis.set_minor_formatter(NullFormatter())
         if metric.endswith("_share"):
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
             ax.set_ylim(-0.02, 1.02)

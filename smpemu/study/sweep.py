@@ -10,7 +10,10 @@ Points run in this process (``coordinator.run`` forks the vCPUs), or, with
 (their worker processes are daemonic and may not fork children themselves).
 
 Exit codes: 0 done, 3 a run found a violation, 4 a run aborted, 2 bad usage,
-130 interrupted (the rows already finished stay in the CSV).
+130/143 interrupted by SIGINT/SIGTERM (the rows already finished stay in the
+CSV).  An output file that cannot be written (a full disk) is one
+``cannot write FILE`` line; the verdict's code stays, 0 becomes 4
+(harness/outputs.py).
 
 The grid is ``grid``, the CSV log ``csvlog``, dask ``remote``, the figure
 ``plot``.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from smpemu.errors import EXIT_SIGINT
+from smpemu.errors import EXIT_SIGINT, EXIT_SIGTERM
 from smpemu.harness.pinning import parse_pins
 from smpemu.harness.report import fit_tables, fmt_latency
 from smpemu.harness.status import Status
@@ -84,11 +87,15 @@ def summary_tables(rows: list[dict], width: int = 80) -> list:
     return fit_tables(lead, cols, [None] * len(meds), width, title="sweep: median of repeats")
 
 
-def write_json(o: SweepOptions, rows: list[dict], path: str) -> None:
+def write_json(o: SweepOptions, rows: list[dict], path: str) -> bool:
+    from smpemu.harness.outputs import write_json_file
+
     opts = {k: v for k, v in o.__dict__.items() if not k.endswith("_path")}
-    with open(path, "w") as f:
-        json.dump({"options": opts, "rows": rows}, f, indent=1)
-        f.write("\n")
+    return write_json_file({"options": opts, "rows": rows}, path, indent=1)
+
+
+def _n_vcpus(n) -> str:
+    return f"{n} vCPU" if int(n) == 1 else f"{n} vCPUs"
 
 
 # -- the command ---------------------------------------------------------------------------------------
@@ -127,34 +134,49 @@ def execute(o: SweepOptions, err=None, out=None) -> int:
 
                 sweep_remote([(pt, config_of(o, pt)) for pt in todo], on_result, connect(o.scheduler))
             for pt in ([] if o.scheduler else todo):
-                prog.update(task, description=f"{pt.vcpus} vCPUs {pt.policy} {pt.guest_flush} {pt.pin} "
+                prog.update(task, description=f"{_n_vcpus(pt.vcpus)} {pt.policy} {pt.guest_flush} {pt.pin} "
                                               f"r{pt.repeat + 1}/{o.repeat}")
                 base = finished[0]
 
                 def progress(f, _steps, b=base, pt=pt):
                     prog.update(task, completed=b + f)
-                    status(lambda: f"{b} of {len(todo)} runs done; now {pt.vcpus} vCPUs, {pt.policy}, "
+                    status(lambda: f"{b} of {len(todo)} runs done; now {_n_vcpus(pt.vcpus)}, {pt.policy}, "
                                    f"pin {pt.pin}, repeat {pt.repeat + 1}/{o.repeat} ({f:.0%})")
 
                 res = run_local(config_of(o, pt), progress=progress)
                 log.add(run_row(o, pt, res))
                 on_done(pt)
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = True
+    except KeyboardInterrupt:
+        interrupted = EXIT_SIGINT
+    except Interrupted as e:  # a signal during a run: its coordinator says which
+        interrupted = EXIT_SIGTERM if e.args and e.args[0] == "SIGTERM" else EXIT_SIGINT
+    except SystemExit as e:  # SIGTERM between two runs (cli._terminate)
+        if e.code != EXIT_SIGTERM:
+            raise
+        interrupted = EXIT_SIGTERM
     finally:
         log.close()
-    if o.json_path:
-        write_json(o, log.rows, o.json_path)
+    if o.json_path and write_json(o, log.rows, o.json_path):
+        err.print(f"smpemu sweep: wrote {o.json_path}", highlight=False)
     if interrupted:
         err.print(f"smpemu sweep: interrupted; {sum(r['kind'] == 'run' for r in log.rows)} finished run(s) kept"
-                  + (f" in {o.csv_path} (--resume to go on)" if o.csv_path else ""), highlight=False)
-        return EXIT_SIGINT
+                  + (f" in {o.csv_path} (--resume to go on)" if o.csv_path and log.written else ""),
+                  highlight=False)
+        return interrupted
     if out is not None:
         for t in summary_tables(log.rows, out.width):
             out.print(t)
         out.print(_legend(_summary(log.rows)), markup=False, highlight=False, style="dim")
+    if o.csv_path and log.written:
+        err.print(f"smpemu sweep: wrote {o.csv_path} ({log.written} row(s) this time)", highlight=False)
     if o.plot_path:
-        plot(log.rows, o.plot_path, title_of(o, reclaimers_of(o)))
+        try:
+            plot(log.rows, o.plot_path, title_of(o, reclaimers_of(o)))
+            err.print(f"smpemu sweep: wrote {o.plot_path}", highlight=False)
+        except OSError as e:
+            from smpemu.harness.outputs import report_lost
+
+            report_lost(o.plot_path, e)
     return exit_code(log.rows)
 
 

@@ -131,9 +131,9 @@ def run_all(only: list[str], quick: bool = False, json_path: str | None = None,
     print_table(res)
     print(f"host load average at end: {os.getloadavg()[0]:.1f}; ratios on a busy host are noisy", flush=True)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump({k: {**e, "met": met(e)} for k, e in res.items()}, f, indent=2)
-            f.write("\n")
+        from smpemu.harness.outputs import write_json_file
+
+        write_json_file({k: {**e, "met": met(e)} for k, e in res.items()}, json_path)
     return res
 
 
