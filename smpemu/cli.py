@@ -523,6 +523,7 @@ EXTENSIONS = (  # commands that live in their own modules: (name, module with re
     ("sweep", "smpemu.study.sweep"),
     ("replay", "smpemu.search.replay_cmd"),
     ("check", "smpemu.search.check_cmd"),
+    ("verdicts", "smpemu.search.verdicts"),
 )
 
 
