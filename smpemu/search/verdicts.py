@@ -233,12 +233,13 @@ def render_markdown(doc, command: str) -> str:
     unl = {_key(r): r for r in rows if r["max_flushers"] is None}
     one = {_key(r): r for r in rows if r["max_flushers"] == SEED_MAX_FLUSHERS}
     cols = [(n, q) for n in NOTIFIERS for q in REQUESTS]
-    out = [f"`{command}`", "",
+    out = [f"Made by `{command}` (scope {scope}).", "",
            f"Scope {scope} (every scenario of up to {scope} operations), bound {bound} (each explored to <= "
            f"{bound} preemptions).  A cell is the minimal breaking scenario with --max-flushers unlimited (kind: "
            f"operations, preemptions), and after `/ 1 flusher:` the same with --max-flushers 1, or `clean`: "
-           f"clean for every scenario up to {scope} operations at bound {bound} under that filter.  "
-           f"A setting not in the table was not explored.", "",
+           f"clean for every scenario up to {scope} operations at bound {bound} under that filter (and the "
+           f"scope search's own reductions, docs/check.md).  notifier/requests: `--notifier`/`--requests`.  "
+           f"A setting not in the table was not explored: the table says nothing about it.", "",
            f"Configurations: {doc['rule']}.", "",
            "| policy | memory model | " + " | ".join(f"notifier {n}, requests {q}" for n, q in cols) + " |",
            "|---|---|" + "---|" * len(cols)]
@@ -263,14 +264,20 @@ def render_markdown(doc, command: str) -> str:
         if models == ["native"]:
             out.append(f"| `{p}` | tso, relaxed | not explored: no memory access of its own (the rule above) |"
                        + " |" * (len(cols) - 1))
-    out += ["", "Minimal scenarios (script format; `smpemu check --scope` prints them with their "
-            "counterexample):", ""]
+    out += ["", "Minimal scenarios (script format; `smpemu check --scope` prints each with its "
+            "counterexample), each with the configurations where it is the minimal one:", ""]
+    groups = {}
     for r in rows:
-        if r["violation"] is not None:
+        v = r["violation"]
+        if v is not None:
+            key = (cell(r), v["steps"], json.dumps(v["scenario"], sort_keys=True, separators=(",", ":")))
             mf = "unlimited" if r["max_flushers"] is None else r["max_flushers"]
-            out.append(f"- `{r['policy']}` {r['memory_model']}, notifier {r['notifier']}, requests "
-                       f"{r['requests']}, max-flushers {mf}: {cell(r)}, {r['violation']['steps']} steps: "
-                       f"`{json.dumps(r['violation']['scenario'], sort_keys=True, separators=(',', ':'))}`")
+            groups.setdefault(key, []).append(f"`{r['policy']}` {r['memory_model']} {r['notifier']}/"
+                                              f"{r['requests']} max-flushers {mf}")
+    for (text, steps, sc), where in groups.items():
+        out.append(f"- {text}, {steps} steps: `{sc}`; in: {'; '.join(where)}")
+    if not groups:
+        out.append("- none")
     out += ["", TIMES_BEGIN, "", f"Time: {doc['elapsed_s']:,.1f} s in all, --jobs {doc['jobs']} (wall clock, "
             f"a loaded 2-core machine: noisy).", "",
             "| policy | memory model | notifier | requests | max-flushers | scenarios | schedules | s |",
@@ -381,7 +388,7 @@ def register(app, out, err, guard) -> None:
                             progress=progress)
         doc["command"] = command_line(scope, bound, names, timeout)
         md = render_markdown(doc, doc["command"])
-        out.print(md, markup=False, highlight=False, soft_wrap=True)
+        out.print(verdict_content(md), markup=False, highlight=False, soft_wrap=True)
         if markdown:
             with open(markdown, "w") as f:
                 f.write(md)
