@@ -141,6 +141,9 @@ def test_rendering_says_clean_broken_and_incomplete_and_times_do_not_count():
     other = _doc([rows[0], dict(rows[1], violation=dict(v, preemptions=0))] + rows[2:])
     assert V.verdict_content(V.render_markdown(other, "smpemu verdicts --scope 3")) != V.verdict_content(md)
     assert "Made by `smpemu verdicts --scope 3`" in V.table_block(md)
+    partial = dict(_doc(rows[:1]), finished=False, complete=False)
+    assert "PARTIAL: 1 rows so far" in V.render_markdown(partial, "smpemu verdicts --scope 3")
+    assert "PARTIAL" not in md
 
 
 # -- the committed tables --------------------------------------------------------------------------------------
