@@ -44,6 +44,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import os
 import shlex
 import textwrap
 import time
@@ -166,11 +167,11 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
 
 
 def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, scheduler=None,
-              on_row=None, progress=None, search=None) -> dict:
+              on_row=None, progress=None, search=None, on_replay=None) -> dict:
     """Run every configuration (and max-flushers 1 where unlimited breaks); the table's document.
     ``search`` is scope.search_scope unless given; ``on_row(row, doc, done, total)`` after each row,
     ``doc`` the table so far (a long run leaves a partial table that says so); ``progress`` is handed
-    to each search."""
+    to each search; ``on_replay(row, replay_doc)`` keeps a violation's replay file, returns its path."""
     if search is None:
         from smpemu.search.scope import search_scope as search
     from smpemu.search.scope import ScopeSettings
@@ -194,8 +195,11 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
         st = ScopeSettings(policy=cfg.policy, scope=scope, bound=bound, max_flushers=mf,
                            memory_model=cfg.memory_model, requests=cfg.requests, notifier=cfg.notifier,
                            jobs=jobs, timeout=timeout, scheduler=scheduler)
-        row = row_of(cfg, mf, search(st, progress=progress) if progress else search(st))
+        res = search(st, progress=progress) if progress else search(st)
+        row = row_of(cfg, mf, res)
         rows.append(row)
+        if on_replay is not None and res.violation is not None and res.violation.replay_doc:
+            row["replay_file"] = on_replay(row, res.violation.replay_doc)
         if mf is None and row["violation"] is not None:
             # where the seed's one-flusher setting can change the verdict: right after its unlimited row
             todo.insert(i + 1, (cfg, SEED_MAX_FLUSHERS))
@@ -362,6 +366,8 @@ def register(app, out, err, guard) -> None:
                                                 "(exit 4)."),
         markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the table here (markdown)."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write every row here."),
+        replay_dir: Optional[str] = typer.Option(None, "--replay-dir", help="Write each minimal scenario's "
+                                                 "replay file into this directory (smpemu replay runs it)."),
         list_configs: bool = typer.Option(False, "--list-configs", help="Print the configurations and exit."),
     ):
         """The policy table, computed: every policy under every setting where its verdict can change,
@@ -389,6 +395,18 @@ def register(app, out, err, guard) -> None:
         for path, opt in ((markdown, "--markdown"), (json_out, "--json")):
             if path:
                 check_writable(path, opt)
+        if replay_dir and not os.path.isdir(replay_dir):
+            raise UsageError(f"--replay-dir {replay_dir}: not a directory")
+
+        def on_replay(row, replay_doc):
+            from smpemu.search.replay_file import write_doc
+
+            mf = "" if row["max_flushers"] is None else f"-mf{row['max_flushers']}"
+            path = os.path.join(replay_dir, f"verdict-{row['policy']}-{row['memory_model']}-n{row['notifier']}-"
+                                            f"r{row['requests']}{mf}.json")
+            write_doc(replay_doc, path)
+            return path
+
         configs = configurations(names)
         command = command_line(scope, bound, names, timeout)
         out.print(f"verdicts: {len(names)} policies, {len(configs)} configurations (+ max-flushers 1 where one "
@@ -416,7 +434,7 @@ def register(app, out, err, guard) -> None:
                 status(lambda: f"{prog.tasks[0].completed}/{prog.tasks[0].total} configurations; {text}")
 
             doc = run_table(names, n, bound, jobs=jobs, timeout=timeout, scheduler=scheduler, on_row=on_row,
-                            progress=progress)
+                            progress=progress, on_replay=on_replay if replay_dir else None)
         md = _write(doc, command, markdown, json_out)
         out.print(verdict_content(md), markup=False, highlight=False, soft_wrap=True)
         if not doc["complete"]:
