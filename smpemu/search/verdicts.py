@@ -161,8 +161,10 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
         "complete": bool(res.complete), "incomplete_reason": res.incomplete_reason,
         "scenarios": res.scenarios, "total": res.total, "schedules": res.schedules,
         "elapsed_s": round(res.elapsed, 1),
+        "explored_ops": getattr(res, "explored_ops", None),
         "violation": None if v is None else {
-            "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions, "steps": v.steps, "scenario": v.scenario},
+            "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions, "steps": v.steps, "scenario": v.scenario,
+            "described": getattr(v, "described", "")},
     }
 
 
@@ -228,7 +230,9 @@ def cell(row) -> str:
         return text if row["complete"] else text + " (INCOMPLETE: the minimal among those explored)"
     if row["complete"]:
         return "clean"
+    upto = row.get("explored_ops")
     return f"INCOMPLETE ({row['scenarios']:,} of {row['total']:,} scenarios" + (
+        f", every one of up to {upto} ops done" if upto else "") + (
         f"; {row['incomplete_reason']}" if row["incomplete_reason"] else "") + ")"
 
 
@@ -278,13 +282,15 @@ def render_markdown(doc, command: str) -> str:
             out.append(f"| `{p}` | tso, relaxed | not explored: no memory access of its own (the rule above) |"
                        + " |" * (len(cols) - 1))
     out.append(TABLE_END)
-    out += ["", "Minimal scenarios (script format; `smpemu check --scope` prints each with its "
-            "counterexample), each with the configurations where it is the minimal one:", ""]
+    out += ["", "Minimal scenarios (the actors' programs; `smpemu check --scope` prints each in the script "
+            "format with its counterexample, `--json` has the script), each with the configurations where "
+            "it is the minimal one:", ""]
     groups = {}
     for r in rows:
         v = r["violation"]
         if v is not None:
-            key = (cell(r), v["steps"], json.dumps(v["scenario"], sort_keys=True, separators=(",", ":")))
+            key = (cell(r), v["steps"], v.get("described") or
+                   json.dumps(v["scenario"], sort_keys=True, separators=(",", ":")))
             mf = "unlimited" if r["max_flushers"] is None else r["max_flushers"]
             groups.setdefault(key, []).append(f"`{r['policy']}` {r['memory_model']} {r['notifier']}/"
                                               f"{r['requests']} max-flushers {mf}")
