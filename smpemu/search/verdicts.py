@@ -298,16 +298,24 @@ def render_markdown(doc, command: str) -> str:
         out.append(f"- {text}, {steps} steps: `{sc}`; in: {'; '.join(where)}")
     if not groups:
         out.append("- none")
+    out += ["", "Each configuration's search: scenarios explored of those in the scope (after the reductions and "
+            "the --max-flushers filter), and schedules explored (the same for any --jobs):", "",
+            "| policy | memory model | notifier | requests | max-flushers | scenarios | schedules |",
+            "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(_row_head(r) + f"{r['scenarios']:,} of {r['total']:,} | {r['schedules']:,} |")
     out += ["", TIMES_BEGIN, "", f"Time: {doc['elapsed_s']:,.1f} s in all, --jobs {doc['jobs']} (wall clock, "
             f"a loaded 2-core machine: noisy).", "",
-            "| policy | memory model | notifier | requests | max-flushers | scenarios | schedules | s |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| policy | memory model | notifier | requests | max-flushers | s |", "|---|---|---|---|---|---|"]
     for r in rows:
-        mf = "unlimited" if r["max_flushers"] is None else r["max_flushers"]
-        out.append(f"| `{r['policy']}` | {r['memory_model']} | {r['notifier']} | {r['requests']} | {mf} | "
-                   f"{r['scenarios']:,} of {r['total']:,} | {r['schedules']:,} | {r['elapsed_s']:,.1f} |")
+        out.append(_row_head(r) + f"{r['elapsed_s']:,.1f} |")
     out += ["", TIMES_END, ""]
     return "\n".join(out)
+
+
+def _row_head(r) -> str:
+    mf = "unlimited" if r["max_flushers"] is None else r["max_flushers"]
+    return f"| `{r['policy']}` | {r['memory_model']} | {r['notifier']} | {r['requests']} | {mf} | "
 
 
 def verdict_content(markdown: str) -> str:
