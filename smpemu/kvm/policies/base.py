@@ -70,8 +70,8 @@ class Policy:
 class DeferredPolicy(Policy):
     """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
 
-    The order closes v3's window (a flush between ``dirty = 1`` and the
-    zap), but not this one: a flush *in progress* has cleared dirty before
+    The order is aimed at v3's window (a flush between ``dirty = 1`` and the
+    zap), not at this one: a flush *in progress* has cleared dirty before
     its IPIs land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts
     dirty alone (a second reclaimer's notifier) skips its flush and frees the
     page while a remote TLB still maps it (the ``default`` scenario shows
@@ -80,8 +80,8 @@ class DeferredPolicy(Policy):
     """
 
     name = "deferred-v4"
-    summary = ("the seed's v4: invlpg zaps, smp_wmb(), then sets remote_tlbs_dirty (after the zap: v3's "
-               "window closed); a flush clears it before its requests")
+    summary = ("the seed's v4: invlpg zaps, smp_wmb(), then sets remote_tlbs_dirty (v3's order reversed); "
+               "a flush clears it before its requests")
     kernels = "none: the seed's v4 patch (kvm list, April 2009), never merged"
     commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v4), Andrea Arcangeli"
     later = ("never merged: upstream kept invlpg's flush and deferred only sync_page's "
