@@ -18,23 +18,20 @@ explored so far is reported, marked incomplete), 2 a usage error.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from smpemu import __version__
 from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_VIOLATION, UsageError
 from smpemu.harness.config import check_notifier
 from smpemu.harness.coordinator import Signals
-from smpemu.harness.trace import describe
 from smpemu.memory.model import MODELS
 from smpemu.search.explore import Explorer
 from smpemu.search.scenarios import SCENARIOS, USER_BOUND, load_scenario
 from smpemu.search.world import Proto
 from smpemu.kvm.points import POINT_NAMES, SCHED_POINTS
-from smpemu.search.replay_file import REPLAY_FORMAT
+from smpemu.search.counterexample import _replay_doc, replay_schedule  # noqa: F401 (check_cmd's names)
 
 # the default bound is the scenario's: >= the preemptions every known bug needs on it (docs/check.md)
 DEFAULT_TIMEOUT = 150.0
@@ -100,56 +97,6 @@ class CheckResult:
         }
 
 
-def _names(proto):
-    return [f"vCPU{i}" if i < proto.N else (f"host{i - proto.N}" if proto.H > 1 else "host")
-            for i in range(proto.n)]
-
-
-def replay_schedule(proto, choices, n_setup: int = 0):
-    """Run ``choices`` once more with tracing: baton decisions, events, rendering
-    (the first ``n_setup`` choices are the scenario's setup: no preemptions)."""
-    events = []
-    w = proto.world(trace=events)
-    decisions, rows, cur = [], [], None
-    try:
-        for k, ch in enumerate(choices):
-            if k == n_setup:
-                cur = None  # exploration starts free after the setup
-            preempt = k >= n_setup and cur is not None and cur.is_step and w.enabled(cur) and ch is not cur
-            decisions.append(w.decision(ch))
-            n0 = len(events)
-            w.step(ch)
-            cur = ch
-            rows.append((k, decisions[-1], preempt, events[n0:]))
-        violation = w.violation
-    finally:
-        w.close()
-    names = _names(proto)
-    width = 31
-    lines = [f"{'#':>4}  " + "".join(f"{n:<{width}}" for n in names),
-             f"{'':>4}  " + "".join(f"{'-' * (width - 2):<{width}}" for _ in names)]
-    out_events = []
-    for (k, d, preempt, evs), ch in zip(rows, choices):
-        a = d[0]
-        if not ch.is_step:
-            texts = [f"~ drain: word {d[2]} reaches memory"]
-        else:
-            texts = [("* " if preempt else "") + f"@{d[1]}"]
-            for (_, code, x, y) in evs:
-                if code == "command":
-                    continue
-                texts.append(describe(code, x, y))
-                out_events.append({"decision": k, "cpu": names[a], "event": describe(code, x, y)})
-        if d[1] == "step" and len(texts) == 1 and not preempt:
-            continue  # a guest step with no protocol event: not worth a row
-        for j, t in enumerate(texts):
-            cells = ["" for _ in names]
-            cells[a] = t[:width - 1]
-            lines.append(f"{k if j == 0 else '':>4}  " + "".join(f"{c:<{width}}" for c in cells))
-    lines.append("(* a preemption; @point: where the CPU was resumed; ~ a store-buffer drain)")
-    return {"decisions": decisions, "rendered": "\n".join(lines), "events": out_events, "violation": violation}
-
-
 def _check_jobs(jobs) -> None:
     if not isinstance(jobs, int) or not 1 <= jobs <= 256:
         raise UsageError(f"--jobs must be between 1 and 256 (got {jobs})")
@@ -191,24 +138,6 @@ def run_check(policy, scenario: str = "default", memory_model: str = "native", r
         if sig.got and not res.interrupted:  # after the exploration: still asked to stop
             res.interrupted, res.complete = sig.got, False
     return cr
-
-
-def _replay_doc(cr, proto, sc) -> dict:
-    m = cr.res.minimal
-    dec = cr.counterexample["decisions"]
-    v = m.violation
-    last = dec[-1]
-    return {
-        "smpemu_replay": REPLAY_FORMAT, "smpemu_version": __version__,
-        "scenario": sc.name, "reclaimers": proto.H, "seed": proto.cfg.seed,
-        "config": dataclasses.replace(proto.cfg, script=None).as_dict(), "script": sc.script,
-        "schedule": {"strategy": "check", "end": "violation",
-                     "last": {"decision": len(dec) - 1, "cpu": last[0], "point": last[1]},
-                     "check": {"bound": m.bound, "schedule": m.schedule}},
-        "violation": {**{k: v.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn", "reporter")},
-                      "point": last[1], "cpu": last[0]},
-        "decisions": dec,
-    }
 
 
 def summary_line(cr: CheckResult) -> str:
@@ -264,7 +193,8 @@ def register(app, out, err, guard) -> None:
                                             "(default: the scenario's, docs/check.md: "
                                             + ", ".join(f"{n} {d['bound']}" for n, d in SCENARIOS.items())
                                             + f", a file {USER_BOUND})."),
-        timeout: float = typer.Option(DEFAULT_TIMEOUT, help="Give up (exit 4, INCOMPLETE) after this many seconds."),
+        timeout: Optional[float] = typer.Option(None, help=f"Give up (exit 4, INCOMPLETE) after this many seconds "
+                                                f"(default {DEFAULT_TIMEOUT:g}; with --scope: none)."),
         json_out: Optional[str] = typer.Option(None, "--json", help="Write the results here."),
         replay_out: Optional[str] = typer.Option(None, "--replay-out",
                                                  help="Write the counterexample as a replay file (smpemu replay)."),
@@ -273,6 +203,16 @@ def register(app, out, err, guard) -> None:
         jobs: Optional[int] = typer.Option(None, "--jobs", "-j",
                                            help="Processes sharing each bound level's schedules (default: the "
                                                 "usable CPUs; the result is the same for any number)."),
+        scope: Optional[str] = typer.Option(None, "--scope", help="Explore every scenario of up to N operations "
+                                            "instead of one scenario ('default': the default scope; docs/check.md)."),
+        max_flushers: Optional[int] = typer.Option(None, "--max-flushers", help="With --scope: only scenarios in "
+                                                   "which at most K actors have an op that can flush."),
+        scenario_out: Optional[str] = typer.Option(None, "--scenario-out", help="With --scope: write the minimal "
+                                                   "scenario (script format) here."),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --scope: run on this dask "
+                                                "scheduler (host:port) instead of --jobs processes."),
+        vcpus: int = typer.Option(3, "--vcpus", help="With --scope: at most this many vCPUs."),
+        hosts: int = typer.Option(2, "--hosts", help="With --scope: at most this many host processes."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.config import check_writable
@@ -289,6 +229,12 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
+        if scope is not None or scenario_out or max_flushers is not None or scheduler:
+            from smpemu.search.scope_cmd import scope_options
+
+            raise typer.Exit(scope_options(out, locals()))
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
         sc = load_scenario(scenario)
         if bound is None:
             bound = sc.bound

@@ -11,106 +11,22 @@ Sizes are searched in order, 1, 2, ..., N: the first size with a violation
 is finished, and its minimal scenario is the one with the fewest
 preemptions, then the fewest steps, then the first in the enumeration's
 fixed order; so the result does not depend on how the work was split
-(``jobs``, a dask ``scheduler``), only on the settings.
+(``jobs``, a dask ``scheduler``), only on the settings.  The settings and
+results are in search/scope_types.py, the running in search/scope_run.py.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from smpemu.search.scope_run import run_sizes
+from smpemu.search.scope_types import ScopeResult, ScopeSettings, ScopeViolation, zap_flushes
 
-from smpemu.search.scope_enum import Limits, Scn, flushers, scenarios_of_size, to_script
-
-DEFAULT_SCOPE = 3  # the `--scope default` value: docs/check.md ("The scope search") says how it was chosen
-BATCH = 16  # scenarios per work item
-
-
-@dataclass(frozen=True)
-class ScopeSettings:
-    policy: str
-    scope: int
-    bound: int = 1
-    max_flushers: int | None = None
-    memory_model: str = "native"
-    requests: str = "modern"
-    notifier: str = "2012"
-    jobs: int = 1
-    timeout: float | None = None
-    scheduler: str | None = None
-    vcpus: int = 3  # actors: vCPU0 (maps the start's pages) and up to vcpus - 1 vCPUs caching U
-    hosts: int = 2  # host processes
-
-
-@dataclass
-class ScopeViolation:
-    kind: str
-    scenario: dict  # script format (with setup and bound): check --scenario FILE, run --workload script
-    ops: int
-    preemptions: int
-    steps: int
-    replay_doc: dict
-    described: str = ""  # one line: the programs
-    rendered: str = ""  # the counterexample as CPU columns
-    violation: dict = field(default_factory=dict)  # kind, vcpu, slot, gfn, pfn
-
-
-@dataclass
-class ScopeResult:
-    settings: ScopeSettings
-    complete: bool
-    scenarios: int  # explored (complete ones)
-    total: int  # in the scope (after reduction and the --max-flushers filter)
-    schedules: int
-    elapsed: float
-    violation: ScopeViolation | None
-    incomplete_reason: str | None = None
-    sizes: list = field(default_factory=list)  # per size: scenarios, schedules, seconds, violations
-    explored_ops: int = 0  # every scenario of up to this many ops was explored (complete)
-
-
-def zap_flushes(policy: str, memory_model: str = "native", requests: str = "modern", notifier: str = "2012") -> bool:
-    """Does the policy's zap flush?  Measured, not looked up: vCPU0 invlpgs a page
-    vCPU1 caches, alone (one schedule), and we look for a flush's requests."""
-    from smpemu.kvm import events as ev
-    from smpemu.search.scenarios import Scenario
-    from smpemu.search.world import Proto
-
-    s = Scn(START_PROBE, (("invlpg", ("u", 0, 0)),), ((),), ())
-    script = to_script(s)
-    proto = Proto(Scenario("probe", script, 2, 1), policy, memory_model, requests, notifier)
-    events = []
-    setup = proto.setup_prefix()
-    w = proto.world(trace=events)
-    try:
-        for ch in setup:
-            w.step(ch)
-        n0 = len(events)
-        while w.live[0] and 0 in w.enabled_actors():
-            w.step(proto.steps[0])
-    finally:
-        w.close()
-    return any(code in ("flush_sent", ev.FLUSH_SENT) for (_, code, *_r) in events[n0:])
-
-
-from smpemu.search.scope_enum import Start  # noqa: E402
-
-START_PROBE = Start(1, 0)
-
-
-def scope_scenarios(st: ScopeSettings, size: int, zf: bool) -> list[Scn]:
-    out = []
-    for s in scenarios_of_size(size, Limits(st.vcpus, st.hosts)):
-        if st.max_flushers is not None and flushers(s, zf) > st.max_flushers:
-            continue
-        out.append(s)
-    return out
+DEFAULT_SCOPE = 2  # the `--scope default` value: the largest scope mmu-lock --notifier 2012 --jobs 2 completed in < 15 min here (docs/check.md)
 
 
 def search_scope(settings: ScopeSettings, progress=None) -> ScopeResult:
     """Explore every scenario of up to ``settings.scope`` ops; ``progress(done,
-    total, size)`` is called as work comes back."""
-    from smpemu.search.scope_run import run_sizes
-
+    total, size)`` is called as work comes back (done and total count
+    scenarios, size is the number of ops of those being explored)."""
     return run_sizes(settings, progress)
 
 

@@ -165,15 +165,22 @@ def relevant(s: Scn) -> bool:
     a host free (the oracle's check 1 runs at a free, check 2 needs a pfn whose
     generation moved: only a host free moves it); stale_write needs a sync
     (cr3) and a guest write.  A second page that no op names only adds an entry
-    nobody uses: its scenario is the one-page scenario's (dropped)."""
+    nobody uses: that scenario is represented by the one-page one (``representative``)."""
     ops = list(_letters_of(s))
-    if s.start.pages == 2 and not any(M in op for _, op in ops):
-        return False
     if any(w == "h" and op[0] in HOST_FREES for w, op in ops):
         return True
     has_sync = any(op[0] == "cr3" for _, op in ops)
     has_write = any(op[0] in WRITES or (op[0] == "access" and op[2]) for w, op in ops if w == "v")
     return has_sync and has_write
+
+
+def representative(s: Scn) -> Scn:
+    """The scenario the reduced enumeration explores for ``s``: canonical, and a
+    second page no op names left out of the start."""
+    c = canonical(s)
+    if c.start.pages == 2 and not any(M in op for _, op in _letters_of(c)):
+        c = Scn(Start(1, c.start.dirty), c.v0, c.cachers, c.hosts)
+    return c
 
 
 def flushers(s: Scn, zap_flushes: bool) -> int:
@@ -196,6 +203,15 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
         vl, hl = vcpu_letters(start.pages), host_letters(start.pages)
         vby = _by_len(vl, n, 0)
         hby = _by_len(hl, n, 1)
+        memo = {}
+
+        def group(by, count, total, min_len, kind):
+            key = (kind, count, total)
+            if key not in memo:
+                gen = _multisets if reduce else _tuples
+                memo[key] = list(gen(by, count, total, min_len))
+            return memo[key]
+
         for nc in range(lim.vcpus):
             for nh in range(lim.hosts + 1):
                 for n0 in range(n + 1):
@@ -203,19 +219,16 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
                         nhops = n - n0 - nv
                         if (nh == 0) != (nhops == 0) or nhops < nh or (nc == 0 and nv):
                             continue
+                        cgroups = group(vby, nc, nv, 0, "v")
+                        hgroups = group(hby, nh, nhops, 1, "h")
                         for v0 in vby.get(n0, []):
-                            cgen = (_multisets(vby, nc, nv, 0) if reduce
-                                    else _tuples(vby, nc, nv, 0))
-                            for cs in cgen:
-                                hgen = (_multisets(hby, nh, nhops, 1) if reduce
-                                        else _tuples(hby, nh, nhops, 1))
-                                for hs in hgen:
+                            for cs in cgroups:
+                                for hs in hgroups:
                                     s = Scn(start, v0, cs, hs)
                                     if not well_formed(s):
                                         continue
-                                    if reduce:
-                                        if not relevant(s) or canonical(s) != s:
-                                            continue
+                                    if reduce and (not relevant(s) or representative(s) != s):
+                                        continue
                                     yield s
 
 
@@ -273,5 +286,5 @@ def _name(x):
     return {U: "U", M: "M"}.get(x, str(x).lower() if isinstance(x, bool) else str(x))
 
 
-__all__ = ["ALPHABET", "START_STATES", "Start", "Scn", "Limits", "scenarios_of_size", "canonical", "relevant",
+__all__ = ["ALPHABET", "START_STATES", "Start", "Scn", "Limits", "scenarios_of_size", "canonical", "relevant", "representative",
            "well_formed", "flushers", "to_script", "describe"]

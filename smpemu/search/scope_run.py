@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 
-from smpemu.search.scope import BATCH, ScopeResult, ScopeSettings, ScopeViolation, scope_scenarios, zap_flushes
+from smpemu.errors import UsageError
+from smpemu.search.scope_types import BATCH, ScopeResult, ScopeSettings, ScopeViolation, scope_scenarios, zap_flushes
 from smpemu.search.scope_enum import Scn, Start, describe, to_script
 
 
@@ -85,6 +86,18 @@ def _main() -> None:
     json.dump(res, sys.stdout)
 
 
+def connect(address: str):
+    """A dask client (as study/remote.py's, which search/ may not import)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError('--scheduler needs dask.distributed: pip install "dask[distributed]"') from None
+    try:
+        return Client(address, timeout=10)
+    except (OSError, TimeoutError) as e:
+        raise UsageError(f"--scheduler {address}: cannot connect: {e}") from None
+
+
 # -- the sizes -----------------------------------------------------------------------------
 class _Runner:
     def __init__(self, st: ScopeSettings):
@@ -96,11 +109,7 @@ class _Runner:
         """Yield each task's results (a list, or None if lost), in order."""
         st = self.st
         if st.scheduler:
-            from distributed import as_completed  # noqa: F401
-
             if self.client is None:
-                from smpemu.study.remote import connect
-
                 self.client = connect(st.scheduler)
             futs = [self.client.submit(_remote, json.dumps(t), pure=False) for t in tasks]
             try:
@@ -197,7 +206,9 @@ def _why(n, n_done, n_all, lost, runner) -> str:
 
 def _violation(st: ScopeSettings, s: Scn, n: int) -> ScopeViolation:
     """The minimal scenario, explored once more here: its counterexample rendered and its replay file."""
-    from smpemu.search import check_cmd
+    from types import SimpleNamespace
+
+    from smpemu.search import counterexample
     from smpemu.search.explore import Explorer
     from smpemu.search.world import Proto
 
@@ -206,10 +217,9 @@ def _violation(st: ScopeSettings, s: Scn, n: int) -> ScopeViolation:
     setup = proto.setup_prefix()
     r = Explorer(proto.world, st.bound, prefix=setup, jobs=1).run()
     m = r.minimal
-    cr = check_cmd.CheckResult(st.policy, "scope", st.memory_model, st.requests, st.bound, r, proto.cover,
-                               notifier=st.notifier)
-    cr.counterexample = check_cmd.replay_schedule(proto, m.choices, len(setup))
-    doc = check_cmd._replay_doc(cr, proto, sc)
+    cr = SimpleNamespace(res=r, counterexample=None)  # what _replay_doc reads of a check_cmd.CheckResult
+    cr.counterexample = counterexample.replay_schedule(proto, m.choices, len(setup))
+    doc = counterexample._replay_doc(cr, proto, sc)
     v = {k: m.violation.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn")}
     return ScopeViolation(m.violation["kind"], to_script(s, st.bound), n, m.bound, m.steps, doc,
                           describe(s), cr.counterexample["rendered"], v)
