@@ -161,7 +161,7 @@ def test_committed_small_table_is_what_the_tool_computes(tmp_path):
     cmd = _command_of(committed)
     assert cmd[:2] == ["smpemu", "verdicts"]
     out = tmp_path / "v.md"
-    r = smpemu(*cmd[2:], "--jobs", "1", "--markdown", str(out), timeout=580)
+    r = smpemu(*cmd[1:], "--jobs", "1", "--markdown", str(out), timeout=580)
     assert r.returncode == 0, r.stderr  # complete: a committed table with an INCOMPLETE row would flake
     assert V.verdict_content(out.read_text()) == V.verdict_content(committed)
 
