@@ -171,3 +171,23 @@ def test_readme_shows_the_docs_table():
     begin = "<!-- verdicts: the verdict part of docs/verdicts.md (tests/test_verdicts.py compares) -->"
     shown = readme[readme.index(begin) + len(begin):readme.index("<!-- /verdicts -->")].strip() + "\n"
     assert shown == V.table_block(DOCS.read_text())
+
+
+def test_render_of_saved_rows_checks_the_configurations(tmp_path):
+    import dataclasses
+    import json
+
+    cfgs = V.configurations(["eager"])
+    rows = [_row(c.policy, c.memory_model, c.notifier, c.requests) for c in cfgs]
+    doc = dict(_doc(rows), policies=["eager"], finished=True, command="smpemu verdicts --scope 3 --policy eager")
+    doc["configurations"] = [dataclasses.asdict(c) for c in cfgs]
+    saved = tmp_path / "t.json"
+    saved.write_text(json.dumps(doc))
+    r = smpemu("verdicts", "--render", str(saved), "--markdown", str(tmp_path / "t.md"))
+    assert r.returncode == 0, r.stderr
+    assert V.verdict_content((tmp_path / "t.md").read_text()) == V.verdict_content(
+        V.render_markdown(doc, doc["command"]))
+    doc["configurations"] = doc["configurations"][1:]  # not what the rule gives
+    saved.write_text(json.dumps(doc))
+    r = smpemu("verdicts", "--render", str(saved))
+    assert r.returncode == 2 and "configurations" in r.stderr

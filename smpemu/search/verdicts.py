@@ -22,12 +22,12 @@ Which configurations (``configurations()``; written out in every table):
   delays past later loads (tso) and later stores (relaxed); ``mb``, which
   drains it; ``wmb``/``store_release``, which order stores under relaxed;
   tso is kept beside relaxed so that a wmb-only difference shows as
-  "relaxed breaks, tso clean").  Loads, acquire loads and atomic
-  read-modify-writes order nothing differently between the models (smpemu
-  never reorders a load: docs/memory-models.md), and a policy with no
-  memory access of its own relies only on the shared code's barriers,
-  which are the same for every policy: it is checked under native alone,
-  and the table says so.
+  "relaxed breaks, tso clean"; ``cmpxchg``/``xchg``, locked ops that drain
+  it as mb does).  Loads and acquire loads order nothing differently
+  between the models (smpemu never reorders a load:
+  docs/memory-models.md), and a policy with no memory access of its own
+  relies only on the shared code's barriers, which are the same for every
+  policy: it is checked under native alone, and the table says so.
 - ``--max-flushers``: unlimited for every configuration, and 1 (the seed's
   own setting) where unlimited breaks: the filter only removes scenarios,
   so it cannot turn a clean row into a broken one, and it matters only to
@@ -63,6 +63,8 @@ MODEL_OPS = {
     "mb": ("tso", "relaxed"),  # drains the buffer: does something only where there is one
     "wmb": ("tso", "relaxed"),  # orders stores under relaxed; tso beside it shows the barrier's effect
     "store_release": ("tso", "relaxed"),
+    "cmpxchg": ("tso", "relaxed"),  # a locked op: drains the buffer first, as mb
+    "xchg": ("tso", "relaxed"),
 }
 SEED_MAX_FLUSHERS = 1  # the seed's own setting: one flusher outside mmu_lock
 TIMES_BEGIN, TIMES_END = "<!-- times: not compared -->", "<!-- /times -->"
@@ -218,9 +220,9 @@ def exit_code(doc) -> int:
 # -- rendering -----------------------------------------------------------------------------------------------
 
 RULE_TEXT = ("every policy under --notifier 2009 and 2012 and --requests modern and 2009; memory model native, "
-             "and tso and relaxed for a policy whose own code has a plain store, wmb, mb or store_release "
-             "(smpemu/search/verdicts.py: MODEL_OPS); --max-flushers unlimited, and 1 (the seed's setting) "
-             "where unlimited breaks")
+             "and tso and relaxed for a policy whose own code has a plain store, wmb, mb, store_release, cmpxchg "
+             "or xchg (smpemu/search/verdicts.py: MODEL_OPS); --max-flushers unlimited, and 1 (the seed's "
+             "setting) where unlimited breaks")
 
 
 def cell(row) -> str:
@@ -346,6 +348,21 @@ def command_line(scope_arg, bound, names, timeout) -> str:
     return shlex.join(parts)
 
 
+def rerender(path: str) -> dict:
+    """A saved --json table, for rendering again: its configurations must be what the rule gives now."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        names = doc["policies"]
+        saved = [Config(**c) for c in doc["configurations"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--render {path}: not a saved smpemu verdicts table ({e})") from None
+    if saved != configurations(names):
+        raise UsageError(f"--render {path}: its configurations are not those the rule gives now; run the table again")
+    doc["rule"] = RULE_TEXT
+    return doc
+
+
 def _write(doc, command, markdown, json_out) -> str:
     doc["command"] = command
     md = render_markdown(doc, command)
@@ -383,6 +400,8 @@ def register(app, out, err, guard) -> None:
         replay_dir: Optional[str] = typer.Option(None, "--replay-dir", help="Write each minimal scenario's "
                                                  "replay file into this directory (smpemu replay runs it)."),
         list_configs: bool = typer.Option(False, "--list-configs", help="Print the configurations and exit."),
+        render: Optional[str] = typer.Option(None, "--render", help="Only render the table of a saved --json "
+                                             "file again (with --markdown), running nothing."),
     ):
         """The policy table, computed: every policy under every setting where its verdict can change,
         each a scope search (smpemu check --scope); docs/verdicts.md."""
@@ -397,6 +416,11 @@ def register(app, out, err, guard) -> None:
                 out.print(f"{c.policy}: {c.label()}", markup=False, highlight=False)
             out.print(f"rule: {RULE_TEXT}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_OK)
+        if render:
+            doc = rerender(render)
+            md = _write(doc, doc.get("command", "smpemu verdicts"), markdown, None)
+            out.print(verdict_content(md), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(exit_code(doc))
         from smpemu.search.scope import DEFAULT_SCOPE
 
         n = parse_scope(scope, DEFAULT_SCOPE)
