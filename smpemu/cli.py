@@ -432,8 +432,8 @@ def list_cmd():
     from smpemu.memory.model import MODELS
     from smpemu.kvm.points import POINT_NAMES
 
-    t = Table(title="policies (docs/timeline.md: their kernels, and the scenarios behind each verdict)",
-              header_style="bold")
+    t = Table(title="policies (their kernels: docs/timeline.md; what each survives, under which settings: "
+                    "smpemu verdicts, docs/verdicts.md)", header_style="bold")
     t.add_column("policy")
     t.add_column("what it does")
     t.add_column("kernels")
@@ -561,6 +561,7 @@ EXTENSIONS = (  # commands that live in their own modules: (name, module with re
     ("sweep", "smpemu.study.sweep"),
     ("replay", "smpemu.search.replay_cmd"),
     ("check", "smpemu.search.check_cmd"),
+    ("verdicts", "smpemu.search.verdicts"),
 )
 
 

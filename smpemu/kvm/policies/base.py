@@ -70,20 +70,18 @@ class Policy:
 class DeferredPolicy(Policy):
     """deferred-v4: zap, smp_wmb(), dirty = true, all under mmu_lock.
 
-    It closes v3's window (a flush between ``dirty = 1`` and the zap:
-    ``one-flusher``, bound 2, clean), but not this one: a flush *in progress*
-    has cleared dirty before its IPIs land, and a concurrent
-    kvm_flush_remote_tlbs_cond() that trusts dirty alone (a second
-    reclaimer's notifier) skips its flush and frees the page while a remote
-    TLB still maps it (``default``, bound 1: 1 preemption).  It needs a flush
-    outside mmu_lock beside another: under ``--notifier 2012`` ``default`` is
-    clean, while ``drop-free`` and ``aba``, with a plain flush outside the
-    lock, still lose.
+    The order is aimed at v3's window (a flush between ``dirty = 1`` and the
+    zap), not at this one: a flush *in progress* has cleared dirty before
+    its IPIs land, and a concurrent kvm_flush_remote_tlbs_cond() that trusts
+    dirty alone (a second reclaimer's notifier) skips its flush and frees the
+    page while a remote TLB still maps it (the ``default`` scenario shows
+    it).  What each policy survives, and under which settings, is computed
+    by ``smpemu verdicts`` (docs/verdicts.md), not claimed here.
     """
 
     name = "deferred-v4"
-    summary = ("the seed's v4: invlpg zaps, smp_wmb(), sets remote_tlbs_dirty; closes v3's window "
-               "(one-flusher, bound 2), loses a flush when two flushes overlap (default, bound 1)")
+    summary = ("the seed's v4: invlpg zaps, smp_wmb(), then sets remote_tlbs_dirty (v3's order reversed); "
+               "a flush clears it before its requests")
     kernels = "none: the seed's v4 patch (kvm list, April 2009), never merged"
     commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v4), Andrea Arcangeli"
     later = ("never merged: upstream kept invlpg's flush and deferred only sync_page's "

@@ -11,8 +11,7 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class DeferredV3Policy(DeferredPolicy):
     name = "deferred-v3"
-    summary = ("the seed's v3: sets remote_tlbs_dirty before zapping the spte: loses a flush with one "
-               "flusher outside mmu_lock (one-flusher, bound 2)")
+    summary = "the seed's v3: sets remote_tlbs_dirty before zapping the spte (the seed's CPU0/CPU1 window)"
     kernels = "none: the seed's v3 patch (kvm list, 2009), never merged"
     commits = "[PATCH] KVM: Defer remote tlb flushes on invlpg (v3), Andrea Arcangeli"
     later = "v4 (the same thread) sets the flag after the zap"

@@ -1,9 +1,9 @@
 """deferred-v4-nowmb: v4 without the smp_wmb() between zap and dirty.
 
-As v4 on TSO (stores stay in order), broken where stores reorder: under
-``--memory-model relaxed`` the dirty store can become visible before the
-zap, which loses a flush even with one flusher.  It shares v4's loss when
-two flushes overlap, on every memory model.
+Under ``--memory-model relaxed`` the dirty store can become visible before
+the zap (the stores reorder where nothing orders them); under tso and native
+stores stay in order.  Its verdicts under each memory model: ``smpemu
+verdicts`` (docs/verdicts.md).
 """
 
 from smpemu.kvm import events as ev
@@ -12,8 +12,7 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class DeferredV4NoWmbPolicy(DeferredPolicy):
     name = "deferred-v4-nowmb"
-    summary = ("v4 without smp_wmb(): as v4 under tso/native, also loses a flush with one flusher "
-               "under relaxed (one-flusher, bound 2)")
+    summary = "v4 without smp_wmb() between the zap and the dirty store (they may reorder under relaxed)"
     kernels = "none: the seed's v4 without its barrier (the review's question about it)"
     commits = "a one-line variant of the v4 patch"
     later = "-"

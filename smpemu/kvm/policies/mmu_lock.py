@@ -1,16 +1,15 @@
 """mmu-lock: remote_tlbs_dirty protected by mmu_lock, flush under the lock.
 
-Marcelo's suggestion in the seed.  Mutual exclusion (invlpg cannot zap
-between the clear and the requests, and no two of its flushes overlap: one
-flusher's clear cannot be trusted by another before its IPIs landed) makes
-it clean on every built-in scenario at its bound, with any number of
-reclaimers, at the cost of holding mmu_lock for the whole IPI round trip:
-every fault and invlpg waits behind a flush.  Except one race: under
-``--notifier 2009`` the notifier zaps, releases mmu_lock and retakes it to
-flush, so a second invalidation of the same page (a range invalidation: no
-host pte lock) finds no spte and frees the page in between (``range-overlap``,
-bound 1, 1 preemption).  ``--notifier 2012`` flushes under the lock the
-notifier holds and closes it (docs/timeline.md).
+Marcelo's suggestion in the seed.  Mutual exclusion: invlpg cannot zap
+between the clear and the requests, and no two of its flushes overlap (one
+flusher's clear cannot be trusted by another before its IPIs landed), at
+the cost of holding mmu_lock for the whole IPI round trip: every fault and
+invlpg waits behind a flush.  Under ``--notifier 2009`` the notifier zaps,
+releases mmu_lock and retakes it to flush, so a second invalidation of the
+same page (a range invalidation: no host pte lock) can find no spte and
+free the page in between (the ``range-overlap`` scenario); ``--notifier
+2012`` flushes under the lock the notifier holds (docs/timeline.md).  What
+it survives, under which settings: ``smpemu verdicts`` (docs/verdicts.md).
 """
 
 from smpemu.kvm import events as ev
@@ -20,9 +19,7 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class MmuLockPolicy(DeferredPolicy):
     name = "mmu-lock"
-    summary = ("remote_tlbs_dirty protected by mmu_lock, the flush under the lock (contention). With "
-               "--notifier 2012 clean on every built-in scenario at its bound; loses on range-overlap (bound 1) "
-               "with 2009's notifier")
+    summary = "remote_tlbs_dirty protected by mmu_lock, the flush under the lock (contention)"
     kernels = "none: Marcelo Tosatti's suggestion in the seed's review (2009), never merged"
     commits = "the v4 thread: \"What about protecting remote_tlbs_dirty with mmu_lock?\""
     later = "-"

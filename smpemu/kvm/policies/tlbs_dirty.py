@@ -7,23 +7,20 @@ after the zap, ``smp_wmb()`` and an atomic increment;
 kvm_flush_remote_tlbs() reads the count (acquire), flushes, then
 ``cmpxchg(&tlbs_dirty, seen, 0)``.  The counter is cleared only *after* the
 flush, so a flush in progress leaves it dirty for a concurrent notifier (the
-overlap that defeats v4: ``default``, bound 1, clean here), and a bump that
-raced with the flush survives.  mmu_sync_children flushes if ``protected``
-or the counter is set: Andrea's 2009 rule, which upstream never had
-(f81602958c11 closed the same hole in 5.15 by making sync_page flush at
-once); it is why ``sync-drop`` (bound 2) is clean here.  sync_page's drop
-goes through the same zap.
+overlap that defeats v4), and a bump that raced with the flush stays.
+mmu_sync_children flushes if ``protected`` or the counter is set: Andrea's
+2009 rule, which upstream never had (f81602958c11 closed the same hole in
+5.15 by making sync_page flush at once).  sync_page's drop goes through the
+same zap.
 
-What it does not survive: one flush outside mmu_lock overlapping any other
-flush, when the counter comes back to the value that flusher read.  Both
-read the same count, the other clears it, a new zap bumps it back to that
-value, and the first one's cmpxchg, whose requests predate that zap, clears
-the new bump (an ABA); the next notifier finds no spte and 0 and frees the
-page.  ``aba`` (bound 1, a count of 1 at the start, one plain flush outside
-mmu_lock beside a cr3 sync's under it): 0 preemptions, under either notifier
-ordering.  ``three-flushers`` (bound 1): 1 preemption under ``--notifier
-2009`` (the notifiers' flushes are outside mmu_lock), clean under 2012.
-Plain ``smpemu stress --policy tlbs-dirty`` finds it too (docs/timeline.md).
+Its race: one flush outside mmu_lock overlapping any other flush, when the
+counter comes back to the value that flusher read.  Both read the same
+count, the other clears it, a new zap bumps it back to that value, and the
+first one's cmpxchg, whose requests predate that zap, clears the new bump
+(an ABA); the next notifier finds no spte and 0 and frees the page (the
+``aba`` scenario: a count of 1 at the start, one plain flush outside
+mmu_lock beside a cr3 sync's under it).  Under which settings it loses and
+where it is clean: ``smpemu verdicts`` (docs/verdicts.md).
 """
 
 from smpemu.kvm import events as ev
@@ -33,9 +30,8 @@ from smpemu.kvm.policies.base import DeferredPolicy
 
 class TlbsDirtyPolicy(DeferredPolicy):
     name = "tlbs-dirty"
-    summary = ("the seed's invlpg deferral with upstream's counter (4.6 form) and Andrea's sync rule: loses a "
-               "flush when one flush outside mmu_lock overlaps another and the count comes back (aba, bound 1: "
-               "0 preemptions)")
+    summary = ("the seed's invlpg deferral with upstream's counter (4.6 form: read, flush, cmpxchg(seen, 0)) "
+               "and Andrea's sync rule (flush if protected or the count is set)")
     kernels = "none: the seed's deferral, upstream's counter as in 4.6-5.14, Andrea's 2009 sync rule"
     commits = "a4ee1ca4a36e's counter and flush (2.6.38) with 4.6's barriers; Andrea's v4 review mail"
     later = "6bc6db000295 (5.15) removed the counter upstream"

@@ -1,0 +1,193 @@
+"""smpemu verdicts: the configurations it derives, its table, and the committed tables it made.
+
+The committed small-scope table (tests/data/verdicts-small.md) is regenerated
+by the command line it records and must agree with it (verdicts, not times);
+the README shows the verdict part of docs/verdicts.md as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smpemu.kvm import policies
+from smpemu.kvm.policies.base import DeferredPolicy, Policy
+from smpemu.search import verdicts as V
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ROOT / "tests" / "data" / "verdicts-small.md"
+DOCS = ROOT / "docs" / "verdicts.md"
+
+
+def smpemu(*args, timeout=120):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "smpemu.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+# -- which configurations --------------------------------------------------------------------------------------
+
+class _LoadsOnly(Policy):
+    name = "test-loads-only"
+
+    def flush_cond(self, ctx, cond, site):
+        if cond or ctx.mm.load(ctx.a_dirty):
+            self.flush_remote(ctx)
+
+
+class _WmbOnly(Policy):
+    name = "test-wmb-only"
+
+    def zap(self, ctx, mmu, slot, gfn, site):
+        mmu.zap_spte(slot, gfn)
+        ctx.mm.wmb()
+
+
+class _SuperOnly(_LoadsOnly):
+    name = "test-super"
+
+    def zap(self, ctx, mmu, slot, gfn, site):
+        mm = ctx.mm
+        mm.store(ctx.a_dirty, 1)
+
+
+class _CallsSuper(_SuperOnly):
+    name = "test-calls-super"
+
+    def zap(self, ctx, mmu, slot, gfn, site):
+        super().zap(ctx, mmu, slot, gfn, site)  # the parent's store runs: it counts
+
+
+class _Overrides(_SuperOnly):
+    name = "test-overrides"
+
+    def zap(self, ctx, mmu, slot, gfn, site):
+        mmu.zap_spte(slot, gfn)  # the parent's store never runs: it does not count
+
+
+def test_memory_models_follow_the_policys_own_accesses():
+    assert V.memory_models(_LoadsOnly) == ("native",)
+    assert V.memory_models(_WmbOnly) == ("native", "tso", "relaxed")
+    assert V.own_memory_ops(_CallsSuper) >= {"store", "load"}
+    assert "store" not in V.own_memory_ops(_Overrides)
+    assert V.memory_models(_Overrides) == ("native",)
+    # the registry's policies: derived from their code, each at least native
+    for name, cls in policies.POLICIES.items():
+        ops = V.own_memory_ops(cls)
+        models = V.memory_models(cls)
+        assert models[0] == "native"
+        assert (len(models) > 1) == bool(ops & set(V.MODEL_OPS)), name
+    assert "wmb" in V.own_memory_ops(DeferredPolicy)
+
+
+def test_configurations_cover_notifier_and_requests_for_every_policy():
+    names = list(policies.POLICIES)
+    cfgs = V.configurations(names)
+    for p in names:
+        mine = {(c.memory_model, c.notifier, c.requests) for c in cfgs if c.policy == p}
+        want = {(m, n, q) for m in V.memory_models(policies.POLICIES[p]) for n in V.NOTIFIERS for q in V.REQUESTS}
+        assert mine == want, p
+    r = smpemu("verdicts", "--list-configs", "--policy", "eager,deferred-v4")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("eager:", "deferred-v4:"))]
+    assert len(lines) == len(V.configurations(["eager", "deferred-v4"]))
+    assert "rule:" in r.stdout
+
+
+def test_usage_errors_are_one_line_exit_2():
+    for args in (["--policy", "no-such", "--scope", "2"], ["--scope", "0"], ["--scope", "many"],
+                 ["--scope", "2", "--bound", "-1"], ["--scope", "2", "--jobs", "0"],
+                 ["--scope", "2", "--timeout", "0"]):
+        r = smpemu("verdicts", *args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, args
+
+
+# -- the table -------------------------------------------------------------------------------------------------
+
+def _row(policy, mm, n, q, mf=None, violation=None, complete=True):
+    return {"policy": policy, "memory_model": mm, "notifier": n, "requests": q, "max_flushers": mf,
+            "complete": complete, "incomplete_reason": None if complete else "timeout at scenario 2",
+            "scenarios": 3 if complete else 1, "total": 3, "schedules": 7, "elapsed_s": 1.5,
+            "violation": violation}
+
+
+def _doc(rows, elapsed=9.0):
+    return {"scope": 3, "bound": 1, "jobs": 1, "rule": V.RULE_TEXT, "rows": rows, "elapsed_s": elapsed,
+            "complete": all(r["complete"] for r in rows),
+            "configurations": [{"policy": r["policy"], "memory_model": r["memory_model"], "notifier": r["notifier"],
+                                "requests": r["requests"]} for r in rows if r["max_flushers"] is None]}
+
+
+def test_rendering_says_clean_broken_and_incomplete_and_times_do_not_count():
+    v = {"kind": "lost_flush", "ops": 4, "preemptions": 1, "steps": 30, "scenario": {"cpus": {"0": [["unmap", 0]]}}}
+    rows = [_row("eager", "native", "2009", "modern"),
+            _row("deferred-v4", "native", "2009", "modern", violation=v),
+            _row("deferred-v4", "native", "2009", "modern", mf=1),
+            _row("mmu-lock", "native", "2009", "modern", complete=False)]
+    doc = _doc(rows)
+    md = V.render_markdown(doc, "smpemu verdicts --scope 3")
+    assert "lost_flush: 4 ops, 1 preemptions / 1 flusher: clean" in md
+    assert "INCOMPLETE (1 of 3 scenarios; timeout at scenario 2)" in md
+    assert "| `eager` | tso, relaxed | not explored" in md
+    assert '{"cpus":{"0":[["unmap",0]]}}' in md
+    assert V.exit_code(doc) == 4 and V.exit_code(_doc(rows[:3])) == 0
+    slower = _doc([dict(r, elapsed_s=r["elapsed_s"] * 7) for r in rows], elapsed=99.0)
+    md2 = V.render_markdown(slower, "smpemu verdicts --scope 3")
+    assert md2 != md and V.verdict_content(md2) == V.verdict_content(md)
+    other = _doc([rows[0], dict(rows[1], violation=dict(v, preemptions=0))] + rows[2:])
+    assert V.verdict_content(V.render_markdown(other, "smpemu verdicts --scope 3")) != V.verdict_content(md)
+    assert "Made by `smpemu verdicts --scope 3`" in V.table_block(md)
+    partial = dict(_doc(rows[:1]), finished=False, complete=False)
+    assert "PARTIAL: 1 rows so far" in V.render_markdown(partial, "smpemu verdicts --scope 3")
+    assert "PARTIAL" not in md
+
+
+# -- the committed tables --------------------------------------------------------------------------------------
+
+def _command_of(md: str) -> list:
+    line = next(ln for ln in md.splitlines() if ln.startswith("Made by `"))
+    return shlex.split(line.split("`")[1])
+
+
+@pytest.mark.timeout(600)  # about 20 CPU seconds; minutes of wall clock on a loaded machine
+def test_committed_small_table_is_what_the_tool_computes(tmp_path):
+    committed = SMALL.read_text()
+    cmd = _command_of(committed)
+    assert cmd[:2] == ["smpemu", "verdicts"]
+    out = tmp_path / "v.md"
+    r = smpemu(*cmd[1:], "--jobs", "1", "--markdown", str(out), timeout=580)
+    assert r.returncode == 0, r.stderr  # complete: a committed table with an INCOMPLETE row would flake
+    assert V.verdict_content(out.read_text()) == V.verdict_content(committed)
+
+
+def test_readme_shows_the_docs_table():
+    readme = (ROOT / "README.md").read_text()
+    begin = "<!-- verdicts: the verdict part of docs/verdicts.md (tests/test_verdicts.py compares) -->"
+    shown = readme[readme.index(begin) + len(begin):readme.index("<!-- /verdicts -->")].strip() + "\n"
+    assert shown == V.table_block(DOCS.read_text())
+
+
+def test_render_of_saved_rows_checks_the_configurations(tmp_path):
+    import dataclasses
+    import json
+
+    cfgs = V.configurations(["eager"])
+    rows = [_row(c.policy, c.memory_model, c.notifier, c.requests) for c in cfgs]
+    doc = dict(_doc(rows), policies=["eager"], finished=True, command="smpemu verdicts --scope 3 --policy eager")
+    doc["configurations"] = [dataclasses.asdict(c) for c in cfgs]
+    saved = tmp_path / "t.json"
+    saved.write_text(json.dumps(doc))
+    r = smpemu("verdicts", "--render", str(saved), "--markdown", str(tmp_path / "t.md"))
+    assert r.returncode == 0, r.stderr
+    assert V.verdict_content((tmp_path / "t.md").read_text()) == V.verdict_content(
+        V.render_markdown(doc, doc["command"]))
+    doc["configurations"] = doc["configurations"][1:]  # not what the rule gives
+    saved.write_text(json.dumps(doc))
+    r = smpemu("verdicts", "--render", str(saved))
+    assert r.returncode == 2 and "configurations" in r.stderr
