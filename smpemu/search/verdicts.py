@@ -382,7 +382,7 @@ def register(app, out, err, guard) -> None:
 
     @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md\nsmpemu verdicts --scope "
                  "default --jobs 2 --markdown docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
-                 "smpemu verdicts --scope 3 --policy eager,mmu-lock --json v.json\n\n# only the list of "
+                 "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# only the list of "
                  "configurations\nsmpemu verdicts --list-configs")
     @guard
     def verdicts(
