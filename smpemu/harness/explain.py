@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from smpemu.kvm import events as ev
-from smpemu.kvm.events import EVENTS
 from smpemu.kvm.layout import CTL_FLUSH_DIRTY, N_CTL
 from smpemu.kvm.oracle import KIND_NAMES
+from smpemu.harness.trace import describe
 
 DRAIN = "sb.drain"  # sched.choices.DRAIN: the decision tag of a drain
 # ctl words by index (kvm/layout.py), as a drain names them
@@ -119,40 +119,32 @@ def bookkeeping(layout) -> frozenset:
     return frozenset(out)
 
 
+_SHORT = {  # an event in a few words, by code (a, b: the event's two fields)
+    ev.SET_DIRTY: lambda a, b: f"dirty = {a}",
+    ev.ZAP: lambda a, b: f"zap spte[slot {a}] (gfn {b})",
+    ev.FLUSH_CLEARED: lambda a, b: "flush: dirty = 0",
+    ev.FLUSH_SENT: lambda a, b: "flush: requests sent",
+    ev.FLUSH_ACKED: lambda a, b: "flush: all acked",
+    ev.SERVED: lambda a, b: "serve: TLB flushed, ack",
+    ev.TLB_FILL: lambda a, b: f"TLB fill slot {a} -> pfn {b}",
+    ev.INVLPG: lambda a, b: f"invlpg slot {a}",
+    ev.NOTIFIER_ZAPPED: lambda a, b: f"notifier: gfn {a}, {b} spte(s) zapped",
+    ev.NOTIFIER_DIRTY: lambda a, b: f"notifier: read dirty = {a}",
+    ev.FREE: lambda a, b: f"free gfn {a} (pfn {b})",
+    ev.WRITE_PROTECT: lambda a, b: f"write-protect gfn {a}: {'spte protected' if b else 'no spte'}",
+    ev.COUNT_READ: lambda a, b: f"flush: read dirty count = {a}",
+    ev.COUNT_CMPXCHG: lambda a, b: f"flush: cmpxchg(count, {a}, 0) found {b}",
+}
+
+
 def short(code: int, a: int, b: int, kinds: dict | None = None) -> str:
     """An event in a few words (``harness.trace.describe`` is the long form)."""
-    if code == ev.SET_DIRTY:
-        return f"dirty = {a}"
-    if code == ev.ZAP:
-        return f"zap spte[slot {a}] (gfn {b})"
-    if code == ev.FLUSH_CLEARED:
-        return "flush: dirty = 0"
-    if code == ev.FLUSH_SENT:
-        return "flush: requests sent"
-    if code == ev.FLUSH_ACKED:
-        return "flush: all acked"
-    if code == ev.SERVED:
-        return "serve: TLB flushed, ack"
-    if code == ev.TLB_FILL:
-        return f"TLB fill slot {a} -> pfn {b}"
-    if code == ev.INVLPG:
-        return f"invlpg slot {a}"
-    if code == ev.NOTIFIER_ZAPPED:
-        return f"notifier: gfn {a}, {b} spte(s) zapped"
-    if code == ev.NOTIFIER_DIRTY:
-        return f"notifier: read dirty = {a}"
-    if code == ev.FREE:
-        return f"free gfn {a} (pfn {b})"
     if code == ev.VIOLATION:
         return f">> VIOLATION {(kinds or KIND_NAMES).get(a, a)} pfn {b}"
-    if code == ev.WRITE_PROTECT:
-        return f"write-protect gfn {a}: {'spte protected' if b else 'no spte'}"
-    if code == ev.COUNT_READ:
-        return f"flush: read dirty count = {a}"
-    if code == ev.COUNT_CMPXCHG:
-        return f"flush: cmpxchg(count, {a}, 0) found {b}"
-    name, an, bn = EVENTS.get(code, (f"event {code}", "a", "b"))
-    return " ".join([name] + ([f"{an}={a}"] if an else []) + ([f"{bn}={b}"] if bn else []))
+    f = _SHORT.get(code)
+    if f is not None:
+        return f(a, b)
+    return describe(code, a, b)  # no short form: the long one
 
 
 def row_marks(row: Row) -> str:
