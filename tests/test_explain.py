@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
-import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +29,7 @@ from smpemu.sched.choices import parse
 from smpemu.search.check_cmd import replay_schedule, run_check
 from smpemu.search.scenarios import load_scenario
 from smpemu.search.world import Proto
+from tests.helpers import run_in_pty
 
 DATA = Path(__file__).parent / "data"
 
@@ -180,45 +178,10 @@ def test_focused_is_a_slice_and_fits():
     assert "host0 freed pfn 1" in para and "read dirty = 0" in para and "host1's flush" in para, para
 
 
-def _pty_run(args, cols=80, timeout=150):
-    """Run ``smpemu ARGS`` in a pseudo-terminal of ``cols`` columns; its output and exit code."""
-    import fcntl
-    import termios
-
-    pid, fd = os.forkpty()
-    if pid == 0:  # the child: the terminal's size, then the CLI
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
-            env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-            os.execve(sys.executable, [sys.executable, "-m", "smpemu.cli", *args], env)
-        finally:
-            os._exit(127)
-    out = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 1.0)
-            if r:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                out += chunk
-        else:
-            os.kill(pid, 9)
-            pytest.fail(f"smpemu {' '.join(args)} did not end within {timeout} s")
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
-
-
 @pytest.mark.timeout(200)
 def test_counterexample_at_80_columns_in_a_pty_and_a_pipe(tmp_path):
     args = ["check", "--policy", "deferred-v3", "--scenario", "one-flusher", "--memory-model", "tso", "-j", "1"]
-    text, code = _pty_run(args)
+    code, text = run_in_pty(args, timeout=150, columns_env=False)  # the width from the terminal alone
     assert code == 3, text[-2000:]
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
     lines = plain.split("\n")

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.helpers import run_in_pty
+
 CLI = [sys.executable, "-m", "smpemu.cli"]
 
 
@@ -209,49 +211,6 @@ def test_trace_out_is_the_output_and_trace_file_the_input(tmp_path):
     h = cli("run", "--help", env={"COLUMNS": "200", "PATH": ""})
     assert "--trace-out" in h.stdout and "--trace-file" in h.stdout
     assert "Output:" in h.stdout and "Input:" in h.stdout
-
-
-def run_in_pty(args, columns=80, timeout=100, env=None):
-    """Run the CLI with stdout and stderr on a pseudo-terminal of ``columns``
-    columns (as in an 80-column xterm); returns (exit code, text without
-    ANSI escapes)."""
-    import fcntl
-    import os
-    import pty
-    import re
-    import select
-    import struct
-    import termios
-    import time
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = dict(os.environ, **(env or {}), COLUMNS=str(columns), LINES="50", TERM="xterm")
-    p = subprocess.Popen([*CLI, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([master], [], [], 0.5)
-            if r:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif p.poll() is not None:
-                break
-        code = p.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        if p.poll() is None:
-            p.kill()
-        os.close(master)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n")
-    return code, text
 
 
 @pytest.mark.timeout(150)
