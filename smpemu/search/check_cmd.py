@@ -273,14 +273,12 @@ def register(app, out, err, guard) -> None:
         hosts: int = typer.Option(2, "--hosts", help="With --scope: at most this many host processes."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
-        from smpemu.harness.config import check_writable
-
         from smpemu.harness.outputs import check_new_file
 
         if replay_out:  # as stress's --replay-out
             check_new_file(replay_out, "--replay-out", force)
         if json_out:
-            check_writable(json_out, "--json")
+            check_new_file(json_out, "--json")
         from smpemu.kvm import policies
 
         if scenario is None:
