@@ -409,6 +409,33 @@ class Proto:
         arena.np["tlb_mirror"] = Mirror(real_np["tlb_mirror"], L["tlb_mirror"], tw)
         arena.np["tlb_mirror_slot"] = Mirror(real_np["tlb_mirror_slot"], L["tlb_mirror_slot"], tw)
 
+    def shape(self) -> tuple:
+        """What a Proto is built from besides the script's programs: two
+        scenarios of one shape can share a Proto (``use``)."""
+        return Proto.shape_of(self.sc, self.cfg)
+
+    @staticmethod
+    def shape_of(sc: Scenario, cfg) -> tuple:
+        s = sc.script
+        return (sc.n_vcpus, sc.n_hosts, s.get("dirty", 0), s.get("procs", 1), tuple(s.get("events", ())),
+                cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier, cfg.guest_flush, cfg.local_flush)
+
+    def use(self, sc: Scenario) -> None:
+        """Run ``sc`` from now on: a scenario of the same shape (``shape``)
+        whose programs differ.  The scope search explores thousands of
+        scenarios of a few shapes; building a Proto (arena, semaphores,
+        contexts) was 40% of a small scenario's time.  Every body reads its
+        program from ``spec.cfg.script`` when a World starts it, and the
+        arena's start (``init``) depends only on the shape, so swapping the
+        script is all a rebuild would change."""
+        cfg = dataclasses.replace(self.cfg, script=sc.script)
+        if Proto.shape_of(sc, cfg) != self.shape():
+            raise ValueError(f"scenario {sc.name}: not of this Proto's shape")
+        validate_script(sc.script, self.N)
+        self.sc, self.cfg = sc, cfg
+        self.spec.cfg = dataclasses.replace(self.spec.cfg, script=sc.script)
+        self.setup = {int(k): v for k, v in sc.script.get("setup", {}).items()}
+
     def setup_prefix(self) -> list:
         """The choices of the setup: each vCPU with setup ops, in order, runs
         alone until it has started its first explored op."""
