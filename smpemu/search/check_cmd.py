@@ -271,6 +271,8 @@ def register(app, out, err, guard) -> None:
                                                 "scheduler (host:port) instead of --jobs processes."),
         vcpus: int = typer.Option(3, "--vcpus", help="With --scope: at most this many vCPUs."),
         hosts: int = typer.Option(2, "--hosts", help="With --scope: at most this many host processes."),
+        pages: int = typer.Option(2, "--pages", help="With --scope: start states of up to this many pages "
+                                  "(1: U; 2: U and M)."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.outputs import check_new_file
@@ -292,7 +294,7 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
-        if scope is not None or scenario_out or max_flushers is not None or scheduler:
+        if scope is not None or scenario_out or max_flushers is not None or scheduler or (vcpus, hosts, pages) != (3, 2, 2):
             from smpemu.search.scope_cmd import scope_options
 
             raise typer.Exit(scope_options(out, locals()))

@@ -194,12 +194,15 @@ def flushers(s: Scn, zap_flushes: bool) -> int:
 class Limits:
     vcpus: int = 3  # actors: vCPU0 and up to vcpus - 1 cachers
     hosts: int = 2
+    pages: int = 2  # start states of up to this many pages (U; U and M)
 
 
 def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]:
     """Every scenario of exactly ``n`` ops (canonical ones only if ``reduce``),
     in a fixed order."""
     for start in START_STATES:
+        if start.pages > lim.pages:
+            continue
         vl, hl = vcpu_letters(start.pages), host_letters(start.pages)
         vby = _by_len(vl, n, 0)
         hby = _by_len(hl, n, 1)
