@@ -137,7 +137,8 @@ def test_cli_clean_and_usage_errors():
     assert p.returncode == 0, p.stdout + p.stderr
     assert "no violation: " in p.stdout and "scenarios of up to 1 operations, each explored to <= 1 " \
                                            "preemptions (complete)" in p.stdout
-    for args in (["--scope", "x"], ["--max-flushers", "1"], ["--scope", "1", "--scenario", "sync"]):
+    for args in (["--scope", "x"], ["--max-flushers", "1"], ["--scope", "1", "--scenario", "sync"], ["--pages", "1"],
+                 ["--vcpus", "2"], ["--scope", "1", "--pages", "3"]):
         p = _cli("check", "--policy", "mmu-lock", *args)
         assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stdout, p.stderr)
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(os.getpid()) in f]
@@ -152,6 +153,17 @@ def test_settings_mistakes_are_usage_errors():
     for bad in ("0", "9", "x"):
         with pytest.raises(UsageError):
             parse_scope(bad)
-    for kw in ({"vcpus": 9}, {"hosts": 5}, {"bound": 7}, {"max_flushers": -1}, {"memory_model": "x"}):
+    for kw in ({"vcpus": 9}, {"hosts": 5}, {"bound": 7}, {"max_flushers": -1}, {"memory_model": "x"}, {"pages": 0}):
         with pytest.raises(UsageError):
             check_settings(ScopeSettings("mmu-lock", 1, **kw))
+
+
+def test_pages_limit_keeps_the_one_page_starts():
+    """--pages 1 is the two-page enumeration's one-page part, no more, no less."""
+    from smpemu.search.scope_enum import Limits, scenarios_of_size
+
+    for n in (1, 2):
+        both = list(scenarios_of_size(n, Limits(2, 1, 2)))
+        one = list(scenarios_of_size(n, Limits(2, 1, 1)))
+        assert one == [s for s in both if s.start.pages == 1]
+        assert len(one) < len(both)

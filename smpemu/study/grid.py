@@ -62,23 +62,6 @@ class Point:
     guest_flush: str = "native"
 
 
-def parse_list(text: str, opt: str, conv=str) -> list:
-    """'1,2,4' -> [1, 2, 4]; empty items, bad items -> UsageError; duplicates dropped."""
-    items = [t.strip() for t in str(text).split(",")]
-    if not items or any(not t for t in items):
-        raise UsageError(f"{opt} {text!r}: expected a comma-separated list such as "
-                         f"{'1,2,4' if conv is int else 'a,b'}")
-    out = []
-    for t in items:
-        try:
-            v = conv(t)
-        except ValueError:
-            raise UsageError(f"{opt} {text!r}: {t!r} is not a number") from None
-        if v not in out:
-            out.append(v)
-    return out
-
-
 def points(o: SweepOptions) -> list[Point]:
     """Repeats outermost, so a noisy moment of the host spreads over all points."""
     return [Point(p, pin, v, r, g) for r in range(o.repeat) for v in o.vcpus

@@ -21,7 +21,6 @@ The grid is ``grid``, the CSV log ``csvlog``, dask ``remote``, the figure
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from smpemu.errors import EXIT_SIGINT, EXIT_SIGTERM
@@ -29,7 +28,8 @@ from smpemu.harness.pinning import parse_pins
 from smpemu.harness.report import fit_tables, fmt_latency
 from smpemu.harness.status import Status
 from smpemu.study.csvlog import RowLog, run_key
-from smpemu.study.grid import (Interrupted, SweepOptions, config_cols, config_of, exit_code, parse_list,
+from smpemu.harness.clihelp import parse_list
+from smpemu.study.grid import (Interrupted, SweepOptions, config_cols, config_of, exit_code,
                                reclaimers_of, run_local, run_row, validate)
 from smpemu.study.plot import plot, title_of
 from smpemu.study.remote import connect, sweep_remote
