@@ -167,3 +167,33 @@ def test_pages_limit_keeps_the_one_page_starts():
         one = list(scenarios_of_size(n, Limits(2, 1, 1)))
         assert one == [s for s in both if s.start.pages == 1]
         assert len(one) < len(both)
+
+
+@pytest.mark.parametrize("sig, code", [("INT", 130), ("TERM", 143)])
+def test_interrupted_search_says_how_far_it_got(sig, code):
+    """Ctrl-C (or SIGTERM) in the middle of a scope search: an INCOMPLETE line that says
+    how far it got, the interruption's exit code, no worker and no shared object left.
+    The signal is sent once a status line shows the search running (scope 3 takes
+    minutes, so it cannot have ended first)."""
+    import signal
+    import time
+
+    p = subprocess.Popen([sys.executable, "-u", "-m", "smpemu.cli", "check", "--policy", "mmu-lock", "--notifier",
+                          "2012", "--scope", "3", "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        t0 = time.monotonic()
+        for line in p.stdout:
+            if line.startswith("status: "):
+                break
+            assert time.monotonic() - t0 < 120, "no status line in 120 s"
+        p.send_signal(getattr(signal, "SIG" + sig))
+        rest, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == code, (rest, err)
+    assert f"INCOMPLETE: interrupted (SIG{sig}): " in rest and "Traceback" not in err, (rest, err)
+    assert "scenarios of 3 operations explored" in rest or "scenarios of 2 operations explored" in rest, rest
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(p.pid) in f]

@@ -168,7 +168,7 @@ def scope_main(out, st: ScopeSettings, json_out=None, replay_out=None, scenario_
     elif r.complete:
         out.print(clean_line(r), markup=False)
     else:
-        code = EXIT_ABORTED
+        code = {"SIGINT": 130, "SIGTERM": 143}.get(r.interrupted, EXIT_ABORTED)
         out.print(f"no violation in {r.scenarios:,} of {r.total:,} scenarios, INCOMPLETE: {r.incomplete_reason}",
                   markup=False)
     out.print(f"{r.scenarios:,} scenarios, {r.schedules:,} schedules in {r.elapsed:.1f} s "

@@ -166,14 +166,22 @@ class _Runner:
 def run_sizes(st: ScopeSettings, progress=None) -> ScopeResult:
     t0 = time.time()
     deadline = None if st.timeout is None else t0 + st.timeout
-    zf = zap_flushes(st.policy, st.memory_model, st.requests, st.notifier)
-    by_size = {n: scope_scenarios(st, n, zf) for n in range(1, st.scope + 1)}
-    total = sum(map(len, by_size.values()))
     sd = {"policy": st.policy, "memory_model": st.memory_model, "requests": st.requests,
           "notifier": st.notifier, "bound": st.bound}
-    res = ScopeResult(st, False, 0, total, 0, 0.0, None)
+    res = ScopeResult(st, False, 0, 0, 0, 0.0, None)
+    try:
+        zf = zap_flushes(st.policy, st.memory_model, st.requests, st.notifier)
+        by_size = {n: scope_scenarios(st, n, zf) for n in range(1, st.scope + 1)}
+    except (KeyboardInterrupt, SystemExit) as e:
+        res.interrupted = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        res.incomplete_reason = f"interrupted ({res.interrupted}) while the scenarios were enumerated"
+        res.elapsed = time.time() - t0
+        return res
+    res.total = total = sum(map(len, by_size.values()))
     runner = _Runner(st)
     done = 0
+    n = n_done = base = 0
+    scs = []
     try:
         for n in range(1, st.scope + 1):
             scs = by_size[n]
@@ -186,6 +194,7 @@ def run_sizes(st: ScopeSettings, progress=None) -> ScopeResult:
             else:
                 tasks = [(sd, deadline, items[k:k + BATCH]) for k in range(0, len(items), BATCH)]
             found, n_done, sched, lost = [], 0, 0, 0
+            base = res.scenarios  # those of the smaller sizes
             for out in runner.batches(tasks):
                 if out is None:
                     lost += 1
@@ -199,7 +208,7 @@ def run_sizes(st: ScopeSettings, progress=None) -> ScopeResult:
                 done += len(out)
                 if progress:
                     progress(res.scenarios + n_done, total, n)
-            res.scenarios += n_done
+            res.scenarios = base + n_done
             res.schedules += sched
             res.sizes.append({"ops": n, "scenarios": len(scs), "explored": n_done, "schedules": sched,
                               "seconds": round(time.time() - ts, 2), "violations": len(found)})
@@ -216,6 +225,13 @@ def run_sizes(st: ScopeSettings, progress=None) -> ScopeResult:
             res.explored_ops = n
         else:
             res.complete = True
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (cli._terminate): say how far it got
+        res.interrupted = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        res.complete = False
+        res.scenarios = base + n_done  # idempotent: the size's own count may be in already
+        res.incomplete_reason = (f"interrupted ({res.interrupted}): {n_done:,} of the {len(scs):,} scenarios of {n} "
+                                 f"operations explored (every scenario of up to {n - 1} operations complete)")
+        res.violation = None  # a size not finished has no minimal scenario
     finally:
         runner.close()
     res.elapsed = time.time() - t0
@@ -225,7 +241,7 @@ def run_sizes(st: ScopeSettings, progress=None) -> ScopeResult:
 def _why(n, n_done, n_all, lost, runner) -> str:
     fail = getattr(runner.pool, "failure", None)
     what = f"{fail}: " if fail else "timeout: "
-    return (f"{what}{n_done} of the {n_all} scenarios of {n} operations explored (every scenario of up to "
+    return (f"{what}{n_done:,} of the {n_all:,} scenarios of {n} operations explored (every scenario of up to "
             f"{n - 1} operations complete)")
 
 

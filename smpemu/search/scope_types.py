@@ -57,6 +57,7 @@ class ScopeResult:
     incomplete_reason: str | None = None
     sizes: list = field(default_factory=list)  # per size: scenarios, schedules, seconds, violations
     explored_ops: int = 0  # every scenario of up to this many ops was explored (complete)
+    interrupted: str | None = None  # "SIGINT" or "SIGTERM": the search was stopped (incomplete)
 
 
 def zap_flushes(policy: str, memory_model: str = "native", requests: str = "modern", notifier: str = "2012") -> bool:
