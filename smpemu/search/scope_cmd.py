@@ -90,7 +90,8 @@ def as_dict(r: ScopeResult) -> dict:
         "explored_ops": r.explored_ops, "schedules": r.schedules, "elapsed_s": round(r.elapsed, 3),
         "scenarios_per_s": round(r.scenarios / max(r.elapsed, 1e-9), 1), "sizes": r.sizes,
         "violation": None if v is None else {
-            **v.violation, "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions, "steps": v.steps,
+            **v.violation, "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions - v.drains, "drains": v.drains,
+            "level": v.preemptions, "steps": v.steps,
             "described": v.described, "scenario": v.scenario},
     }
 
@@ -147,7 +148,7 @@ def scope_main(out, st: ScopeSettings, json_out=None, replay_out=None, scenario_
         vv = v.violation
         out.print(f"VIOLATION {v.kind}: vcpu {vv.get('vcpu')} slot {vv.get('slot')} gfn {vv.get('gfn')} pfn "
                   f"{vv.get('pfn')}", markup=False)
-        out.print(f"minimal scenario: {v.ops} operations, {v.preemptions} preemptions, {v.steps} steps "
+        out.print(f"minimal scenario: {v.ops} operations, {v.cost}, {v.steps} steps "
                   f"(every scenario of up to {v.ops - 1} operations is clean; {r.scenarios:,} scenarios explored"
                   f"{'' if r.complete else ', ' + r.incomplete_reason + ': the minimal among those explored'})",
                   markup=False)

@@ -262,8 +262,14 @@ def _violation(st: ScopeSettings, s: Scn, n: int) -> ScopeViolation:
     cr.counterexample = counterexample.replay_schedule(proto, m.choices, len(setup))
     doc = counterexample._replay_doc(cr, proto, sc)
     v = {k: m.violation.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn")}
+    tr = cr.counterexample.get("trace")
+    cost, drains = f"{m.bound} preemptions", 0
+    if tr is not None:
+        from smpemu.harness import explain
+
+        cost, drains = explain.counts_text(tr), explain.counts(tr)[1]
     return ScopeViolation(m.violation["kind"], to_script(s, st.bound), n, m.bound, m.steps, doc,
-                          describe(s), cr.counterexample["rendered"], v)
+                          describe(s), cr.counterexample["rendered"], v, cost, drains)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ class ScopeViolation:
     described: str = ""  # one line: the programs
     rendered: str = ""  # the counterexample as CPU columns
     violation: dict = field(default_factory=dict)  # kind, vcpu, slot, gfn, pfn
+    cost: str = ""  # as the diagram marks them: "1 preemption", "0 preemptions, 1 drain" (harness/explain.py)
+    drains: int = 0  # of ``preemptions`` (the explorer's level: a drain out of order counts as one), the drains
 
 
 @dataclass
