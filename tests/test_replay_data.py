@@ -3,7 +3,9 @@
 tests/data/replay-*.json: counterexamples recorded by ``smpemu check`` (one
 per built-in scenario: two and three host processes, drain decisions under
 tso and relaxed; ``tests/replay_data.py`` wrote them) and one older
-``stress --schedule pct`` recording (format 1).  Each is replayed with real
+``stress --schedule pct`` recording (format 1); replay-scope<N>-*.json are
+minimal scenarios the scope search found (``smpemu check --scope N
+--replay-out``, each command in docs/check.md's table of findings).  Each is replayed with real
 vCPU and host processes under the baton and must end in the recorded
 violation (kind, vCPU, slot, pfn, the point of the last decision): a
 decision must keep meaning the same thing to the explorer and the baton.

@@ -25,7 +25,7 @@ from smpemu.sched.core import Sched
 from smpemu.search import strategies
 from smpemu.search.baton_loop import run
 from smpemu.search.replay_file import load_replay
-from smpemu.search.scenarios import load_scenario
+from smpemu.search.scenarios import SCENARIOS, Scenario, load_scenario
 from smpemu.search.world import Proto
 
 CHECK_FILES = sorted(p for p in (Path(__file__).parent / "data").glob("replay-*.json")
@@ -49,10 +49,18 @@ def baton_enabled(path, monkeypatch) -> list:
     return seen
 
 
+def _scenario_of(doc):
+    """A built-in scenario by its name; a scope search's minimal one from the file's script."""
+    if doc["scenario"] in SCENARIOS:
+        return load_scenario(doc["scenario"])
+    s = doc["script"]
+    return Scenario(doc["scenario"], s, max(int(k) for k in s["cpus"]) + 1, doc["reclaimers"])
+
+
 def explorer_enabled(doc) -> list:
     """The explorer's enabled set before each decision, in its world."""
     c = doc["config"]
-    proto = Proto(load_scenario(doc["scenario"]), c["policy"], c["memory_model"], c["requests"],
+    proto = Proto(_scenario_of(doc), c["policy"], c["memory_model"], c["requests"],
                   c.get("notifier", "2009"), c.get("guest_flush", "native"), c.get("local_flush", "concurrent"))
     w = proto.world()
     seen = []
@@ -70,7 +78,7 @@ def explorer_enabled(doc) -> list:
 
 def test_there_is_a_counterexample_of_each_scenario():
     scenarios = {json.loads(p.read_text())["scenario"] for p in CHECK_FILES}
-    assert scenarios == {"default", "one-flusher", "three-flushers", "sync", "guest-shootdown"}
+    assert scenarios == {"default", "one-flusher", "three-flushers", "sync", "guest-shootdown", "scope"}
 
 
 @pytest.mark.timeout(120)

@@ -383,8 +383,8 @@ def _write(doc, command, markdown, json_out) -> str:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md\nsmpemu verdicts --scope "
-                 "default --jobs 2 --markdown docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
+    @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md (scope 2; at the default scope, 3, each "
+                 "configuration takes minutes: docs/check.md)\nsmpemu verdicts --scope 2 --jobs 2 --markdown docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
                  "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# only the list of "
                  "configurations\nsmpemu verdicts --list-configs")
     @guard
