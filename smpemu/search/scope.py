@@ -21,7 +21,7 @@ from smpemu.search.scope_run import run_sizes
 from smpemu.search.scope_types import ScopeResult, ScopeSettings, ScopeViolation, zap_flushes
 
 # the `--scope default` value: the largest scope mmu-lock --notifier 2012 --jobs 2 completes in < 15 min on
-# this 2-core machine: scope 3 (30,098 scenarios) in 2.7 min idle; scope 4 is 796,856 scenarios, about an hour
+# this 2-core machine: scope 3 (30,098 scenarios) in 146 s idle; scope 4 is 796,856 scenarios, about an hour
 # at the rate measured (docs/check.md, "Measured")
 DEFAULT_SCOPE = 3
 
