@@ -33,6 +33,8 @@ FINDINGS = [
     ("replay-scope4-deferred-v3-native.json", {"max_flushers": 1, "vcpus": 2, "hosts": 1, "pages": 1}, 4, True),
     ("replay-scope4-deferred-v4-nowmb-relaxed.json", {"max_flushers": 1, "vcpus": 2, "hosts": 1, "pages": 1}, 4,
      False),
+    # tlbs-dirty's ABA: scope 5, at bound 0 (it needs no preemption; scope 4 below it: 44 s, slow)
+    ("replay-scope5-tlbs-dirty-native.json", {"vcpus": 2, "hosts": 1, "pages": 1, "bound": 0}, 5, False),
 ]
 IDS = [f[0].removeprefix("replay-").removesuffix(".json") for f in FINDINGS]
 
