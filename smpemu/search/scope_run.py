@@ -32,18 +32,24 @@ def _scenario(s: Scn, bound: int | None = None):
                     bound if bound is not None else 1)
 
 
-_PROTOS: dict = {}  # (settings, shape) -> Proto: one per shape and process (world.Proto.use)
-_SETUPS: dict = {}  # (settings, shape, setup programs) -> the setup's choices
+_PROTOS: dict = {}  # shape -> Proto: one per shape and process (world.Proto.use), of one settings
+_SETUPS: dict = {}  # (shape, setup programs) -> the setup's choices
+_SETTINGS: list = [None]  # the settings the caches hold Protos of (a new search's settings empty them)
 
 
 def _proto(sc, st: dict):
     """A Proto running ``sc``, and its setup's choices: built once per shape
-    and reused (building one cost 40% of a small scenario's time, running its
-    setup alone another 30%); what runs is the same as with a new one."""
+    and reused (13% of a size-3 scenario's time, measured: docs/check.md);
+    what runs is the same as with a new one.  Only the current settings'
+    Protos are kept (``smpemu verdicts`` runs many settings in one process)."""
     from smpemu.search.scenarios import run_config
     from smpemu.search.world import Proto
 
     args = (st["policy"], st["memory_model"], st["requests"], st["notifier"])
+    if _SETTINGS[0] != args:
+        _PROTOS.clear()
+        _SETUPS.clear()
+        _SETTINGS[0] = args
     shape = Proto.shape_of(sc, run_config(sc, *args))
     proto = _PROTOS.get(shape)
     if proto is None:

@@ -423,8 +423,8 @@ class Proto:
     def use(self, sc: Scenario) -> None:
         """Run ``sc`` from now on: a scenario of the same shape (``shape``)
         whose programs differ.  The scope search explores thousands of
-        scenarios of a few shapes; building a Proto (arena, semaphores,
-        contexts) was 40% of a small scenario's time.  Every body reads its
+        scenarios of a few shapes, and building a Proto (arena, semaphores,
+        contexts) for each cost 13% of the time.  Every body reads its
         program from ``spec.cfg.script`` when a World starts it, and the
         arena's start (``init``) depends only on the shape, so swapping the
         script is all a rebuild would change."""
