@@ -294,7 +294,10 @@ def register(app, out, err, guard) -> None:
         if jobs is None:
             jobs = len(os.sched_getaffinity(0))
         _check_jobs(jobs)
-        if scope is not None or scenario_out or max_flushers is not None or scheduler or (vcpus, hosts, pages) != (3, 2, 2):
+        from smpemu.search.scope_types import ScopeSettings as Scope
+
+        shape = (vcpus, hosts, pages) != (Scope.vcpus, Scope.hosts, Scope.pages)  # any of them given
+        if scope is not None or scenario_out or max_flushers is not None or scheduler or shape:
             from smpemu.search.scope_cmd import scope_options
 
             raise typer.Exit(scope_options(out, locals()))

@@ -165,8 +165,8 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
         "elapsed_s": round(res.elapsed, 1),
         "explored_ops": getattr(res, "explored_ops", None),
         "violation": None if v is None else {
-            "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions - getattr(v, "drains", 0),
-            "drains": getattr(v, "drains", 0), "steps": v.steps, "scenario": v.scenario,
+            "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions - v.drains, "drains": v.drains,
+            "steps": v.steps, "scenario": v.scenario,
             "described": getattr(v, "described", "")},
     }
 
@@ -383,8 +383,9 @@ def _write(doc, command, markdown, json_out) -> str:
 def register(app, out, err, guard) -> None:
     import typer
 
-    @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md (scope 2; at the default scope, 3, each "
-                 "configuration takes minutes: docs/check.md)\nsmpemu verdicts --scope 2 --jobs 2 --markdown docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
+    @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md (scope 2; at the default scope, 3, "
+                 "each configuration takes minutes: docs/check.md)\nsmpemu verdicts --scope 2 --jobs 2 --markdown "
+                 "docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
                  "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# only the list of "
                  "configurations\nsmpemu verdicts --list-configs")
     @guard
