@@ -22,8 +22,7 @@ from rich.table import Table
 
 from smpemu import __version__
 from smpemu.errors import EXIT_ABORTED, EXIT_INTERNAL, SmpemuError, UsageError
-from smpemu.harness.clihelp import NOTIFIER_HELP, RANGE_SHARE_HELP, default_replay_name, examples  # noqa: F401
-from smpemu.harness.clihelp import trace_out_option as _trace_out
+from smpemu.harness.clihelp import NOTIFIER_HELP, RANGE_SHARE_HELP, examples, trace_out_option
 from smpemu.harness.status import Status
 
 app = typer.Typer(
@@ -170,7 +169,7 @@ def run(
     from smpemu.harness.report import print_result, write_json
     from workloads.script import load as load_script
 
-    trace_out = _trace_out(trace_out, trace_alias)
+    trace_out = trace_out_option(trace_out, trace_alias)
     delays = dict(parse_delay(d) for d in delay)
     if not 0.0 <= share <= 1.0:
         raise UsageError(f"--share must be between 0 and 1 (got {share})")

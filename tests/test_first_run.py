@@ -96,7 +96,7 @@ def test_a_replay_file_cut_short_is_incomplete_exit_4(tmp_path):
 def test_replay_names_are_unique_and_replay_out_is_not_overwritten(tmp_path, monkeypatch):
     import os
 
-    from smpemu.cli import default_replay_name
+    from smpemu.harness.clihelp import default_replay_name
 
     monkeypatch.chdir(tmp_path)
     a = default_replay_name("deferred-v3", 7, now=0)

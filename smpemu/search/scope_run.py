@@ -42,7 +42,6 @@ def _proto(sc, st: dict):
     and reused (13% of a size-3 scenario's time, measured: docs/check.md);
     what runs is the same as with a new one.  Only the current settings'
     Protos are kept (``smpemu verdicts`` runs many settings in one process)."""
-    from smpemu.search.scenarios import run_config
     from smpemu.search.world import Proto
 
     args = (st["policy"], st["memory_model"], st["requests"], st["notifier"])
@@ -50,7 +49,7 @@ def _proto(sc, st: dict):
         _PROTOS.clear()
         _SETUPS.clear()
         _SETTINGS[0] = args
-    shape = Proto.shape_of(sc, run_config(sc, *args))
+    shape = Proto.shape_of(sc, (*args, "native", "concurrent"))  # a scope scenario shoots nothing down
     proto = _PROTOS.get(shape)
     if proto is None:
         proto = _PROTOS[shape] = Proto(sc, *args)

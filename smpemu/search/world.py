@@ -412,13 +412,15 @@ class Proto:
     def shape(self) -> tuple:
         """What a Proto is built from besides the script's programs: two
         scenarios of one shape can share a Proto (``use``)."""
-        return Proto.shape_of(self.sc, self.cfg)
+        c = self.cfg
+        return Proto.shape_of(self.sc, (c.policy, c.memory_model, c.requests, c.notifier, c.guest_flush,
+                                        c.local_flush))
 
     @staticmethod
-    def shape_of(sc: Scenario, cfg) -> tuple:
+    def shape_of(sc: Scenario, settings: tuple) -> tuple:
+        """``settings``: (policy, memory model, requests, notifier, guest flush, local flush)."""
         s = sc.script
-        return (sc.n_vcpus, sc.n_hosts, s.get("dirty", 0), s.get("procs", 1), tuple(s.get("events", ())),
-                cfg.policy, cfg.memory_model, cfg.requests, cfg.notifier, cfg.guest_flush, cfg.local_flush)
+        return (sc.n_vcpus, sc.n_hosts, s.get("dirty", 0), s.get("procs", 1), tuple(s.get("events", ())), *settings)
 
     def use(self, sc: Scenario) -> None:
         """Run ``sc`` from now on: a scenario of the same shape (``shape``)
@@ -428,11 +430,11 @@ class Proto:
         program from ``spec.cfg.script`` when a World starts it, and the
         arena's start (``init``) depends only on the shape, so swapping the
         script is all a rebuild would change."""
-        cfg = dataclasses.replace(self.cfg, script=sc.script)
-        if Proto.shape_of(sc, cfg) != self.shape():
+        old = self.shape()
+        if Proto.shape_of(sc, old[-6:]) != old:
             raise ValueError(f"scenario {sc.name}: not of this Proto's shape")
         validate_script(sc.script, self.N)
-        self.sc, self.cfg = sc, cfg
+        self.sc, self.cfg = sc, dataclasses.replace(self.cfg, script=sc.script)
         self.spec.cfg = dataclasses.replace(self.spec.cfg, script=sc.script)
         self.setup = {int(k): v for k, v in sc.script.get("setup", {}).items()}
 
