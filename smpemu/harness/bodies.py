@@ -28,6 +28,7 @@ def vcpu_body(ctx, spec) -> None:
     try:
         if hs is not None:
             hs.start(cpu)  # a pCPU first (it may wait for one)
+        cpu.load()
         cpu.enter_guest()
         wl.run(cpu, guest, ctx.rng, cfg)
     except StopRun:

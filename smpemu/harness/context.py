@@ -69,6 +69,7 @@ class ProcContext:
         self.a_mode = [L["mode"].addr(v, 0) for v in range(g.n_vcpus)]
         self.a_flag = [L["req_flag"].addr(v, 0) for v in range(g.n_vcpus)]
         self.a_halted = [L["halted"].addr(v, 0) for v in range(g.n_vcpus)]
+        self.a_loaded = [L["loaded"].addr(v, 0) for v in range(g.n_vcpus)]
         self.a_req_seq = L["req_seq"].addr(0, 0)
         self.a_ack_seq = L["ack_seq"].addr(0, 0)
         self.n_req = g.n_req

@@ -24,7 +24,9 @@ predates the request (a single flush counter read after the request could
 already include a flush that ran before our zap).  Modern semantics wait only
 for vCPUs read as in guest mode or exiting; a vCPU outside guest mode serves
 its requests before it next enters.  ``--requests 2009`` waits for every
-loaded (not halted) vCPU, which acks at poll points in exit handling too.
+loaded (not halted) vCPU, which acks at poll points in exit handling too;
+a vCPU never loaded yet (KVM: ``vcpu->cpu == -1``) it skips, as 2009's
+``make_all_cpus_request()`` did.
 The requester's wait is written once, over ``ctx.waits`` (``kvm.waits``).
 """
 
@@ -65,7 +67,9 @@ def make_request(ctx, targets, wake: bool = False) -> None:
         if t == me:
             continue  # our own request is served before we next enter guest mode
         if ctx.params.requests == "2009":
-            send = wake or not mm.load(ctx.a_halted[t])  # every loaded vCPU
+            # every loaded vCPU: 2009's make_all_cpus_request() skipped vcpu->cpu == -1 (never loaded:
+            # the flag is served at its first entry; pairs with vcpu.load()); here a halted vCPU too
+            send = wake or (mm.load(ctx.a_loaded[t]) and not mm.load(ctx.a_halted[t]))
             if send:
                 mm.cmpxchg(ctx.a_mode[t], IN_GUEST_MODE, EXITING_GUEST_MODE)
             must_wait = send

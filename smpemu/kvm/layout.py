@@ -18,6 +18,7 @@ G = guest frames (gfns), H = host frames (pfns), T = TLB entries per vCPU.
 | mode            | (N, 8) line| vCPU v; requesters cmpxchg IN->EXITING (atomic word) | requesters         |
 | req_flag        | (N, 8) line| any requester sets 1; vCPU v clears    | vCPU v, oracle                 |
 | halted          | (N, 8) line| vCPU v                                 | requesters (2009 semantics)    |
+| loaded          | (N, 8) line| vCPU v, once: 1 at its first vcpu_load | requesters (2009 semantics)    |
 | req_seq         | (N, R)     | [t, r]: requester r only               | vCPU t, oracle                 |
 | ack_seq         | (N, R)     | [t, r]: vCPU t only                    | requester r, oracle            |
 | ack_waiting     | (R, 8) line| requester r                            | vCPUs (to wake r)              |
@@ -195,6 +196,7 @@ def _fields(g: Geometry) -> list[tuple[str, tuple, bool]]:
         ("mode", (N, LINE), True),
         ("req_flag", (N, LINE), False),
         ("halted", (N, LINE), False),
+        ("loaded", (N, LINE), False),
         ("req_seq", (N, R), False),
         ("ack_seq", (N, R), False),
         ("ack_waiting", (R, LINE), False),

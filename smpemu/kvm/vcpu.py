@@ -101,6 +101,14 @@ class VCPU:
         self.mm.store(self.a_flag, 1)
 
     # -- guest mode transitions --------------------------------------------------
+    def load(self) -> None:
+        """vcpu_load() the first time: the vCPU has a CPU (KVM: vcpu->cpu != -1 from now on), so a
+        2009 requester, which skipped vCPUs never loaded, waits for its ack from now on.  A requester
+        that still reads ``loaded`` as 0 skips it, and our first enter_guest() serves its request: its
+        flag store, mb(), loaded load (ipi.make_request) pair with our loaded store, then mode store,
+        mb(), flag load in enter_guest()."""
+        self.mm.store(self.ctx.a_loaded[self.me], 1)
+
     def enter_guest(self) -> None:
         """vcpu_enter_guest(): mode = IN_GUEST_MODE, mb(), check requests."""
         mm = self.mm
