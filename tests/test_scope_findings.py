@@ -30,6 +30,8 @@ DATA = Path(__file__).parent / "data"
 FINDINGS = [
     ("replay-scope3-deferred-v4-native.json", {}, 3, True),
     ("replay-scope3-sync-protected-only-native.json", {}, 3, True),
+    # f81602958c11's missed flush, from the two-process start (scope_enum.reused_letters)
+    ("replay-scope3-tlbs-dirty-2.6.38-native.json", {}, 3, True),
     ("replay-scope4-deferred-v3-native.json", {"max_flushers": 1, "vcpus": 2, "hosts": 1, "pages": 1}, 4, True),
     ("replay-scope4-deferred-v4-nowmb-relaxed.json", {"max_flushers": 1, "vcpus": 2, "hosts": 1, "pages": 1}, 4,
      False),

@@ -191,3 +191,69 @@ def test_render_of_saved_rows_checks_the_configurations(tmp_path):
     saved.write_text(json.dumps(doc))
     r = smpemu("verdicts", "--render", str(saved))
     assert r.returncode == 2 and "configurations" in r.stderr
+
+
+# -- --resume ---------------------------------------------------------------------------------------------------
+
+def _fake_search(calls, breaking=("deferred-v4",)):
+    """A scope search that records its settings: a broken policy at max-flushers unlimited, else clean."""
+    from smpemu.search.scope_types import ScopeResult, ScopeViolation
+
+    def search(st):
+        calls.append(st)
+        v = None
+        if st.policy in breaking and st.max_flushers is None:
+            v = ScopeViolation("lost_flush", {"cpus": {}}, 2, 1, 9, {}, described=f"{st.policy} {st.notifier}")
+        return ScopeResult(st, True, 5, 5, 11, 0.1, v, explored_ops=st.scope)
+
+    return search
+
+
+def test_resume_keeps_complete_rows_and_runs_the_rest(tmp_path):
+    """A table interrupted after some rows, resumed: the kept rows are not run again, the missing ones
+    are, and the table is the one a single run makes (in the configurations' order, native first run)."""
+    names = ["eager", "deferred-v4"]
+    calls = []
+    full = V.run_table(names, 2, 1, search=_fake_search(calls))
+    assert len(calls) == len(full["rows"]) and full["complete"]
+    assert [c.memory_model for c in calls] == sorted((c.memory_model for c in calls),
+                                                     key=V.MODELS_ORDER.index)  # native first
+    part = full["rows"][:5]
+    calls2 = []
+    again = V.run_table(names, 2, 1, search=_fake_search(calls2), done_rows=part + [dict(full["rows"][5],
+                                                                                         complete=False)])
+    assert len(calls2) == len(full["rows"]) - 5  # the incomplete row runs again
+    assert sum(bool(r.get("resumed")) for r in again["rows"]) == 5
+    assert V.verdict_content(V.render_markdown(again, "x")) == V.verdict_content(V.render_markdown(full, "x"))
+
+
+def test_resume_refuses_another_table_or_other_code(tmp_path):
+    import json
+
+    names = ["eager"]
+    doc = V.run_table(names, 1, 1, search=_fake_search([]))
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps(doc))
+    assert len(V.resumable_rows(str(f), 1, 1, names, None)) == len(doc["rows"])
+    assert V.resumable_rows(str(tmp_path / "none.json"), 1, 1, names, None) == []
+    for args, what in (((2, 1, names, None), "another table"), ((1, 1, names, 60.0), "--timeout")):
+        with pytest.raises(V.UsageError, match=what):
+            V.resumable_rows(str(f), *args)
+    f.write_text(json.dumps(dict(doc, fingerprint="0" * 16)))
+    with pytest.raises(V.UsageError, match="other code"):
+        V.resumable_rows(str(f), 1, 1, names, None)
+    r = smpemu("verdicts", "--scope", "1", "--policy", "eager", "--resume")
+    assert r.returncode == 2 and "--json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fingerprint_covers_the_protocol_not_the_printing():
+    import smpemu.search.verdicts as mod
+    from pathlib import Path
+
+    fp = V.code_fingerprint()
+    assert fp == V.code_fingerprint() and len(fp) == 16
+    root = Path(mod.__file__).resolve().parents[2]
+    covered = {p.relative_to(root).as_posix() for top in ("smpemu", "workloads") for p in (root / top).rglob("*.py")}
+    assert {"smpemu/kvm/mmu.py", "smpemu/search/scope_enum.py", "smpemu/search/explore.py",
+            "workloads/script.py"} <= covered - V._NOT_VERDICT_CODE
+    assert V._NOT_VERDICT_CODE <= covered  # no stale name in the exclusions

@@ -273,6 +273,9 @@ def register(app, out, err, guard) -> None:
         hosts: int = typer.Option(2, "--hosts", help="With --scope: at most this many host processes."),
         pages: int = typer.Option(2, "--pages", help="With --scope: start states of up to this many pages "
                                   "(1: U; 2: U and M)."),
+        procs: int = typer.Option(2, "--procs", help="With --scope: 2 adds the two-process start (a frame "
+                                  "reused as a page table while a vCPU caches it writable; needs 3 vCPUs), "
+                                  "1 leaves it out."),
     ):
         """Explore a scenario's interleavings systematically, up to a preemption bound."""
         from smpemu.harness.outputs import check_new_file
@@ -296,7 +299,7 @@ def register(app, out, err, guard) -> None:
         _check_jobs(jobs)
         from smpemu.search.scope_types import ScopeSettings as Scope
 
-        shape = (vcpus, hosts, pages) != (Scope.vcpus, Scope.hosts, Scope.pages)  # any of them given
+        shape = (vcpus, hosts, pages, procs) != (Scope.vcpus, Scope.hosts, Scope.pages, Scope.procs)  # any given
         if scope is not None or scenario_out or max_flushers is not None or scheduler or shape:
             from smpemu.search.scope_cmd import scope_options
 

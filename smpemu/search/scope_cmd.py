@@ -56,6 +56,8 @@ def check_settings(st: ScopeSettings) -> None:
         raise UsageError(f"--hosts with --scope must be between 0 and 3 (got {st.hosts})")
     if st.pages not in (1, 2):
         raise UsageError(f"--pages must be 1 or 2 (got {st.pages})")
+    if st.procs not in (1, 2):
+        raise UsageError(f"--procs must be 1 or 2 (got {st.procs})")
     if st.timeout is not None and not st.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds (got {st.timeout})")
     if st.scheduler:
@@ -74,8 +76,9 @@ def clean_line(r: ScopeResult) -> str:
 def filters_line(st: ScopeSettings) -> str:
     mf = "any number of" if st.max_flushers is None else f"at most {st.max_flushers}"
     pages = "U" if st.pages == 1 else "U and M"
+    reused = "; and the two-process start" if st.procs == 2 and st.vcpus >= 3 else ""
     return (f"scope: every scenario of up to {st.scope} operations (vCPU0 mapping {pages} and up to {st.vcpus - 1} "
-            f"vCPUs caching U, up to {st.hosts} host processes; {mf} actors with an op that can flush under "
+            f"vCPUs caching U, up to {st.hosts} host processes{reused}; {mf} actors with an op that can flush under "
             f"{st.policy}), canonical up to renaming (docs/check.md)")
 
 
@@ -85,7 +88,8 @@ def as_dict(r: ScopeResult) -> dict:
     return {
         "policy": st.policy, "memory_model": st.memory_model, "requests": st.requests, "notifier": st.notifier,
         "scope": st.scope, "bound": st.bound, "max_flushers": st.max_flushers, "vcpus": st.vcpus,
-        "hosts": st.hosts, "pages": st.pages, "jobs": st.jobs, "scheduler": st.scheduler, "complete": r.complete,
+        "hosts": st.hosts, "pages": st.pages, "procs": st.procs, "jobs": st.jobs, "scheduler": st.scheduler,
+        "complete": r.complete,
         "incomplete_reason": r.incomplete_reason, "scenarios": r.scenarios, "total": r.total,
         "explored_ops": r.explored_ops, "schedules": r.schedules, "elapsed_s": round(r.elapsed, 3),
         "scenarios_per_s": round(r.scenarios / max(r.elapsed, 1e-9), 1), "sizes": r.sizes,
@@ -193,7 +197,8 @@ def scope_options(out, o: dict) -> int:
     from smpemu.harness.config import check_writable
 
     if o["scope"] is None:
-        raise UsageError("--max-flushers, --scenario-out, --scheduler, --vcpus, --hosts and --pages go with --scope N")
+        raise UsageError("--max-flushers, --scenario-out, --scheduler, --vcpus, --hosts, --pages and --procs go "
+                         "with --scope N")
     if o["scenario"] != "default":
         raise UsageError("--scope explores every small scenario: give --scope or --scenario, not both")
     for path, opt in ((o["json_out"], "--json"), (o["replay_out"], "--replay-out"),
@@ -206,5 +211,5 @@ def scope_options(out, o: dict) -> int:
         raise UsageError("--no-prune does not go with --scope")
     st = ScopeSettings(o["policy"], parse_scope(o["scope"]), 1 if o["bound"] is None else o["bound"],
                        o["max_flushers"], o["memory_model"], o["requests"], o["notifier"], o["jobs"], o["timeout"],
-                       o["scheduler"], o["vcpus"], o["hosts"], o["pages"])
+                       o["scheduler"], o["vcpus"], o["hosts"], o["pages"], o["procs"])
     return scope_main(out, st, o["json_out"], o["replay_out"], o["scenario_out"])

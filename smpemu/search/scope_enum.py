@@ -14,7 +14,10 @@ A scenario is ``Scn(start, v0, cachers, hosts)``: the start state, vCPU0's
 program (the owner: its setup maps and touches the start's pages), the
 programs of the other vCPUs (each caches U in its setup: a TLB entry a
 flush must remove), and the host processes' programs.  A program is a tuple
-of letters; a letter is an op in the script format, as a tuple.
+of letters; a letter is an op in the script format, as a tuple.  In the
+two-process start (``Start(1, d, 2)``, ``reused_letters``) ``cachers`` is
+(vCPU1's program, in process 2; vCPU2's, caching U writable), in that order,
+and there is no host.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ PAGES = (U, M)
 class Start(NamedTuple):
     pages: int  # 1: U; 2: U and M (both mapped and touched, writable, by vCPU0 in its setup)
     dirty: int  # the policy's dirty flag / counter at the start (script "dirty")
+    procs: int = 1  # 2: the two-process start (REUSED): U's frame reused as process 2's page table
 
 
-START_STATES = tuple(Start(p, d) for p in (1, 2) for d in (0, 1))
+# the two-process start comes last: the one-process starts' enumeration order (and so which of equal-cost
+# violations is the minimal one) is what it was before it was added
+START_STATES = tuple(Start(p, d) for p in (1, 2) for d in (0, 1)) + tuple(Start(1, d, 2) for d in (0, 1))
+PT2 = ("pt", 2)  # process 2's page-table frame (script: ["pt", 2])
 
 
 def vcpu_letters(pages: int) -> list[tuple]:
@@ -53,7 +60,25 @@ def host_letters(pages: int) -> list[tuple]:
     return out
 
 
-ALPHABET = {"vcpu": vcpu_letters(2), "host": host_letters(2)}
+# The two-process start (``Start(1, d, 2)``): a frame the guest reused as a page table while another
+# vCPU still caches it writable (f81602958c11's missed flush; scenarios.py's ``sync-drop``).  Guest
+# processes 1 and 2; vCPU v runs in process v % 2 + 1 (kvm/guest.py), so vCPU0 and vCPU2 share
+# process 1's page tables and vCPU1 runs process 2.  Setup: vCPU0 points U's pte at process 2's
+# page-table frame G and writes through it (an spte maps U -> G writable), then clears U's pte without
+# invlpg (the guest freed U; KVM sees it at the next sync: the page is unsync) and invlpgs its page
+# table's kernel mapping (the kunmap after a pte write); vCPU2 then caches U writable, from the spte
+# the unsynced clear left.  No host process: the race it is for is the sync's write protection.
+def reused_letters(proc: int) -> list[tuple]:
+    """The letters of a vCPU of the two-process start: process 1's (U's pte is already clear, so
+    neither ``unmap U`` nor ``write_pte U null``), or process 2's own page-table ops."""
+    if proc == 2:
+        return [("cr3", 2), ("pt_write", 2), ("flush",)]
+    return [("touch", U, True), ("access", U, False), ("access", U, True), ("invlpg", U), ("pt_write", 1),
+            ("invlpg_pt", 1), ("cr3", 1), ("flush",)]
+
+
+ALPHABET = {"vcpu": vcpu_letters(2), "host": host_letters(2), "vcpu (two processes)": reused_letters(1),
+            "vcpu of process 2": reused_letters(2)}
 HOST_FREES = {"reclaim", "reclaim_freed", "invalidate_range"}  # a host op that frees a frame (lost_flush's end)
 WRITES = {"touch", "pt_write"}  # guest writes, besides ("access", P, True)
 # the ops that can flush (issue 18's --max-flushers): always, and where the policy's zap flushes
@@ -123,6 +148,8 @@ def canonical(s: Scn) -> Scn:
     """The representative of ``s``'s class: cachers and hosts sorted (actors with
     equal starts are interchangeable); with no cacher, U and M (equal starts)
     renamed so that the scenario is the smaller of the two namings."""
+    if s.start.procs == 2:  # vCPU1 (process 2) and vCPU2 (caches U) are not alike: nothing to rename
+        return s
     c = Scn(s.start, s.v0, tuple(sorted(s.cachers, key=_pkey)), tuple(sorted(s.hosts, key=_pkey)))
     if s.start.pages == 2 and not s.cachers:
         d = Scn(s.start, swap_pages(s.v0), (), tuple(sorted((swap_pages(h) for h in s.hosts), key=_pkey)))
@@ -195,6 +222,7 @@ class Limits:
     vcpus: int = 3  # actors: vCPU0 and up to vcpus - 1 cachers
     hosts: int = 2
     pages: int = 2  # start states of up to this many pages (U; U and M)
+    procs: int = 2  # 2: the two-process start too (it needs 3 vCPUs)
 
 
 def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]:
@@ -202,6 +230,10 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
     in a fixed order."""
     for start in START_STATES:
         if start.pages > lim.pages:
+            continue
+        if start.procs == 2:
+            if lim.procs >= 2 and lim.vcpus >= 3:
+                yield from _reused(start, n, reduce)
             continue
         vl, hl = vcpu_letters(start.pages), host_letters(start.pages)
         vby = _by_len(vl, n, 0)
@@ -235,6 +267,20 @@ def scenarios_of_size(n: int, lim: Limits, reduce: bool = True) -> Iterator[Scn]
                                     yield s
 
 
+def _reused(start: Start, n: int, reduce: bool = True) -> Iterator[Scn]:
+    """The two-process start's scenarios of ``n`` ops: vCPU0, vCPU1 (process 2) and vCPU2 (caches U
+    writable) always present (a program may be empty), no host; each scenario is its own class."""
+    p1, p2 = _by_len(reused_letters(1), n, 0), _by_len(reused_letters(2), n, 0)
+    for n0 in range(n + 1):
+        for n1 in range(n - n0 + 1):
+            for v0 in p1.get(n0, []):
+                for a in p2.get(n1, []):
+                    for c in p1.get(n - n0 - n1, []):
+                        s = Scn(start, v0, (a, c), ())
+                        if not reduce or relevant(s):
+                            yield s
+
+
 def _tuples(by_len, count, total, min_len):
     """Ordered tuples (the unreduced enumeration)."""
     flat = [p for k in sorted(by_len) for p in by_len[k] if k >= min_len]
@@ -254,6 +300,8 @@ def _tuples(by_len, count, total, min_len):
 
 def to_script(s: Scn, bound: int | None = None) -> dict:
     """The scenario as a script (workloads/script.py format, with ``setup``)."""
+    if s.start.procs == 2:
+        return _reused_script(s, bound)
     pages = [list(P) for P in PAGES[:s.start.pages]]
     setup0 = [["map", P] for P in pages] + [["touch", P, True] for P in pages]
     cpus = {"0": setup0 + [_op(o) for o in s.v0]}
@@ -271,6 +319,21 @@ def to_script(s: Scn, bound: int | None = None) -> dict:
     return script
 
 
+def _reused_script(s: Scn, bound: int | None) -> dict:
+    u = list(U)
+    setup0 = [["write_pte", u, list(PT2)], ["access", u, True], ["write_pte", u, None], ["invlpg_pt", 1]]
+    setup2 = [["access", u, True]]
+    a, c = s.cachers
+    script = {"procs": 2, "cpus": {"0": setup0 + [_op(o) for o in s.v0], "1": [_op(o) for o in a],
+                                   "2": setup2 + [_op(o) for o in c]},
+              "setup": {"0": len(setup0), "2": len(setup2)}}
+    if s.start.dirty:
+        script["dirty"] = s.start.dirty
+    if bound is not None:
+        script["bound"] = bound
+    return script
+
+
 def _op(o):
     return [list(x) if isinstance(x, tuple) else x for x in o]
 
@@ -279,6 +342,11 @@ def describe(s: Scn) -> str:
     """One line: the scenario's programs."""
     def prog(p):
         return "; ".join(" ".join(_name(x) for x in op) for op in p) or "-"
+    if s.start.procs == 2:
+        a, c = s.cachers
+        return (f"[start: two processes; U's frame reused as process 2's page table G, U's pte cleared "
+                f"unsynced; dirty {s.start.dirty}] vCPU0: {prog(s.v0)} | vCPU1 (process 2): {prog(a)} | "
+                f"vCPU2 (caches U -> G writable): {prog(c)}")
     parts = [f"vCPU0: {prog(s.v0)}"] + [f"vCPU{i} (caches U): {prog(p)}" for i, p in enumerate(s.cachers, 1)]
     parts += [f"host{i}: {prog(p)}" for i, p in enumerate(s.hosts)]
     start = "U" if s.start.pages == 1 else "U, M"
@@ -289,5 +357,5 @@ def _name(x):
     return {U: "U", M: "M"}.get(x, str(x).lower() if isinstance(x, bool) else str(x))
 
 
-__all__ = ["ALPHABET", "START_STATES", "Start", "Scn", "Limits", "scenarios_of_size", "canonical", "relevant", "representative",
-           "well_formed", "flushers", "to_script", "describe"]
+__all__ = ["ALPHABET", "START_STATES", "Start", "Scn", "Limits", "scenarios_of_size", "canonical", "relevant",
+           "representative", "well_formed", "flushers", "to_script", "describe", "reused_letters"]

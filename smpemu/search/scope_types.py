@@ -30,6 +30,7 @@ class ScopeSettings:
     vcpus: int = 3  # actors: vCPU0 (maps the start's pages) and up to vcpus - 1 vCPUs caching U
     hosts: int = 2  # host processes
     pages: int = 2  # start states of up to this many pages
+    procs: int = 2  # 2: the two-process start too (scope_enum.reused_letters), 1: not
 
 
 @dataclass
@@ -93,7 +94,7 @@ START_PROBE = Start(1, 0)
 
 def scope_scenarios(st: ScopeSettings, size: int, zf: bool) -> list[Scn]:
     out = []
-    for s in scenarios_of_size(size, Limits(st.vcpus, st.hosts, st.pages)):
+    for s in scenarios_of_size(size, Limits(st.vcpus, st.hosts, st.pages, st.procs)):
         if st.max_flushers is not None and flushers(s, zf) > st.max_flushers:
             continue
         out.append(s)

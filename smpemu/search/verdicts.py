@@ -171,19 +171,33 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
     }
 
 
+def _rkey(r) -> tuple:
+    return r["policy"], r["memory_model"], r["notifier"], r["requests"], r["max_flushers"]
+
+
+def run_order(configs) -> list:
+    """The order the configurations run in: native first (the cheapest, and what every policy has),
+    then tso, then relaxed; a resumed table (``--resume``) fills in the most telling cells first.
+    The table's own order (``render_markdown``) is the configurations' order, whatever ran first."""
+    return sorted(configs, key=lambda c: MODELS_ORDER.index(c.memory_model))
+
+
 def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, scheduler=None,
-              on_row=None, progress=None, search=None, on_replay=None) -> dict:
+              on_row=None, progress=None, search=None, on_replay=None, done_rows=()) -> dict:
     """Run every configuration (and max-flushers 1 where unlimited breaks); the table's document.
     ``search`` is scope.search_scope unless given; ``on_row(row, doc, done, total)`` after each row,
     ``doc`` the table so far (a long run leaves a partial table that says so); ``progress`` is handed
-    to each search; ``on_replay(row, replay_doc)`` keeps a violation's replay file, returns its path."""
+    to each search; ``on_replay(row, replay_doc)`` keeps a violation's replay file, returns its path.
+    ``done_rows``: complete rows of an earlier run of the same table (``--resume``: same command, same
+    code, checked by the caller), kept as they are instead of running their configuration again."""
     if search is None:
         from smpemu.search.scope import search_scope as search
     from smpemu.search.scope import ScopeSettings
 
     configs = configurations(names)
+    kept = {_rkey(r): r for r in done_rows if r.get("complete")}
     rows, t0 = [], time.monotonic()
-    todo = [(c, None) for c in configs]
+    todo = [(c, None) for c in run_order(configs)]
     i = 0
 
     def doc():
@@ -192,19 +206,24 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
             "scope": scope, "bound": bound, "jobs": jobs, "timeout_s": timeout, "policies": list(names),
             "configurations": [dataclasses.asdict(c) for c in configs], "rule": RULE_TEXT, "rows": list(rows),
             "finished": finished, "complete": finished and all(r["complete"] for r in rows),
-            "elapsed_s": round(time.monotonic() - t0, 1),
+            "elapsed_s": round(time.monotonic() - t0 + sum(r["elapsed_s"] for r in rows if r.get("resumed")), 1),
+            "fingerprint": code_fingerprint(),
         }
 
     while i < len(todo):
         cfg, mf = todo[i]
-        st = ScopeSettings(policy=cfg.policy, scope=scope, bound=bound, max_flushers=mf,
-                           memory_model=cfg.memory_model, requests=cfg.requests, notifier=cfg.notifier,
-                           jobs=jobs, timeout=timeout, scheduler=scheduler)
-        res = search(st, progress=progress) if progress else search(st)
-        row = row_of(cfg, mf, res)
+        row = kept.get((cfg.policy, cfg.memory_model, cfg.notifier, cfg.requests, mf))
+        if row is not None:
+            row = dict(row, resumed=True)
+        else:
+            st = ScopeSettings(policy=cfg.policy, scope=scope, bound=bound, max_flushers=mf,
+                               memory_model=cfg.memory_model, requests=cfg.requests, notifier=cfg.notifier,
+                               jobs=jobs, timeout=timeout, scheduler=scheduler)
+            res = search(st, progress=progress) if progress else search(st)
+            row = row_of(cfg, mf, res)
+            if on_replay is not None and res.violation is not None and res.violation.replay_doc:
+                row["replay_file"] = on_replay(row, res.violation.replay_doc)
         rows.append(row)
-        if on_replay is not None and res.violation is not None and res.violation.replay_doc:
-            row["replay_file"] = on_replay(row, res.violation.replay_doc)
         if mf is None and row["violation"] is not None:
             # where the seed's one-flusher setting can change the verdict: right after its unlimited row
             todo.insert(i + 1, (cfg, SEED_MAX_FLUSHERS))
@@ -212,6 +231,57 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
         if on_row:
             on_row(row, doc(), i, len(todo))
     return doc()
+
+
+# what a verdict does not depend on: the commands' option parsing, printing and rendering, and the
+# packages the scope search never imports; every other source file is in the fingerprint
+_NOT_VERDICT_CODE = {"smpemu/cli.py", "smpemu/search/check_cmd.py", "smpemu/search/scope_cmd.py",
+                     "smpemu/search/replay_cmd.py", "smpemu/search/stress_cmd.py", "smpemu/search/verdicts.py",
+                     "smpemu/harness/clihelp.py", "smpemu/harness/outputs.py", "smpemu/harness/report.py",
+                     "smpemu/harness/explain.py", "smpemu/harness/status.py", "smpemu/harness/guest_report.py"}
+_NOT_VERDICT_DIRS = ("smpemu/study/", "smpemu/litmus/")
+
+
+def code_fingerprint() -> str:
+    """A hash of the source a verdict depends on (smpemu/ and workloads/, without ``_NOT_VERDICT_CODE``):
+    ``--resume`` keeps an earlier run's rows only when it is the same, so a table is never a mix of
+    what two versions of the protocol, the explorer or the enumeration computed."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for top in ("smpemu", "workloads"):
+        for f in sorted((root / top).rglob("*.py")):
+            rel = f.relative_to(root).as_posix()
+            if rel in _NOT_VERDICT_CODE or rel.startswith(_NOT_VERDICT_DIRS):
+                continue
+            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def resumable_rows(path: str, scope: int, bound: int, names, timeout) -> list:
+    """The complete rows of ``path`` (an earlier --json of this very table), for ``--resume``; [] if the
+    file does not exist yet.  A file of another table or of other code is a usage error, not ignored."""
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        saved = (doc["scope"], doc["bound"], doc["policies"], [Config(**c) for c in doc["configurations"]])
+        rows = list(doc["rows"])
+        fp = doc.get("fingerprint")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--resume: {path} is not a saved smpemu verdicts table ({e})") from None
+    if saved != (scope, bound, list(names), configurations(names)):
+        raise UsageError(f"--resume: {path} is another table (scope {saved[0]}, bound {saved[1]}, "
+                         f"{len(saved[3])} configurations); resume it with its own command, or run without --resume")
+    if doc.get("timeout_s") != timeout:
+        raise UsageError(f"--resume: {path} was made with --timeout {doc.get('timeout_s')}; give the same")
+    if fp != code_fingerprint():
+        raise UsageError(f"--resume: {path} was computed by other code (fingerprint {fp}, now "
+                         f"{code_fingerprint()}): its rows would mix two versions; run without --resume")
+    return [r for r in rows if r.get("complete")]
 
 
 def exit_code(doc) -> int:
@@ -246,7 +316,10 @@ def _key(r):
 
 
 def render_markdown(doc, command: str) -> str:
-    rows = doc["rows"]
+    order = {(c["policy"], c["memory_model"], c["notifier"], c["requests"]): i
+             for i, c in enumerate(doc["configurations"])}
+    # the configurations' order, however the run was ordered (run_order) or resumed
+    rows = sorted(doc["rows"], key=lambda r: (order.get(_key(r), len(order)), r["max_flushers"] is not None))
     scope, bound = doc["scope"], doc["bound"]
     unl = {_key(r): r for r in rows if r["max_flushers"] is None}
     one = {_key(r): r for r in rows if r["max_flushers"] == SEED_MAX_FLUSHERS}
@@ -309,8 +382,11 @@ def render_markdown(doc, command: str) -> str:
             "|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(_row_head(r) + f"{r['scenarios']:,} of {r['total']:,} | {r['schedules']:,} |")
+    resumed = sum(1 for r in rows if r.get("resumed"))
     out += ["", TIMES_BEGIN, "", f"Time: {doc['elapsed_s']:,.1f} s in all, --jobs {doc['jobs']} (wall clock, "
-            f"a loaded 2-core machine: noisy).", "",
+            f"a loaded 2-core machine: noisy)"
+            + (f"; {resumed} rows were computed by earlier runs of the same command and code (--resume), "
+               f"their times are theirs" if resumed else "") + ".", "",
             "| policy | memory model | notifier | requests | max-flushers | s |", "|---|---|---|---|---|---|"]
     for r in rows:
         out.append(_row_head(r) + f"{r['elapsed_s']:,.1f} |")
@@ -386,7 +462,10 @@ def register(app, out, err, guard) -> None:
     @app.command("verdicts", epilog="Examples:\n\n# the table of docs/verdicts.md (scope 2; at the default scope, 3, "
                  "each configuration takes minutes: docs/check.md)\nsmpemu verdicts --scope 2 --jobs 2 --markdown "
                  "docs/verdicts.md\n\n# two policies, a small scope, as JSON\n"
-                 "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# only the list of "
+                 "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# the default-scope table over "
+                 "several sittings: the same command again continues it (the rows done are kept)\n"
+                 "smpemu verdicts --scope default --jobs 2 --json docs/verdicts-default.json --markdown "
+                 "docs/verdicts-default.md --resume\n\n# only the list of "
                  "configurations\nsmpemu verdicts --list-configs")
     @guard
     def verdicts(
@@ -406,6 +485,9 @@ def register(app, out, err, guard) -> None:
         list_configs: bool = typer.Option(False, "--list-configs", help="Print the configurations and exit."),
         render: Optional[str] = typer.Option(None, "--render", help="Only render the table of a saved --json "
                                              "file again (with --markdown), running nothing."),
+        resume: bool = typer.Option(False, "--resume", help="Keep the complete rows of the --json file (an "
+                                    "earlier run of this very command, interrupted or partial, by the same "
+                                    "code) and run only the others."),
     ):
         """The policy table, computed: every policy under every setting where its verdict can change,
         each a scope search (smpemu check --scope); docs/verdicts.md."""
@@ -439,6 +521,9 @@ def register(app, out, err, guard) -> None:
                 check_writable(path, opt)
         if replay_dir and not os.path.isdir(replay_dir):
             raise UsageError(f"--replay-dir {replay_dir}: not a directory")
+        if resume and not json_out:
+            raise UsageError("--resume continues the table of the --json file: give --json FILE")
+        done_rows = resumable_rows(json_out, n, bound, names, timeout) if resume else []
 
         def on_replay(row, replay_doc):
             from smpemu.search.replay_file import write_doc
@@ -452,7 +537,9 @@ def register(app, out, err, guard) -> None:
         configs = configurations(names)
         command = command_line(scope, bound, names, timeout)
         out.print(f"verdicts: {len(names)} policies, {len(configs)} configurations (+ max-flushers 1 where one "
-                  f"breaks), scope {n}, bound {bound}, --jobs {jobs}", markup=False)
+                  f"breaks), scope {n}, bound {bound}, --jobs {jobs}"
+                  + (f"; {len(done_rows)} complete rows kept from {json_out} (--resume)" if resume else ""),
+                  markup=False)
         status = Status("verdicts", enabled=not err.is_terminal)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                       "{task.total} configurations"), TextColumn("{task.fields[inner]}"), TimeElapsedColumn(),
@@ -464,6 +551,8 @@ def register(app, out, err, guard) -> None:
                 if not so_far["finished"]:
                     _write(so_far, command, markdown, json_out)  # a long run leaves a partial table
                 mf = "" if row["max_flushers"] is None else f", max-flushers {row['max_flushers']}"
+                if row.get("resumed"):
+                    mf += " (kept: --resume)"
                 out.print(f"  {row['policy']} {row['memory_model']} notifier {row['notifier']} requests "
                           f"{row['requests']}{mf}: {cell(row)} ({row['scenarios']:,} scenarios, "
                           f"{row['schedules']:,} schedules, {row['elapsed_s']:,.1f} s)", markup=False,
@@ -476,7 +565,7 @@ def register(app, out, err, guard) -> None:
                 status(lambda: f"{prog.tasks[0].completed}/{prog.tasks[0].total} configurations; {text}")
 
             doc = run_table(names, n, bound, jobs=jobs, timeout=timeout, scheduler=scheduler, on_row=on_row,
-                            progress=progress, on_replay=on_replay if replay_dir else None)
+                            progress=progress, on_replay=on_replay if replay_dir else None, done_rows=done_rows)
         md = _write(doc, command, markdown, json_out)
         out.print(verdict_content(md), markup=False, highlight=False, soft_wrap=True)
         if not doc["complete"]:
@@ -484,5 +573,6 @@ def register(app, out, err, guard) -> None:
         raise typer.Exit(exit_code(doc))
 
 
-__all__ = ["configurations", "memory_models", "own_memory_ops", "run_table", "render_markdown",
+__all__ = ["configurations", "memory_models", "own_memory_ops", "run_table", "run_order", "code_fingerprint",
+           "resumable_rows", "render_markdown",
            "verdict_content", "table_block", "register"]
