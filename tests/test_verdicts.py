@@ -257,3 +257,60 @@ def test_fingerprint_covers_the_protocol_not_the_printing():
     assert {"smpemu/kvm/mmu.py", "smpemu/search/scope_enum.py", "smpemu/search/explore.py",
             "workloads/script.py"} <= covered - V._NOT_VERDICT_CODE
     assert V._NOT_VERDICT_CODE <= covered  # no stale name in the exclusions
+
+
+def test_an_interrupted_search_stops_the_table():
+    """Ctrl-C (or SIGTERM) stops the search it lands in, and the table stops there: the rows so far,
+    PARTIAL, the interruption's exit code; --resume would run the interrupted row again."""
+    from smpemu.search.scope_types import ScopeResult
+
+    calls = []
+    inner = _fake_search(calls)
+
+    def search(st):
+        if len(calls) == 2:
+            calls.append(st)
+            r = ScopeResult(st, False, 1, 5, 3, 0.1, None, incomplete_reason="interrupted (SIGINT)")
+            r.interrupted = "SIGINT"
+            return r
+        return inner(st)
+
+    doc = V.run_table(["eager", "deferred-v4"], 2, 1, search=search)
+    assert len(calls) == 3 and len(doc["rows"]) == 3 and doc["interrupted"] == "SIGINT"
+    assert not doc["finished"] and not doc["rows"][-1]["complete"] and V.exit_code(doc) == 130
+    assert "PARTIAL: 3 rows so far" in V.render_markdown(doc, "x")
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_leaves_a_table_that_resume_continues(tmp_path):
+    """SIGINT during a row: exit 130, INCOMPLETE on stderr, the table so far in the --json file
+    (written whole), whose complete rows --resume keeps.  The signal is sent once the first row
+    (mmu-lock's 2009 lost flush, seconds) is printed; its one-flusher row at scope 3 takes minutes."""
+    import json
+    import signal
+    import time
+
+    js = tmp_path / "t.json"
+    p = subprocess.Popen([sys.executable, "-u", "-m", "smpemu.cli", "verdicts", "--scope", "3", "--policy",
+                          "mmu-lock", "--jobs", "1", "--json", str(js)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        t0 = time.monotonic()
+        for line in p.stdout:
+            if line.startswith("  mmu-lock "):
+                break
+            assert time.monotonic() - t0 < 150, "no row in 150 s"
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    assert p.returncode == 130, (rest, err)
+    assert "INCOMPLETE: interrupted (SIGINT)" in err and "Traceback" not in err, err
+    doc = json.loads(js.read_text())
+    # the signal lands in the second search (its row: incomplete) or just before it (no second row)
+    assert doc["interrupted"] == "SIGINT" and doc["rows"][0]["complete"] and len(doc["rows"]) in (1, 2)
+    assert all(not r["complete"] for r in doc["rows"][1:])
+    assert len(V.resumable_rows(str(js), 3, 1, ["mmu-lock"], None)) == 1
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(p.pid) in f]

@@ -192,17 +192,18 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
     code, checked by the caller), kept as they are instead of running their configuration again."""
     if search is None:
         from smpemu.search.scope import search_scope as search
-    from smpemu.search.scope import ScopeSettings
 
     configs = configurations(names)
     kept = {_rkey(r): r for r in done_rows if r.get("complete")}
     rows, t0 = [], time.monotonic()
     todo = [(c, None) for c in run_order(configs)]
     i = 0
+    interrupted = None  # "SIGINT"/"SIGTERM": a search was stopped, and the table stops there
 
     def doc():
-        finished = i == len(todo)
+        finished = i == len(todo) and interrupted is None
         return {
+            "interrupted": interrupted,
             "scope": scope, "bound": bound, "jobs": jobs, "timeout_s": timeout, "policies": list(names),
             "configurations": [dataclasses.asdict(c) for c in configs], "rule": RULE_TEXT, "rows": list(rows),
             "finished": finished, "complete": finished and all(r["complete"] for r in rows),
@@ -211,26 +212,46 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
         }
 
     while i < len(todo):
-        cfg, mf = todo[i]
-        row = kept.get((cfg.policy, cfg.memory_model, cfg.notifier, cfg.requests, mf))
-        if row is not None:
-            row = dict(row, resumed=True)
-        else:
-            st = ScopeSettings(policy=cfg.policy, scope=scope, bound=bound, max_flushers=mf,
-                               memory_model=cfg.memory_model, requests=cfg.requests, notifier=cfg.notifier,
-                               jobs=jobs, timeout=timeout, scheduler=scheduler)
-            res = search(st, progress=progress) if progress else search(st)
-            row = row_of(cfg, mf, res)
-            if on_replay is not None and res.violation is not None and res.violation.replay_doc:
-                row["replay_file"] = on_replay(row, res.violation.replay_doc)
-        rows.append(row)
-        if mf is None and row["violation"] is not None:
-            # where the seed's one-flusher setting can change the verdict: right after its unlimited row
-            todo.insert(i + 1, (cfg, SEED_MAX_FLUSHERS))
-        i += 1
-        if on_row:
-            on_row(row, doc(), i, len(todo))
+        try:
+            row = _run_row(todo, i, kept, search, progress, on_replay, scope, bound, jobs, timeout, scheduler)
+            rows.append(row)
+            if row.pop("_interrupted", None):  # Ctrl-C or SIGTERM stopped this search: stop the table
+                interrupted = row["interrupted"]
+                break
+            i += 1
+            if on_row:
+                on_row(row, doc(), i, len(todo))
+        except (KeyboardInterrupt, SystemExit) as e:  # between two searches (a search catches its own)
+            interrupted = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+            break
     return doc()
+
+
+def _run_row(todo, i, kept, search, progress, on_replay, scope, bound, jobs, timeout, scheduler) -> dict:
+    """Configuration ``todo[i]``'s row: kept from an earlier run, or searched; where unlimited breaks, its
+    one-flusher configuration is queued right after it."""
+    from smpemu.search.scope import ScopeSettings
+
+    cfg, mf = todo[i]
+    row = kept.get((cfg.policy, cfg.memory_model, cfg.notifier, cfg.requests, mf))
+    if row is not None:
+        row = dict(row, resumed=True)
+    else:
+        st = ScopeSettings(policy=cfg.policy, scope=scope, bound=bound, max_flushers=mf,
+                           memory_model=cfg.memory_model, requests=cfg.requests, notifier=cfg.notifier,
+                           jobs=jobs, timeout=timeout, scheduler=scheduler)
+        res = search(st, progress=progress) if progress else search(st)
+        row = row_of(cfg, mf, res)
+        if getattr(res, "interrupted", None):
+            row["interrupted"] = res.interrupted
+            row["_interrupted"] = True
+            return row
+        if on_replay is not None and res.violation is not None and res.violation.replay_doc:
+            row["replay_file"] = on_replay(row, res.violation.replay_doc)
+    if mf is None and row["violation"] is not None:
+        # where the seed's one-flusher setting can change the verdict: right after its unlimited row
+        todo.insert(i + 1, (cfg, SEED_MAX_FLUSHERS))
+    return row
 
 
 # what a verdict does not depend on: the commands' option parsing, printing and rendering, and the
@@ -285,6 +306,8 @@ def resumable_rows(path: str, scope: int, bound: int, names, timeout) -> list:
 
 
 def exit_code(doc) -> int:
+    if doc.get("interrupted"):
+        return {"SIGINT": 130, "SIGTERM": 143}[doc["interrupted"]]
     return EXIT_OK if doc["complete"] else EXIT_ABORTED
 
 
@@ -445,13 +468,24 @@ def rerender(path: str) -> dict:
 def _write(doc, command, markdown, json_out) -> str:
     doc["command"] = command
     md = render_markdown(doc, command)
+    # written whole or not at all (a temporary file renamed over it): a run killed while it writes
+    # leaves the previous table, which --resume reads
     if markdown:
-        with open(markdown, "w") as f:
-            f.write(md)
+        _replace(markdown, md)
     if json_out:
-        with open(json_out, "w") as f:
-            json.dump(doc, f, indent=1)
+        _replace(json_out, json.dumps(doc, indent=1))
     return md
+
+
+def _replace(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # -- the command ---------------------------------------------------------------------------------------------
@@ -568,7 +602,11 @@ def register(app, out, err, guard) -> None:
                             progress=progress, on_replay=on_replay if replay_dir else None, done_rows=done_rows)
         md = _write(doc, command, markdown, json_out)
         out.print(verdict_content(md), markup=False, highlight=False, soft_wrap=True)
-        if not doc["complete"]:
+        if doc.get("interrupted"):
+            where = f" (--resume with --json {json_out} continues it)" if json_out else ""
+            err.print(f"smpemu verdicts: INCOMPLETE: interrupted ({doc['interrupted']}) after {len(doc['rows'])} "
+                      f"rows; the table so far is written{where}", markup=False)
+        elif not doc["complete"]:
             err.print("smpemu verdicts: INCOMPLETE: a row did not finish (the table says which)", markup=False)
         raise typer.Exit(exit_code(doc))
 
