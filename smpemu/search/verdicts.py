@@ -199,6 +199,7 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
     todo = [(c, None) for c in run_order(configs)]
     i = 0
     interrupted = None  # "SIGINT"/"SIGTERM": a search was stopped, and the table stops there
+    fingerprint = code_fingerprint()  # of the code that runs now: files edited during the run do not count
 
     def doc():
         finished = i == len(todo) and interrupted is None
@@ -208,7 +209,7 @@ def run_table(names, scope: int, bound: int, jobs: int = 1, timeout=None, schedu
             "configurations": [dataclasses.asdict(c) for c in configs], "rule": RULE_TEXT, "rows": list(rows),
             "finished": finished, "complete": finished and all(r["complete"] for r in rows),
             "elapsed_s": round(time.monotonic() - t0 + sum(r["elapsed_s"] for r in rows if r.get("resumed")), 1),
-            "fingerprint": code_fingerprint(),
+            "fingerprint": fingerprint,
         }
 
     while i < len(todo):
