@@ -122,6 +122,7 @@ def test_cli_minimal_scenario_files_and_replay_on_real_processes(tmp_path):
     assert "minimal scenario: 2 operations" in p.stdout
     d = json.loads(js.read_text())
     assert d["scope"] == 2 and d["max_flushers"] is None and d["scenarios"] > 0 and "scenarios_per_s" in d
+    assert (d["vcpus"], d["hosts"], d["pages"], d["procs"]) == (1, 2, 2, 2)
     assert d["violation"]["scenario"] == json.loads(sc.read_text())
     p2 = _cli("check", "--policy", "mmu-lock", "--notifier", "2009", "--scenario", str(sc))
     assert p2.returncode == 3, p2.stdout + p2.stderr
