@@ -314,3 +314,11 @@ def test_ctrl_c_leaves_a_table_that_resume_continues(tmp_path):
     assert all(not r["complete"] for r in doc["rows"][1:])
     assert len(V.resumable_rows(str(js), 3, 1, ["mmu-lock"], None)) == 1
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("smpemu-") and str(p.pid) in f]
+
+
+def test_code_of_ignores_prose_not_code():
+    a = 'def f(x):\n    """Doc."""\n    # a comment\n    return x + 1\n'
+    b = 'def f(x):\n    """Another doc, longer."""\n\n    return x + 1  # another comment\n'
+    c = 'def f(x):\n    """Doc."""\n    return x + 2\n'
+    assert V.code_of(a) == V.code_of(b) != V.code_of(c)
+    assert V.code_of('"""Module doc."""\nX = 1\n') == V.code_of("X = 1\n")

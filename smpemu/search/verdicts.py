@@ -265,9 +265,11 @@ _NOT_VERDICT_DIRS = ("smpemu/study/", "smpemu/litmus/")
 
 
 def code_fingerprint() -> str:
-    """A hash of the source a verdict depends on (smpemu/ and workloads/, without ``_NOT_VERDICT_CODE``):
+    """A hash of the code a verdict depends on (smpemu/ and workloads/, without ``_NOT_VERDICT_CODE``):
     ``--resume`` keeps an earlier run's rows only when it is the same, so a table is never a mix of
-    what two versions of the protocol, the explorer or the enumeration computed."""
+    what two versions of the protocol, the explorer or the enumeration computed.  Of each file's
+    syntax tree without docstrings (``code_of``): comments, docstrings and layout do not count, as
+    they cannot change what runs, so a table made over several sittings survives an edit of prose."""
     import hashlib
     from pathlib import Path
 
@@ -278,8 +280,19 @@ def code_fingerprint() -> str:
             rel = f.relative_to(root).as_posix()
             if rel in _NOT_VERDICT_CODE or rel.startswith(_NOT_VERDICT_DIRS):
                 continue
-            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(rel.encode() + b"\0" + code_of(f.read_text()).encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def code_of(source: str) -> str:
+    """What of ``source`` can run: its syntax tree (no comments, no positions) without docstrings."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
+                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:]  # the docstring (a later string statement is code: it stays)
+    return ast.dump(tree)
 
 
 def resumable_rows(path: str, scope: int, bound: int, names, timeout) -> list:
