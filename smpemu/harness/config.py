@@ -6,7 +6,6 @@ with one ``validate()`` keeps bad input from ever reaching the processes.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict, dataclass, field
 

@@ -23,8 +23,6 @@ one-line status goes to stderr every few seconds.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import signal
 import sys

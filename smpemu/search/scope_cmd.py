@@ -94,7 +94,8 @@ def as_dict(r: ScopeResult) -> dict:
         "explored_ops": r.explored_ops, "schedules": r.schedules, "elapsed_s": round(r.elapsed, 3),
         "scenarios_per_s": round(r.scenarios / max(r.elapsed, 1e-9), 1), "sizes": r.sizes,
         "violation": None if v is None else {
-            **v.violation, "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions - v.drains, "drains": v.drains,
+            **v.violation, "kind": v.kind, "ops": v.ops, "drains": v.drains,
+            "preemptions": v.preemptions if v.marked_preemptions is None else v.marked_preemptions,
             "level": v.preemptions, "steps": v.steps,
             "described": v.described, "scenario": v.scenario},
     }

@@ -268,13 +268,13 @@ def _violation(st: ScopeSettings, s: Scn, n: int) -> ScopeViolation:
     doc = counterexample._replay_doc(cr, proto, sc)
     v = {k: m.violation.get(k) for k in ("kind", "vcpu", "slot", "gfn", "pfn")}
     tr = cr.counterexample.get("trace")
-    cost, drains = f"{m.bound} preemptions", 0
+    cost, marked, drains = f"{m.bound} preemptions", m.bound, 0
     if tr is not None:
         from smpemu.harness import explain
 
-        cost, drains = explain.counts_text(tr), explain.counts(tr)[1]
+        cost, (marked, drains, _) = explain.counts_text(tr), explain.counts(tr)
     return ScopeViolation(m.violation["kind"], to_script(s, st.bound), n, m.bound, m.steps, doc,
-                          describe(s), cr.counterexample["rendered"], v, cost, drains)
+                          describe(s), cr.counterexample["rendered"], v, cost, drains, marked)
 
 
 if __name__ == "__main__":

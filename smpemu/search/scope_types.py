@@ -45,7 +45,10 @@ class ScopeViolation:
     rendered: str = ""  # the counterexample as CPU columns
     violation: dict = field(default_factory=dict)  # kind, vcpu, slot, gfn, pfn
     cost: str = ""  # as the diagram marks them: "1 preemption", "0 preemptions, 1 drain" (harness/explain.py)
-    drains: int = 0  # of ``preemptions`` (the explorer's level: a drain out of order counts as one), the drains
+    drains: int = 0  # store-buffer drains the counterexample's diagram marks (in order or not)
+    # The preemptions the diagram marks.  Not ``preemptions - drains``: ``preemptions`` is the explorer's
+    # level, where only a drain out of order costs one, so a drain in order would make that negative.
+    marked_preemptions: int | None = None
 
 
 @dataclass

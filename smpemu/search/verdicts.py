@@ -165,7 +165,8 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
         "elapsed_s": round(res.elapsed, 1),
         "explored_ops": getattr(res, "explored_ops", None),
         "violation": None if v is None else {
-            "kind": v.kind, "ops": v.ops, "preemptions": v.preemptions - v.drains, "drains": v.drains,
+            "kind": v.kind, "ops": v.ops, "drains": v.drains,
+            "preemptions": v.preemptions if v.marked_preemptions is None else v.marked_preemptions,
             "steps": v.steps, "scenario": v.scenario,
             "described": getattr(v, "described", "")},
     }

@@ -17,7 +17,6 @@ ratio, target, met), and ``--json FILE`` writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from smpemu.study.bench import guest_steps, ipi_latency, runs
