@@ -34,7 +34,7 @@ PAGES = (U, M)
 class Start(NamedTuple):
     pages: int  # 1: U; 2: U and M (both mapped and touched, writable, by vCPU0 in its setup)
     dirty: int  # the policy's dirty flag / counter at the start (script "dirty")
-    procs: int = 1  # 2: the two-process start (REUSED): U's frame reused as process 2's page table
+    procs: int = 1  # 2: the two-process start (reused_letters): U's frame reused as process 2's page table
 
 
 # the two-process start comes last: the one-process starts' enumeration order (and so which of equal-cost
