@@ -8,7 +8,6 @@ width rather than cut.
 
 from __future__ import annotations
 
-
 from rich.console import Console
 from rich.table import Table
 

@@ -82,6 +82,12 @@ def filters_line(st: ScopeSettings) -> str:
             f"{st.policy}), canonical up to renaming (docs/check.md)")
 
 
+def shown_preemptions(v) -> int:
+    """A minimal scenario's preemptions as its counterexample marks them (the explorer's level when
+    it has no diagram), for the JSON and the verdicts table alike."""
+    return v.preemptions if v.marked_preemptions is None else v.marked_preemptions
+
+
 def as_dict(r: ScopeResult) -> dict:
     st = r.settings
     v = r.violation
@@ -94,8 +100,7 @@ def as_dict(r: ScopeResult) -> dict:
         "explored_ops": r.explored_ops, "schedules": r.schedules, "elapsed_s": round(r.elapsed, 3),
         "scenarios_per_s": round(r.scenarios / max(r.elapsed, 1e-9), 1), "sizes": r.sizes,
         "violation": None if v is None else {
-            **v.violation, "kind": v.kind, "ops": v.ops, "drains": v.drains,
-            "preemptions": v.preemptions if v.marked_preemptions is None else v.marked_preemptions,
+            **v.violation, "kind": v.kind, "ops": v.ops, "preemptions": shown_preemptions(v), "drains": v.drains,
             "level": v.preemptions, "steps": v.steps,
             "described": v.described, "scenario": v.scenario},
     }

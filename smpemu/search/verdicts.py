@@ -156,6 +156,8 @@ def parse_scope(text, default_scope: int) -> int:
 
 def row_of(cfg: Config, max_flushers, res) -> dict:
     """One table row from a scope.ScopeResult."""
+    from smpemu.search.scope_cmd import shown_preemptions
+
     v = res.violation
     return {
         "policy": cfg.policy, "memory_model": cfg.memory_model, "notifier": cfg.notifier,
@@ -165,8 +167,7 @@ def row_of(cfg: Config, max_flushers, res) -> dict:
         "elapsed_s": round(res.elapsed, 1),
         "explored_ops": getattr(res, "explored_ops", None),
         "violation": None if v is None else {
-            "kind": v.kind, "ops": v.ops, "drains": v.drains,
-            "preemptions": v.preemptions if v.marked_preemptions is None else v.marked_preemptions,
+            "kind": v.kind, "ops": v.ops, "preemptions": shown_preemptions(v), "drains": v.drains,
             "steps": v.steps, "scenario": v.scenario,
             "described": getattr(v, "described", "")},
     }
