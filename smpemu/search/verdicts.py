@@ -50,7 +50,7 @@ import textwrap
 import time
 from typing import Optional
 
-from smpemu.errors import EXIT_ABORTED, EXIT_OK, UsageError
+from smpemu.errors import EXIT_ABORTED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, UsageError
 from smpemu.kvm import policies
 from smpemu.kvm.policies.base import Policy
 
@@ -257,12 +257,14 @@ def _run_row(todo, i, kept, search, progress, on_replay, scope, bound, jobs, tim
     return row
 
 
-# what a verdict does not depend on: the commands' option parsing, printing and rendering, and the
-# packages the scope search never imports; every other source file is in the fingerprint
+# what a verdict does not depend on: the commands' option parsing, printing and rendering, the
+# confirmation of a finished table (confirm.py), and the packages the scope search never imports;
+# every other source file is in the fingerprint
 _NOT_VERDICT_CODE = {"smpemu/cli.py", "smpemu/search/check_cmd.py", "smpemu/search/scope_cmd.py",
                      "smpemu/search/replay_cmd.py", "smpemu/search/stress_cmd.py", "smpemu/search/verdicts.py",
                      "smpemu/harness/clihelp.py", "smpemu/harness/outputs.py", "smpemu/harness/report.py",
-                     "smpemu/harness/explain.py", "smpemu/harness/status.py", "smpemu/harness/guest_report.py"}
+                     "smpemu/harness/explain.py", "smpemu/harness/status.py", "smpemu/harness/guest_report.py",
+                     "smpemu/search/confirm.py"}
 _NOT_VERDICT_DIRS = ("smpemu/study/", "smpemu/litmus/")
 
 
@@ -515,7 +517,9 @@ def register(app, out, err, guard) -> None:
                  "smpemu verdicts --scope 1 --policy eager,mmu-lock --json v.json\n\n# the default-scope table over "
                  "several sittings: the same command again continues it (the rows done are kept)\n"
                  "smpemu verdicts --scope default --jobs 2 --json docs/verdicts-default.json --markdown "
-                 "docs/verdicts-default.md --resume\n\n# only the list of "
+                 "docs/verdicts-default.md --resume\n\n# every minimal breaking scenario of a saved table, "
+                 "re-derived and replayed on real processes\nsmpemu verdicts --confirm docs/verdicts-default.json"
+                 "\n\n# only the list of "
                  "configurations\nsmpemu verdicts --list-configs")
     @guard
     def verdicts(
@@ -535,6 +539,11 @@ def register(app, out, err, guard) -> None:
         list_configs: bool = typer.Option(False, "--list-configs", help="Print the configurations and exit."),
         render: Optional[str] = typer.Option(None, "--render", help="Only render the table of a saved --json "
                                              "file again (with --markdown), running nothing."),
+        confirm: Optional[str] = typer.Option(None, "--confirm", help="Run no search: take a saved --json "
+                                              "table and, for each row with a violation, re-derive its minimal "
+                                              "scenario (check --scenario) and replay it on real processes "
+                                              "(smpemu replay); exit 0 when every one reproduces, 4 if one does "
+                                              "not.  With --json F, the results go to F; --policy keeps some."),
         resume: bool = typer.Option(False, "--resume", help="Keep the complete rows of the --json file (an "
                                     "earlier run of this very command, interrupted or partial, by the same "
                                     "code) and run only the others."),
@@ -552,6 +561,10 @@ def register(app, out, err, guard) -> None:
                 out.print(f"{c.policy}: {c.label()}", markup=False, highlight=False)
             out.print(f"rule: {RULE_TEXT}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_OK)
+        if confirm:
+            if render or resume or markdown or replay_dir:
+                raise UsageError("--confirm runs no search: it takes only --policy and --json")
+            raise typer.Exit(_confirm(out, err, confirm, names if policy else None, json_out))
         if render:
             doc = rerender(render)
             md = _write(doc, doc.get("command", "smpemu verdicts"), markdown, None)
@@ -625,6 +638,66 @@ def register(app, out, err, guard) -> None:
         elif not doc["complete"]:
             err.print("smpemu verdicts: INCOMPLETE: a row did not finish (the table says which)", markup=False)
         raise typer.Exit(exit_code(doc))
+
+
+def _confirm(out, err, path: str, names, json_out) -> int:
+    """``--confirm``: every violation row of the table at ``path``, re-derived and replayed (search/confirm.py)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from smpemu.errors import read_json_object
+    from smpemu.harness.config import check_writable
+    from smpemu.harness.report import write_json
+    from smpemu.harness.status import Status
+    from smpemu.search.confirm import confirm_row, violation_rows
+
+    if json_out:
+        check_writable(json_out, "--json")
+    doc = read_json_object(path, "verdicts table")
+    if not isinstance(doc.get("rows"), list) or not isinstance(doc.get("bound"), int):
+        raise UsageError(f"--confirm {path}: not a saved smpemu verdicts table (smpemu verdicts --json)")
+    try:
+        rows = violation_rows(doc, names)
+        bad = [r for r in rows if not isinstance(r["violation"].get("scenario"), dict)]
+    except (KeyError, TypeError, AttributeError) as e:
+        bad, rows = [e], []
+    if bad:
+        raise UsageError(f"--confirm {path}: a row without its minimal scenario ({bad[0]!r:.80})")
+    fp = code_fingerprint()
+    out.print(f"confirm {path}: {len(rows)} rows with a minimal breaking scenario (of {len(doc['rows'])}), "
+              f"bound {doc['bound']}", markup=False)
+    if doc.get("fingerprint") != fp:
+        out.print(f"note: the table was computed by other code (fingerprint {doc.get('fingerprint')}, now {fp}); "
+                  "a row the code no longer finds is reported, not hidden", markup=False)
+    results, stopped = [], None
+    status = Status("confirm", enabled=not err.is_terminal)
+    t0 = time.monotonic()
+    with Progress(TextColumn("[bold]confirm"), BarColumn(), TextColumn("{task.completed}/{task.total} rows"),
+                  TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as prog:
+        task = prog.add_task("confirm", total=len(rows))
+        for i, row in enumerate(rows):
+            status(lambda: f"{i}/{len(rows)} rows")
+            res = confirm_row(row, doc["bound"])
+            if res["interrupted"]:
+                stopped = res["interrupted"]
+                break
+            results.append(res)
+            prog.update(task, completed=i + 1)
+            said = ("re-derived; reproduced on real processes" if res["reproduced"] else
+                    f"[red]NOT CONFIRMED[/red]: {res['why']}")
+            out.print(f"  {res['row']}: {res['kind']}: {said}", highlight=False)
+    ok = sum(1 for r in results if r["reproduced"])
+    summary = {"table": path, "table_fingerprint": doc.get("fingerprint"), "fingerprint": fp,
+               "bound": doc["bound"], "rows": results, "confirmed": ok, "total": len(rows),
+               "interrupted": stopped, "elapsed_s": round(time.monotonic() - t0, 1)}
+    if json_out:
+        write_json(summary, json_out)
+    if stopped:
+        err.print(f"smpemu verdicts: INCOMPLETE: interrupted ({stopped}) after {len(results)} of {len(rows)} rows",
+                  markup=False)
+        return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}[stopped]
+    out.print(f"confirmed {ok} of {len(rows)} minimal breaking scenarios: each re-derived by check --scenario and "
+              f"reproduced on real processes ({summary['elapsed_s']:,.1f} s)", markup=False)
+    return EXIT_OK if ok == len(rows) else EXIT_ABORTED
 
 
 __all__ = ["configurations", "memory_models", "own_memory_ops", "run_table", "run_order", "code_fingerprint",
