@@ -642,6 +642,7 @@ def register(app, out, err, guard) -> None:
 
 def _confirm(out, err, path: str, names, json_out) -> int:
     """``--confirm``: every violation row of the table at ``path``, re-derived and replayed (search/confirm.py)."""
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from smpemu.errors import read_json_object
@@ -683,7 +684,7 @@ def _confirm(out, err, path: str, names, json_out) -> int:
             results.append(res)
             prog.update(task, completed=i + 1)
             said = ("re-derived; reproduced on real processes" if res["reproduced"] else
-                    f"[red]NOT CONFIRMED[/red]: {res['why']}")
+                    f"[red]NOT CONFIRMED[/red]: {escape(res['why'])}")
             out.print(f"  {res['row']}: {res['kind']}: {said}", highlight=False)
     ok = sum(1 for r in results if r["reproduced"])
     summary = {"table": path, "table_fingerprint": doc.get("fingerprint"), "fingerprint": fp,
