@@ -34,65 +34,72 @@ def row_label(row: dict) -> str:
 
 
 def confirm_row(row: dict, bound: int, timeout: float | None = 600.0) -> dict:
-    """Re-derive and replay one row's minimal scenario: a dict saying what held (``ok``) and what did not."""
+    """Re-derive and replay one row's minimal scenario: a dict saying what held (``rederived``,
+    ``reproduced``), what did not (``why``), and how long it took."""
+    want = row["violation"]
+    out = {"row": row_label(row), "kind": want["kind"], "rederived": False, "reproduced": False,
+           "why": None, "replay_s": None, "interrupted": None}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="smpemu-confirm-") as d:
+        _confirm_in(d, row, bound, timeout, out)
+    out["elapsed_s"] = round(time.monotonic() - t0, 2)
+    return out
+
+
+def _confirm_in(d: str, row: dict, bound: int, timeout: float | None, out: dict) -> None:
+    """confirm_row's work, its files in directory ``d``; fills ``out`` and stops at the first failure."""
     from smpemu.harness import explain
     from smpemu.search.baton_loop import run
     from smpemu.search.check_cmd import run_check
     from smpemu.search.replay_file import MATCH_KEYS, identity, load_replay, write_doc
 
     want = row["violation"]
-    out = {"row": row_label(row), "kind": want["kind"], "rederived": False, "reproduced": False,
-           "why": None, "replay_s": None, "interrupted": None}
-    t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="smpemu-confirm-") as d:
-        sc_path = os.path.join(d, "minimal.json")
-        with open(sc_path, "w") as f:
-            json.dump(want["scenario"], f)
-        cr = run_check(row["policy"], scenario=sc_path, memory_model=row["memory_model"], requests=row["requests"],
-                       notifier=row["notifier"], bound=bound, timeout=timeout)
-        m = cr.res.minimal
-        if cr.res.interrupted:  # Ctrl-C or SIGTERM during the search: the caller stops there
-            out["interrupted"] = cr.res.interrupted
-            out["why"] = f"interrupted ({cr.res.interrupted})"
-            return out
-        if m is None:
-            out["why"] = ("check --scenario finds no violation" + ("" if cr.res.complete else
-                                                                   " (its search did not complete)"))
-            return out
-        tr = (cr.counterexample or {}).get("trace")
-        pre, drains = explain.counts(tr)[:2] if tr is not None else (m.bound, 0)
-        got = {"kind": m.violation["kind"], "preemptions": pre, "drains": drains, "steps": m.steps}
-        diff = [f"{k} {got[k]} (table {want.get(k)})" for k in got if got[k] != want.get(k)]
-        if diff:
-            out["why"] = "check --scenario finds another minimal counterexample: " + ", ".join(diff)
-            return out
-        out["rederived"] = True
-        rp = os.path.join(d, "replay.json")
-        if not write_doc(cr.replay, rp):
-            out["why"] = "its replay file could not be written"
-            return out
-        cfg, doc = load_replay(rp)
-        t1 = time.monotonic()
-        r = run(cfg)
-        out["replay_s"] = round(time.monotonic() - t1, 2)
-        if r.schedule and r.schedule.get("divergence"):
-            out["why"] = f"the replay diverged: {r.schedule['divergence']}"
-            return out
-        if r.aborted:
-            out["why"] = f"the replay aborted: {r.aborted}"
-            return out
-        ident = identity(r)
-        if ident is None:
-            out["why"] = "not reproduced: no violation on real processes"
-            return out
-        diff = [f"{k} {ident.get(k)} (recorded {doc['violation'].get(k)})" for k in MATCH_KEYS
-                if ident.get(k) != doc["violation"].get(k)]
-        if diff:
-            out["why"] = "a different violation on real processes: " + ", ".join(diff)
-            return out
-        out["reproduced"] = True
-    out["elapsed_s"] = round(time.monotonic() - t0, 2)
-    return out
+    sc_path = os.path.join(d, "minimal.json")
+    with open(sc_path, "w") as f:
+        json.dump(want["scenario"], f)
+    cr = run_check(row["policy"], scenario=sc_path, memory_model=row["memory_model"], requests=row["requests"],
+                   notifier=row["notifier"], bound=bound, timeout=timeout)
+    m = cr.res.minimal
+    if cr.res.interrupted:  # Ctrl-C or SIGTERM during the search: the caller stops there
+        out["interrupted"] = cr.res.interrupted
+        out["why"] = f"interrupted ({cr.res.interrupted})"
+        return
+    if m is None:
+        out["why"] = ("check --scenario finds no violation" + ("" if cr.res.complete else
+                                                               " (its search did not complete)"))
+        return
+    tr = (cr.counterexample or {}).get("trace")
+    pre, drains = explain.counts(tr)[:2] if tr is not None else (m.bound, 0)
+    got = {"kind": m.violation["kind"], "preemptions": pre, "drains": drains, "steps": m.steps}
+    diff = [f"{k} {got[k]} (table {want.get(k)})" for k in got if got[k] != want.get(k)]
+    if diff:
+        out["why"] = "check --scenario finds another minimal counterexample: " + ", ".join(diff)
+        return
+    out["rederived"] = True
+    rp = os.path.join(d, "replay.json")
+    if not write_doc(cr.replay, rp):
+        out["why"] = "its replay file could not be written"
+        return
+    cfg, doc = load_replay(rp)
+    t1 = time.monotonic()
+    r = run(cfg)
+    out["replay_s"] = round(time.monotonic() - t1, 2)
+    if r.schedule and r.schedule.get("divergence"):
+        out["why"] = f"the replay diverged: {r.schedule['divergence']}"
+        return
+    if r.aborted:
+        out["why"] = f"the replay aborted: {r.aborted}"
+        return
+    ident = identity(r)
+    if ident is None:
+        out["why"] = "not reproduced: no violation on real processes"
+        return
+    diff = [f"{k} {ident.get(k)} (recorded {doc['violation'].get(k)})" for k in MATCH_KEYS
+            if ident.get(k) != doc["violation"].get(k)]
+    if diff:
+        out["why"] = "a different violation on real processes: " + ", ".join(diff)
+        return
+    out["reproduced"] = True
 
 
 __all__ = ["violation_rows", "row_label", "confirm_row"]
