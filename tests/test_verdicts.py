@@ -21,6 +21,7 @@ from smpemu.search import verdicts as V
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ROOT / "tests" / "data" / "verdicts-small.md"
+DEFAULT_TABLE = ROOT / "docs" / "verdicts-default.json"  # and its rendering, verdicts-default.md
 
 
 def smpemu(*args, timeout=120):
@@ -169,7 +170,7 @@ def test_readme_shows_the_default_scope_table():
     readme = (ROOT / "README.md").read_text()
     begin = "<!-- verdicts: the verdict part of docs/verdicts-default.md (tests/test_verdicts.py compares) -->"
     shown = readme[readme.index(begin) + len(begin):readme.index("<!-- /verdicts -->")].strip() + "\n"
-    table = (ROOT / "docs" / "verdicts-default.md").read_text()
+    table = DEFAULT_TABLE.with_suffix(".md").read_text()
     assert shown == V.table_block(table)
     # a table cut short says so in its first line, which the README shows
     assert ("PARTIAL" in shown) == any(w in table for w in ("not run", "INCOMPLETE"))
@@ -328,7 +329,6 @@ def test_code_of_ignores_prose_not_code():
 
 # -- --confirm: a saved table's counterexamples on real processes ------------------------------------------------
 
-DEFAULT_TABLE = ROOT / "docs" / "verdicts-default.json"
 
 
 @pytest.mark.timeout(300)
