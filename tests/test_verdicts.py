@@ -7,6 +7,7 @@ the README shows the verdict part of docs/verdicts-default.md as it is.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -174,11 +175,15 @@ def test_readme_shows_the_default_scope_table():
     assert shown == V.table_block(table)
     # a table cut short says so in its first line, which the README shows
     assert ("PARTIAL" in shown) == any(w in table for w in ("not run", "INCOMPLETE"))
+    # and the committed one is whole: the README's text says every configuration was searched
+    assert "PARTIAL" not in shown and "not run" not in table and "INCOMPLETE" not in table
+    saved = json.loads(DEFAULT_TABLE.read_text())
+    assert saved["finished"] and saved["interrupted"] is None
+    assert all(r["complete"] for r in saved["rows"])
 
 
 def test_render_of_saved_rows_checks_the_configurations(tmp_path):
     import dataclasses
-    import json
 
     cfgs = V.configurations(["eager"])
     rows = [_row(c.policy, c.memory_model, c.notifier, c.requests) for c in cfgs]
@@ -231,7 +236,6 @@ def test_resume_keeps_complete_rows_and_runs_the_rest(tmp_path):
 
 
 def test_resume_refuses_another_table_or_other_code(tmp_path):
-    import json
 
     names = ["eager"]
     doc = V.run_table(names, 1, 1, search=_fake_search([]))
@@ -289,7 +293,6 @@ def test_ctrl_c_leaves_a_table_that_resume_continues(tmp_path):
     """SIGINT during a row: exit 130, INCOMPLETE on stderr, the table so far in the --json file
     (written whole), whose complete rows --resume keeps.  The signal is sent once the first row
     (mmu-lock's 2009 lost flush, seconds) is printed; its one-flusher row at scope 3 takes minutes."""
-    import json
     import signal
     import time
 
@@ -335,7 +338,6 @@ def test_code_of_ignores_prose_not_code():
 def test_confirm_reproduces_every_minimal_scenario_of_the_committed_table(tmp_path):
     # every violation row of the committed default-scope table: re-derived by check --scenario (same kind,
     # preemptions, drains, steps) and replayed with real vCPU and host processes (a few seconds)
-    import json
 
     n = len([r for r in json.loads(DEFAULT_TABLE.read_text())["rows"] if r.get("violation")])
     assert n >= 1
@@ -350,7 +352,6 @@ def test_confirm_reproduces_every_minimal_scenario_of_the_committed_table(tmp_pa
 
 @pytest.mark.timeout(120)
 def test_confirm_says_which_row_does_not_hold(tmp_path):
-    import json
 
     doc = json.loads(DEFAULT_TABLE.read_text())
     rows = [r for r in doc["rows"] if r.get("violation") and r["violation"]["ops"] == 2
