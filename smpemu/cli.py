@@ -218,7 +218,7 @@ def list_cmd():
     from smpemu.kvm.points import POINT_NAMES
 
     t = Table(title="policies (their kernels: docs/timeline.md; what each survives, under which settings: "
-                    "smpemu verdicts, docs/verdicts.md)", header_style="bold")
+                    "smpemu verdicts, docs/verdicts-default.md)", header_style="bold")
     t.add_column("policy")
     t.add_column("what it does")
     t.add_column("kernels")

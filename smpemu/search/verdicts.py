@@ -549,7 +549,8 @@ def register(app, out, err, guard) -> None:
                                     "code) and run only the others."),
     ):
         """The policy table, computed: every policy under every setting where its verdict can change,
-        each a scope search (smpemu check --scope); docs/verdicts.md."""
+        each a scope search (smpemu check --scope); docs/verdicts-default.md (the default scope, 3) and
+        docs/verdicts.md (scope 2)."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from smpemu.harness.config import check_writable
