@@ -182,6 +182,12 @@ def test_readme_shows_the_default_scope_table():
     assert all(r["complete"] for r in saved["rows"])
 
 
+def test_committed_default_markdown_is_the_rendering_of_its_json():
+    # the .md is what `smpemu verdicts --render docs/verdicts-default.json` writes: nobody edited it
+    doc = json.loads(DEFAULT_TABLE.read_text())
+    assert V.render_markdown(doc, doc["command"]) == DEFAULT_TABLE.with_suffix(".md").read_text()
+
+
 def test_render_of_saved_rows_checks_the_configurations(tmp_path):
     import dataclasses
 
